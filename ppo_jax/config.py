@@ -1,0 +1,336 @@
+"""Settings: one frozen dataclass, split into static and traced settings.
+
+Static settings fix shapes and program structure (env, sizes, network, flags):
+changing one recompiles. Traced settings are numbers that enter the compiled
+program as arguments (``Hyperparams``), so they can be vmapped over as a grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from pathlib import Path
+from typing import Any, Optional
+
+import jax.numpy as jnp
+import yaml
+from flax import struct
+
+
+class ConfigError(ValueError):
+    """A user error in the settings: names the setting, the value and what is valid."""
+
+
+def _static(default, help_: str):
+    return dataclasses.field(default=default, metadata={"traced": False, "help": help_})
+
+
+def _traced(default, help_: str):
+    return dataclasses.field(default=default, metadata={"traced": True, "help": help_})
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Every setting of a PPO run. Defaults are the classic CartPole settings."""
+
+    # --- static: shapes and structure -------------------------------------
+    env_id: str = _static("CartPole-v1", "gymnax environment id")
+    total_timesteps: int = _static(500_000, "environment steps over all envs")
+    num_envs: int = _static(4, "parallel environments")
+    num_steps: int = _static(128, "steps per env per rollout")
+    update_epochs: int = _static(4, "passes over each rollout")
+    num_minibatches: int = _static(4, "minibatches per epoch")
+    network: str = _static("mlp", "torso: 'mlp' or 'cnn' (image observations)")
+    hidden_sizes: tuple[int, ...] = _static((64, 64), "MLP widths (CNN: dense widths)")
+    activation: str = _static("tanh", "'tanh' or 'relu'")
+    shared_torso: bool = _static(False, "one torso for actor and critic")
+    log_std_init: float = _static(0.0, "initial log std of the Gaussian head")
+    normalize_obs: bool = _static(False, "running mean/var observation normalization")
+    normalize_reward: bool = _static(False, "scale rewards by the std of discounted returns")
+    normalize_advantages: bool = _static(True, "per-minibatch advantage normalization")
+    anneal_lr: bool = _static(True, "linear learning-rate decay to 0")
+
+    # --- traced: numbers that may be vmapped as a grid ---------------------
+    learning_rate: float = _traced(2.5e-4, "Adam step size")
+    clip_eps: float = _traced(0.2, "ratio clipping ε")
+    ent_coef: float = _traced(0.01, "entropy bonus coefficient c2")
+    vf_coef: float = _traced(0.5, "value loss coefficient c1")
+    gamma: float = _traced(0.99, "discount γ")
+    gae_lambda: float = _traced(0.95, "GAE λ")
+    max_grad_norm: float = _traced(0.5, "global gradient-norm clip")
+    vf_clip: Optional[float] = _traced(None, "value clipping range (None = off)")
+    target_kl: Optional[float] = _traced(None, "early-stop KL per rollout (None = off)")
+
+    # --- derived ------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+    @property
+    def env_steps(self) -> int:
+        """Environment steps actually taken: whole rollouts only."""
+        return self.num_updates * self.batch_size
+
+    def hyperparams(self) -> "Hyperparams":
+        return Hyperparams.from_config(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["hidden_sizes"] = list(self.hidden_sizes)
+        return out
+
+    def replace(self, **changes) -> "PPOConfig":
+        return from_dict({**self.to_dict(), **changes})
+
+
+STATIC_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig) if not f.metadata["traced"])
+TRACED_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig) if f.metadata["traced"])
+
+
+@struct.dataclass
+class Hyperparams:
+    """The traced settings as float32 arrays: an argument of the compiled program.
+
+    ``vf_clip`` and ``target_kl`` hold NaN when off; whether they are on is
+    static (read from the config), so NaN never reaches the math.
+    """
+
+    learning_rate: jnp.ndarray
+    clip_eps: jnp.ndarray
+    ent_coef: jnp.ndarray
+    vf_coef: jnp.ndarray
+    gamma: jnp.ndarray
+    gae_lambda: jnp.ndarray
+    max_grad_norm: jnp.ndarray
+    vf_clip: jnp.ndarray
+    target_kl: jnp.ndarray
+
+    @classmethod
+    def from_config(cls, config: PPOConfig) -> "Hyperparams":
+        values = {}
+        for name in TRACED_FIELDS:
+            value = getattr(config, name)
+            values[name] = jnp.asarray(math.nan if value is None else value, jnp.float32)
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------------
+# Building and checking configs
+# ---------------------------------------------------------------------------
+
+_FIELD_TYPES = typing.get_type_hints(PPOConfig)
+_DISCRETE_ONLY: tuple[str, ...] = ()
+_CONTINUOUS_ONLY = ("log_std_init",)
+
+
+def _unknown_key_message(key: str, where: str) -> str:
+    known = [f.name for f in dataclasses.fields(PPOConfig)]
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"{where}: unknown setting '{key}'.{hint} Known settings: {', '.join(known)}."
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the field's type, or raise ConfigError."""
+    kind = _FIELD_TYPES[name]
+    optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~")):
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: '{name}' must be {expected}, got {value!r}.")
+
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise bad("true or false")
+    if kind is int:
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise bad("an integer") from None
+            if number.is_integer():
+                return int(number)
+        raise bad("an integer")
+    if kind is float:
+        if isinstance(value, bool):
+            raise bad("a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad("a number") from None
+        raise bad("a number")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise bad("a string")
+    if typing.get_origin(kind) is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise bad("a list of integers such as [64, 64]")
+        try:
+            return tuple(_coerce_int_item(v) for v in value)
+        except (TypeError, ValueError):
+            raise bad("a list of integers such as [64, 64]") from None
+    raise AssertionError(f"no coercion for {name}: {kind}")
+
+
+def _coerce_int_item(v: Any) -> int:
+    if isinstance(v, bool):
+        raise TypeError
+    if isinstance(v, str):
+        v = float(v.strip())
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise ValueError
+        v = int(v)
+    if not isinstance(v, int):
+        raise TypeError
+    return v
+
+
+def from_dict(values: dict[str, Any], where: str = "config") -> PPOConfig:
+    """Build a validated config from plain values; unknown keys are refused."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping of setting: value, got {type(values).__name__}.")
+    kwargs = {}
+    for key, value in values.items():
+        if key not in _FIELD_TYPES:
+            raise ConfigError(_unknown_key_message(str(key), where))
+        kwargs[key] = _coerce(key, value, where)
+    config = PPOConfig(**kwargs)
+    validate(config, where)
+    return config
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> PPOConfig:
+    """Read a YAML preset strictly, apply ``overrides``, and validate.
+
+    Args:
+      path: a YAML file of ``setting: value`` lines, or None for the defaults.
+      **overrides: settings that replace the file's.
+
+    Raises:
+      ConfigError: unreadable or malformed file, unknown keys, bad values.
+    """
+    values: dict[str, Any] = {}
+    where = "config"
+    if path is not None:
+        where = str(path)
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: no such config file.") from None
+        except OSError as err:
+            raise ConfigError(f"{where}: cannot read the config file ({err.strerror}).") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{where}: malformed YAML: {err}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{where}: expected a mapping of setting: value, got {type(loaded).__name__}.")
+        values.update(loaded)
+    for key in overrides:
+        if key not in _FIELD_TYPES:
+            raise ConfigError(_unknown_key_message(key, "override"))
+    values.update(overrides)
+    return from_dict(values, where)
+
+
+def validate(config: PPOConfig, where: str = "config") -> None:
+    """Check ranges and consistency; raise ConfigError naming what is wrong."""
+
+    def fail(msg: str) -> None:
+        raise ConfigError(f"{where}: {msg}")
+
+    for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
+        value = getattr(config, name)
+        if value <= 0:
+            fail(f"'{name}' must be a positive integer, got {value}.")
+    if not config.hidden_sizes or any(h <= 0 for h in config.hidden_sizes):
+        fail(f"'hidden_sizes' must be a non-empty list of positive integers, got {list(config.hidden_sizes)}.")
+    if config.activation not in ("tanh", "relu"):
+        fail(f"'activation' must be 'tanh' or 'relu', got {config.activation!r}.")
+    if config.network not in ("mlp", "cnn"):
+        fail(f"'network' must be 'mlp' or 'cnn', got {config.network!r}.")
+    if config.batch_size % config.num_minibatches:
+        fail(
+            f"num_envs × num_steps = {config.num_envs} × {config.num_steps} = {config.batch_size} "
+            f"is not divisible by num_minibatches = {config.num_minibatches}; "
+            "pick num_minibatches among its divisors."
+        )
+    if config.total_timesteps < config.batch_size:
+        fail(
+            f"'total_timesteps' = {config.total_timesteps} is smaller than one rollout "
+            f"(num_envs × num_steps = {config.batch_size}); give at least {config.batch_size}."
+        )
+    positive = ("learning_rate", "clip_eps", "max_grad_norm")
+    for name in positive:
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            fail(f"'{name}' must be a positive number, got {value}.")
+    for name in ("ent_coef", "vf_coef"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            fail(f"'{name}' must be a number ≥ 0, got {value}.")
+    for name in ("gamma", "gae_lambda"):
+        value = getattr(config, name)
+        if not (0.0 <= value <= 1.0):
+            fail(f"'{name}' must lie in [0, 1], got {value}.")
+    for name in ("vf_clip", "target_kl"):
+        value = getattr(config, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            fail(f"'{name}' must be a positive number or null (off), got {value}.")
+    if not math.isfinite(config.log_std_init):
+        fail(f"'log_std_init' must be finite, got {config.log_std_init}.")
+    _validate_env(config, fail)
+
+
+def _validate_env(config: PPOConfig, fail) -> None:
+    from ppo_jax import envs  # late: keeps gymnax off the import path of config users
+
+    known = envs.registered_env_ids()
+    if config.env_id not in known:
+        close = difflib.get_close_matches(config.env_id, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        fail(f"unknown 'env_id' {config.env_id!r}.{hint} Known: {', '.join(known)}.")
+    spec = envs.env_spec(config.env_id)
+    if config.network == "cnn" and len(spec.obs_shape) != 3:
+        fail(
+            f"'network: cnn' needs image observations [H, W, C]; {config.env_id} observes "
+            f"shape {spec.obs_shape}. Use 'network: mlp'."
+        )
+    defaults = PPOConfig()
+    if spec.discrete:
+        for name in _CONTINUOUS_ONLY:
+            if getattr(config, name) != getattr(defaults, name):
+                fail(f"'{name}' applies to continuous actions only; {config.env_id} has discrete actions.")

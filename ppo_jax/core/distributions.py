@@ -1,0 +1,82 @@
+"""Action distributions written by hand: Categorical and diagonal Gaussian.
+
+Both are pytrees (``flax.struct`` dataclasses), so they pass through ``jit``,
+``vmap`` and ``lax.scan``. Batch shape is the shape of the parameters less the
+event axis (the last axis of ``logits``; the last axis of ``mean``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@struct.dataclass
+class Categorical:
+    """A categorical distribution over ``K`` actions.
+
+    Attributes:
+      logits: ``[..., K]`` unnormalized log-probabilities.
+    """
+
+    logits: chex.Array
+
+    @property
+    def log_probs(self) -> chex.Array:
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    def log_prob(self, action: chex.Array) -> chex.Array:
+        """log p(a) for integer actions shaped like the batch."""
+        action = action.astype(jnp.int32)
+        picked = jnp.take_along_axis(self.log_probs, action[..., None], axis=-1)
+        return picked[..., 0]
+
+    def entropy(self) -> chex.Array:
+        """H = −Σ_k p_k log p_k."""
+        log_p = self.log_probs
+        return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+    def sample(self, key: chex.PRNGKey) -> chex.Array:
+        return jax.random.categorical(key, self.logits, axis=-1)
+
+    def mode(self) -> chex.Array:
+        return jnp.argmax(self.logits, axis=-1)
+
+
+@struct.dataclass
+class DiagGaussian:
+    """A Gaussian with diagonal covariance over ``D``-dimensional actions.
+
+    Attributes:
+      mean: ``[..., D]`` means.
+      log_std: ``[..., D]`` (or broadcastable ``[D]``) log standard deviations.
+    """
+
+    mean: chex.Array
+    log_std: chex.Array
+
+    def log_prob(self, action: chex.Array) -> chex.Array:
+        """log N(a; μ, σ²) summed over the action dimensions."""
+        log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
+        z = (action - self.mean) * jnp.exp(-log_std)
+        per_dim = -0.5 * jnp.square(z) - log_std - 0.5 * _LOG_2PI
+        return jnp.sum(per_dim, axis=-1)
+
+    def entropy(self) -> chex.Array:
+        """H = Σ_d (½ log(2πe) + log σ_d)."""
+        log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
+        return jnp.sum(0.5 * (_LOG_2PI + 1.0) + log_std, axis=-1)
+
+    def sample(self, key: chex.PRNGKey) -> chex.Array:
+        noise = jax.random.normal(key, self.mean.shape, self.mean.dtype)
+        log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
+        return self.mean + jnp.exp(log_std) * noise
+
+    def mode(self) -> chex.Array:
+        return self.mean

@@ -1,0 +1,66 @@
+"""Running mean and variance as a pure ``init`` / ``update`` pair.
+
+Used for observation normalization and for reward scaling. Batches are merged
+with the parallel-variance formula of Chan et al., so one update with a batch
+equals many updates with its parts (up to float rounding).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax.numpy as jnp
+
+
+class RunningMeanStd(NamedTuple):
+    mean: chex.Array  # [*shape] float32
+    var: chex.Array  # [*shape] float32, population variance
+    count: chex.Array  # [] float32, number of samples merged (starts at ε)
+
+
+def rms_init(shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> RunningMeanStd:
+    """Zero mean, unit variance, with a pseudo-count ε so the first merge dominates."""
+    return RunningMeanStd(
+        mean=jnp.zeros(shape, jnp.float32),
+        var=jnp.ones(shape, jnp.float32),
+        count=jnp.asarray(epsilon, jnp.float32),
+    )
+
+
+def rms_update(state: RunningMeanStd, batch: chex.Array) -> RunningMeanStd:
+    """Merge a batch ``[..., *shape]``; every leading axis is a sample axis."""
+    feature_ndim = state.mean.ndim
+    sample_axes = tuple(range(batch.ndim - feature_ndim))
+    batch = batch.astype(jnp.float32)
+    batch_mean = jnp.mean(batch, axis=sample_axes)
+    batch_var = jnp.var(batch, axis=sample_axes)
+    batch_count = jnp.asarray(
+        batch.size // max(1, state.mean.size), jnp.float32
+    )
+
+    delta = batch_mean - state.mean
+    total = state.count + batch_count
+    mean = state.mean + delta * batch_count / total
+    m2 = (
+        state.var * state.count
+        + batch_var * batch_count
+        + jnp.square(delta) * state.count * batch_count / total
+    )
+    return RunningMeanStd(mean=mean, var=m2 / total, count=total)
+
+
+def normalize(
+    state: RunningMeanStd, x: chex.Array, clip: float = 10.0, eps: float = 1e-8
+) -> chex.Array:
+    """(x − μ) / √(σ² + eps), clipped to [−clip, clip]."""
+    # Explicit broadcast: x may carry leading sample axes ([..., *shape]).
+    mean = jnp.broadcast_to(state.mean, x.shape)
+    var = jnp.broadcast_to(state.var, x.shape)
+    z = (x - mean) / jnp.sqrt(var + eps)
+    return jnp.clip(z, -clip, clip)
+
+
+def scale(state: RunningMeanStd, x: chex.Array, eps: float = 1e-8) -> chex.Array:
+    """x / √(σ² + eps): scaling without centring, as used for rewards."""
+    return x / jnp.sqrt(jnp.broadcast_to(state.var, x.shape) + eps)

@@ -1,0 +1,104 @@
+"""Run a program in jitted chunks of updates, handing each chunk to callbacks.
+
+The chunks compose to exactly the scan of ``train(key)``: the same ``init``,
+the same ``step``, the same keys. Between chunks the host may do IO (progress,
+files); nothing inside a chunk waits for the host.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import chex
+import jax
+import numpy as np
+
+from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.train import Program, TrainState, build, run_updates
+
+ChunkCallback = Callable[[int, dict[str, np.ndarray], float], None]
+
+
+def seed_keys(seeds: list[int]) -> chex.Array:
+    """One PRNG key per seed; key i of a vmapped run is ``PRNGKey(seeds[i])``."""
+    return jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
+
+
+def chunk_plan(num_updates: int, target_chunks: int = 50) -> list[int]:
+    """Chunk lengths summing to ``num_updates``: equal lengths when a divisor fits,
+    else equal lengths plus one shorter chunk (which compiles a second program)."""
+    if num_updates <= target_chunks:
+        return [1] * num_updates
+    ideal = num_updates / target_chunks
+    for length in sorted(range(1, num_updates + 1), key=lambda d: abs(d - ideal)):
+        if abs(length - ideal) > ideal / 2:
+            break
+        if num_updates % length == 0:
+            return [length] * (num_updates // length)
+    length = math.ceil(ideal)
+    full, rest = divmod(num_updates, length)
+    return [length] * full + ([rest] if rest else [])
+
+
+@dataclass
+class ChunkedRun:
+    """A vmapped-over-seeds run, compiled ahead of time, stepped chunk by chunk."""
+
+    config: PPOConfig
+    seeds: list[int]
+    hp: Optional[Hyperparams] = None
+    target_chunks: int = 50
+    program: Program = field(init=False)
+    compile_seconds: float = field(init=False, default=0.0)
+
+    def __post_init__(self):
+        self.program = build(self.config)
+        if self.hp is None:
+            self.hp = self.config.hyperparams()
+        self.plan = chunk_plan(self.config.num_updates, self.target_chunks)
+        self._compiled: dict[int, Callable] = {}
+
+    def _chunk_fn(self, length: int):
+        program = self.program
+
+        def chunk(state: TrainState, hp: Hyperparams):
+            return run_updates(program, state, hp, length)
+
+        return jax.jit(jax.vmap(chunk, in_axes=(0, None)), donate_argnums=0)
+
+    def compile(self) -> TrainState:
+        """Compile ``init`` and every chunk length; return the initial state."""
+        start = time.perf_counter()
+        keys = seed_keys(self.seeds)
+        init = jax.jit(jax.vmap(self.program.init, in_axes=(0, None)))
+        state = init(keys, self.hp)
+        for length in sorted(set(self.plan)):
+            lowered = self._chunk_fn(length).lower(state, self.hp)
+            self._compiled[length] = lowered.compile()
+        jax.block_until_ready(state)
+        self.compile_seconds = time.perf_counter() - start
+        return state
+
+    def run(self, state: TrainState, on_chunk: Optional[ChunkCallback] = None):
+        """Run every chunk; return the final state and the metrics ``[seeds, updates]``.
+
+        ``on_chunk(first_update, metrics_of_chunk, seconds_so_far)`` is called on
+        the host after each chunk.
+        """
+        pieces = []
+        done = 0
+        start = time.perf_counter()
+        for length in self.plan:
+            state, metrics = self._compiled[length](state, self.hp)
+            host = jax.device_get(metrics)
+            pieces.append(host)
+            if on_chunk is not None:
+                on_chunk(done, host, time.perf_counter() - start)
+            done += length
+        jax.block_until_ready(state)
+        self.train_seconds = time.perf_counter() - start
+        metrics = {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}
+        return state, metrics

@@ -1,0 +1,156 @@
+"""Actor-critic networks (flax.linen) behind an ``(init, apply)`` pair.
+
+Defaults follow the PPO literature: separate actor and critic torsos of 64-64
+tanh units, orthogonal initialization with gain √2 in hidden layers, 0.01 for
+the policy head and 1 for the value head, zero biases. Discrete actions get a
+Categorical head; continuous ones a Gaussian head whose log std is a learned,
+state-independent parameter vector. Image observations (MinAtar) can use a
+small CNN torso.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Sequence, Union
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ppo_jax.core.distributions import Categorical, DiagGaussian
+from ppo_jax.envs import EnvSpec
+
+Distribution = Union[Categorical, DiagGaussian]
+
+_ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
+
+
+def _dense(features: int, gain: float) -> nn.Dense:
+    return nn.Dense(
+        features,
+        kernel_init=nn.initializers.orthogonal(gain),
+        bias_init=nn.initializers.zeros,
+    )
+
+
+class Torso(nn.Module):
+    """MLP, or a small CNN (one 3×3 conv, 16 channels) followed by the MLP."""
+
+    hidden_sizes: Sequence[int]
+    activation: str
+    conv: bool = False
+
+    @nn.compact
+    def __call__(self, x: chex.Array) -> chex.Array:
+        act = _ACTIVATIONS[self.activation]
+        if self.conv:
+            x = nn.Conv(
+                16,
+                kernel_size=(3, 3),
+                padding="SAME",
+                kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)),
+                bias_init=nn.initializers.zeros,
+            )(x)
+            x = nn.relu(x)
+            x = x.reshape(x.shape[:-3] + (-1,))
+        for width in self.hidden_sizes:
+            x = act(_dense(width, math.sqrt(2.0))(x))
+        return x
+
+
+class ActorCritic(nn.Module):
+    """Maps observations ``[..., *obs_shape]`` to a distribution and a value ``[...]``."""
+
+    action_dim: int
+    discrete: bool
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    conv: bool = False
+    shared_torso: bool = False
+    log_std_init: float = 0.0
+
+    def setup(self):
+        self.actor_torso = Torso(self.hidden_sizes, self.activation, self.conv)
+        if not self.shared_torso:
+            self.critic_torso = Torso(self.hidden_sizes, self.activation, self.conv)
+        self.policy_head = _dense(self.action_dim, 0.01)
+        self.value_head = _dense(1, 1.0)
+        if not self.discrete:
+            self.log_std = self.param(
+                "log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,)
+            )
+
+    def _distribution(self, features: chex.Array) -> Distribution:
+        out = self.policy_head(features)
+        if self.discrete:
+            return Categorical(logits=out)
+        return DiagGaussian(mean=out, log_std=jnp.broadcast_to(self.log_std, out.shape))
+
+    def value(self, obs: chex.Array) -> chex.Array:
+        torso = self.actor_torso if self.shared_torso else self.critic_torso
+        return self.value_head(torso(obs))[..., 0]
+
+    def __call__(self, obs: chex.Array) -> tuple[Distribution, chex.Array]:
+        actor_features = self.actor_torso(obs)
+        if self.shared_torso:
+            value = self.value_head(actor_features)[..., 0]
+        else:
+            value = self.value(obs)
+        return self._distribution(actor_features), value
+
+
+class Networks(NamedTuple):
+    """Pure functions over a params pytree.
+
+    init(key) -> params
+    apply(params, obs[..., *obs_shape]) -> (distribution, value[...])
+    value(params, obs[..., *obs_shape]) -> value[...]   (critic only)
+    """
+
+    init: Callable[[chex.PRNGKey], chex.ArrayTree]
+    apply: Callable[[chex.ArrayTree, chex.Array], tuple[Distribution, chex.Array]]
+    value: Callable[[chex.ArrayTree, chex.Array], chex.Array]
+
+
+def make_networks(
+    spec: EnvSpec,
+    *,
+    network: str = "mlp",
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    shared_torso: bool = False,
+    log_std_init: float = 0.0,
+) -> Networks:
+    module = ActorCritic(
+        action_dim=spec.action_dim,
+        discrete=spec.discrete,
+        hidden_sizes=tuple(hidden_sizes),
+        activation=activation,
+        conv=network == "cnn",
+        shared_torso=shared_torso,
+        log_std_init=log_std_init,
+    )
+    dummy_obs = jnp.zeros((1,) + tuple(spec.obs_shape), jnp.float32)
+
+    def init(key: chex.PRNGKey) -> chex.ArrayTree:
+        return module.init(key, dummy_obs)
+
+    def apply(params, obs):
+        return module.apply(params, obs)
+
+    def value(params, obs):
+        return module.apply(params, obs, method=ActorCritic.value)
+
+    return Networks(init=init, apply=apply, value=value)
+
+
+def networks_from_config(config, spec: EnvSpec) -> Networks:
+    return make_networks(
+        spec,
+        network=config.network,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        shared_torso=config.shared_torso,
+        log_std_init=config.log_std_init,
+    )

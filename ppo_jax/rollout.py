@@ -1,0 +1,111 @@
+"""Collect ``T`` steps from ``B`` environments with a ``lax.scan``.
+
+Output is time-major: every leaf of ``Transition`` is ``[T, B, ...]``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from ppo_jax.core import normalize as norm_math
+from ppo_jax.envs import NormState, VecEnv, VecEnvState
+from ppo_jax.networks import Networks
+
+
+class Transition(NamedTuple):
+    obs: chex.Array  # [T, B, *obs] as the networks saw it (normalized if on)
+    action: chex.Array  # [T, B] int32 or [T, B, D] float32 (unclipped sample)
+    log_prob: chex.Array  # [T, B] of the unclipped sample under the collecting policy
+    value: chex.Array  # [T, B] V(s_t)
+    reward: chex.Array  # [T, B] (scaled if reward normalization is on)
+    terminated: chex.Array  # [T, B] bool: s'_t is terminal
+    done: chex.Array  # [T, B] bool: the episode ended at t (terminated or truncated)
+    final_obs: chex.Array  # [T, B, *obs] the true successor s'_t (normalized if on)
+
+
+class EpisodeStats(NamedTuple):
+    """Sums over the episodes that finished during one rollout (scalars)."""
+
+    count: chex.Array  # float32
+    return_sum: chex.Array  # float32, raw undiscounted returns
+    length_sum: chex.Array  # float32
+
+
+class RolloutOptions(NamedTuple):
+    """Static choices of the rollout."""
+
+    num_steps: int
+    normalize_obs: bool
+    normalize_reward: bool
+
+
+def _observe(norm: NormState, obs: chex.Array, enabled: bool) -> chex.Array:
+    return norm_math.normalize(norm.obs, obs) if enabled else obs
+
+
+def collect(
+    key: chex.PRNGKey,
+    params: chex.ArrayTree,
+    env_state: VecEnvState,
+    norm: NormState,
+    gamma: chex.Numeric,
+    *,
+    networks: Networks,
+    vec_env: VecEnv,
+    options: RolloutOptions,
+) -> tuple[VecEnvState, NormState, Transition, EpisodeStats]:
+    """Run the policy for ``options.num_steps`` steps in every env.
+
+    Returns the new env state, the normalization statistics merged with this
+    rollout's data, the transitions, and the finished-episode statistics.
+    """
+
+    def step(carry, step_key):
+        env_state, discounted_return = carry
+        key_action, key_env = jax.random.split(step_key)
+        obs = _observe(norm, env_state.obs, options.normalize_obs)
+        dist, value = networks.apply(params, obs)
+        action = dist.sample(key_action)
+        log_prob = dist.log_prob(action)
+        next_env_state, result = vec_env.step(key_env, env_state, action)
+        done = result.terminated | result.truncated
+        reward = result.reward
+        if options.normalize_reward:
+            discounted_return = discounted_return * gamma + result.reward
+            reward = norm_math.scale(norm.ret, result.reward)
+        transition = Transition(
+            obs=obs,
+            action=action,
+            log_prob=log_prob,
+            value=value,
+            reward=reward,
+            terminated=result.terminated,
+            done=done,
+            final_obs=_observe(norm, result.final_obs, options.normalize_obs),
+        )
+        extras = (env_state.obs, discounted_return, result.episode_return, result.episode_length, done)
+        # The accumulator restarts with each episode, after its last reward is counted.
+        discounted_return = jnp.where(done, 0.0, discounted_return)
+        return (next_env_state, discounted_return), (transition, extras)
+
+    keys = jax.random.split(key, options.num_steps)
+    (env_state, discounted_return), (traj, extras) = jax.lax.scan(
+        step, (env_state, norm.discounted_return), keys
+    )
+    raw_obs, returns_seen, ep_return, ep_length, done = extras
+
+    new_obs_rms = norm_math.rms_update(norm.obs, raw_obs) if options.normalize_obs else norm.obs
+    new_ret_rms = norm_math.rms_update(norm.ret, returns_seen) if options.normalize_reward else norm.ret
+    new_norm = NormState(obs=new_obs_rms, ret=new_ret_rms, discounted_return=discounted_return)
+
+    done_f = done.astype(jnp.float32)
+    stats = EpisodeStats(
+        count=jnp.sum(done_f),
+        return_sum=jnp.sum(ep_return),
+        length_sum=jnp.sum(ep_length.astype(jnp.float32)),
+    )
+    return env_state, new_norm, traj, stats

@@ -1,0 +1,205 @@
+"""Assembly: ``make_train(config) -> train(key)``, a pure function.
+
+One update = collect a rollout → GAE → PPO update. ``train`` runs all updates
+in one ``lax.scan``, so ``jax.jit(jax.vmap(train))(keys)`` trains many seeds in
+one compiled program. The CLI driver runs the same ``init`` and ``step`` in
+jitted chunks with IO between them; the results are the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from ppo_jax import core
+from ppo_jax.config import Hyperparams, PPOConfig, validate
+from ppo_jax.envs import NormState, VecEnv, VecEnvState
+from ppo_jax.networks import Networks, networks_from_config
+from ppo_jax.rollout import RolloutOptions, collect
+from ppo_jax.update import Batch, UpdateOptions, make_optimizer, update
+
+Metrics = dict[str, chex.Array]
+
+METRIC_NAMES = (
+    "env_steps",
+    "episode_return",
+    "episode_length",
+    "episodes",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "explained_variance",
+    "grad_norm",
+    "learning_rate",
+    "minibatch_updates",
+)
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a run needs to continue: a pytree, savable as it is."""
+
+    params: Any
+    opt_state: Any
+    env: VecEnvState
+    norm: NormState
+    key: chex.PRNGKey
+    update_step: chex.Array  # int32, updates done so far
+
+
+class Program(NamedTuple):
+    """The pure pieces of a run, for drivers that interleave IO.
+
+    init(key, hp) -> TrainState
+    step(state, hp) -> (TrainState, metrics of one update)
+    """
+
+    init: Callable[[chex.PRNGKey, Hyperparams], TrainState]
+    step: Callable[[TrainState, Hyperparams], tuple[TrainState, Metrics]]
+    networks: Networks
+    vec_env: VecEnv
+    config: PPOConfig
+
+
+def build(config: PPOConfig) -> Program:
+    """Build the pure init and update-step functions of ``config``."""
+    validate(config)
+    vec_env = VecEnv(config.env_id)
+    networks = networks_from_config(config, vec_env.spec)
+    rollout_options = RolloutOptions(
+        num_steps=config.num_steps,
+        normalize_obs=config.normalize_obs,
+        normalize_reward=config.normalize_reward,
+    )
+    update_options = UpdateOptions(
+        update_epochs=config.update_epochs,
+        num_minibatches=config.num_minibatches,
+        normalize_advantages=config.normalize_advantages,
+        vf_clip=config.vf_clip is not None,
+        target_kl=config.target_kl is not None,
+    )
+    num_updates = config.num_updates
+    anneal_lr = config.anneal_lr
+
+    def init(key: chex.PRNGKey, hp: Hyperparams) -> TrainState:
+        key_params, key_env, key_loop = jax.random.split(key, 3)
+        params = networks.init(key_params)
+        opt_state = make_optimizer(hp.max_grad_norm).init(params)
+        env_state = vec_env.reset(key_env, config.num_envs)
+        obs_rms = core.rms_init(vec_env.spec.obs_shape)
+        if config.normalize_obs:
+            obs_rms = core.rms_update(obs_rms, env_state.obs)
+        norm = NormState(
+            obs=obs_rms,
+            ret=core.rms_init(()),
+            discounted_return=jnp.zeros((config.num_envs,), jnp.float32),
+        )
+        return TrainState(
+            params=params,
+            opt_state=opt_state,
+            env=env_state,
+            norm=norm,
+            key=key_loop,
+            update_step=jnp.asarray(0, jnp.int32),
+        )
+
+    def step(state: TrainState, hp: Hyperparams) -> tuple[TrainState, Metrics]:
+        key, key_rollout, key_update = jax.random.split(state.key, 3)
+        env_state, norm, traj, episodes = collect(
+            key_rollout,
+            state.params,
+            state.env,
+            state.norm,
+            hp.gamma,
+            networks=networks,
+            vec_env=vec_env,
+            options=rollout_options,
+        )
+        next_value = networks.value(state.params, traj.final_obs)
+        advantages, targets = core.gae(
+            traj.reward,
+            traj.value,
+            next_value,
+            traj.terminated,
+            traj.done,
+            gamma=hp.gamma,
+            gae_lambda=hp.gae_lambda,
+        )
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])
+        batch = Batch(
+            obs=flat(traj.obs),
+            action=flat(traj.action),
+            log_prob=flat(traj.log_prob),
+            value=flat(traj.value),
+            advantage=flat(advantages),
+            target=flat(targets),
+        )
+        if anneal_lr:
+            learning_rate = hp.learning_rate * (1.0 - state.update_step / num_updates)
+        else:
+            learning_rate = hp.learning_rate
+        params, opt_state, loss_metrics = update(
+            key_update,
+            state.params,
+            state.opt_state,
+            batch,
+            hp,
+            learning_rate,
+            tx=make_optimizer(hp.max_grad_norm),
+            networks=networks,
+            options=update_options,
+        )
+        count = episodes.count
+        safe = jnp.maximum(count, 1.0)
+        metrics = {
+            "env_steps": (state.update_step + 1) * config.batch_size,
+            "episode_return": jnp.where(count > 0, episodes.return_sum / safe, jnp.nan),
+            "episode_length": jnp.where(count > 0, episodes.length_sum / safe, jnp.nan),
+            "episodes": count,
+            "explained_variance": core.explained_variance(batch.value, batch.target),
+            "learning_rate": jnp.asarray(learning_rate, jnp.float32),
+            **loss_metrics,
+        }
+        new_state = TrainState(
+            params=params,
+            opt_state=opt_state,
+            env=env_state,
+            norm=norm,
+            key=key,
+            update_step=state.update_step + 1,
+        )
+        return new_state, metrics
+
+    return Program(init=init, step=step, networks=networks, vec_env=vec_env, config=config)
+
+
+def run_updates(program: Program, state: TrainState, hp: Hyperparams, num_updates: int):
+    """``num_updates`` steps in one ``lax.scan``; metrics stacked ``[num_updates]``."""
+    return jax.lax.scan(lambda s, _: program.step(s, hp), state, None, length=num_updates)
+
+
+def make_train(
+    config: PPOConfig,
+) -> Callable[..., tuple[TrainState, Metrics]]:
+    """Return ``train(key, hp=None) -> (final TrainState, metrics)``.
+
+    ``metrics`` maps each name in ``METRIC_NAMES`` to an array ``[num_updates]``.
+    ``hp`` defaults to the config's traced settings; pass a ``Hyperparams`` of
+    arrays to vmap over settings. ``train`` is pure: jit it, vmap it.
+    """
+    program = build(config)
+    default_hp = config.hyperparams()
+
+    def train(key: chex.PRNGKey, hp: Optional[Hyperparams] = None):
+        hp = default_hp if hp is None else hp
+        state = program.init(key, hp)
+        return run_updates(program, state, hp, config.num_updates)
+
+    return train

@@ -1,0 +1,148 @@
+"""The PPO update: epochs × shuffled minibatches, each a step of Adam on the loss.
+
+    loss = clipped_surrogate + c1 · value_loss − c2 · entropy
+
+Everything is a ``lax.scan``; with target-KL early stopping the minibatch steps
+after the first one whose approx_kl exceeds the target are masked (params and
+optimizer state pass through unchanged), so the program shape never changes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from ppo_jax import core
+from ppo_jax.config import Hyperparams
+from ppo_jax.networks import Networks
+
+
+class Batch(NamedTuple):
+    """One rollout flattened to ``[N, ...]`` samples, with its GAE outputs."""
+
+    obs: chex.Array
+    action: chex.Array
+    log_prob: chex.Array
+    value: chex.Array
+    advantage: chex.Array
+    target: chex.Array  # A + V_old
+
+
+class UpdateOptions(NamedTuple):
+    """Static choices of the update."""
+
+    update_epochs: int
+    num_minibatches: int
+    normalize_advantages: bool
+    vf_clip: bool
+    target_kl: bool
+
+
+LOSS_METRICS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "grad_norm",
+)
+
+
+def make_optimizer(max_grad_norm: chex.Numeric) -> optax.GradientTransformation:
+    """Global-norm clipping then Adam's scaling; the step size is applied by the caller,
+    so that a traced, annealed learning rate needs no optimizer rebuild."""
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5))
+
+
+def ppo_loss(params, batch: Batch, hp: Hyperparams, networks: Networks, options: UpdateOptions):
+    """Total loss and its parts on one minibatch ``[M, ...]``."""
+    dist, value = networks.apply(params, batch.obs)
+    log_prob = dist.log_prob(batch.action)
+    advantage = batch.advantage
+    if options.normalize_advantages:
+        advantage = core.normalize_advantages(advantage)
+    policy_loss = core.clipped_surrogate_loss(log_prob, batch.log_prob, advantage, hp.clip_eps)
+    v_loss = core.value_loss(
+        value,
+        batch.target,
+        old_values=batch.value,
+        clip_eps=hp.vf_clip if options.vf_clip else None,
+    )
+    entropy = jnp.mean(dist.entropy())
+    total = policy_loss + hp.vf_coef * v_loss - hp.ent_coef * entropy
+    stop = jax.lax.stop_gradient
+    aux = {
+        "policy_loss": policy_loss,
+        "value_loss": v_loss,
+        "entropy": entropy,
+        "approx_kl": stop(core.approx_kl(log_prob, batch.log_prob)),
+        "clip_fraction": stop(core.clip_fraction(log_prob, batch.log_prob, hp.clip_eps)),
+    }
+    return total, aux
+
+
+def _minibatch_step(carry, minibatch, *, hp, learning_rate, tx, networks, options):
+    params, opt_state, stopped = carry
+    grads, aux = jax.grad(ppo_loss, has_aux=True)(params, minibatch, hp, networks, options)
+    updates, new_opt_state = tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
+    aux["grad_norm"] = core.global_norm(grads)
+    if options.target_kl:
+        # Masked, not skipped: the update that crossed the target is kept (as in
+        # CleanRL, which checks after stepping); every later one is a no-op.
+        keep = ~stopped
+        new_params = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_params, params)
+        new_opt_state = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_opt_state, opt_state)
+        applied = keep
+        stopped = stopped | (aux["approx_kl"] > hp.target_kl)
+    else:
+        applied = jnp.asarray(True)
+    return (new_params, new_opt_state, stopped), (aux, applied)
+
+
+def update(
+    key: chex.PRNGKey,
+    params: chex.ArrayTree,
+    opt_state: optax.OptState,
+    batch: Batch,
+    hp: Hyperparams,
+    learning_rate: chex.Numeric,
+    *,
+    tx: optax.GradientTransformation,
+    networks: Networks,
+    options: UpdateOptions,
+):
+    """``update_epochs`` passes over ``batch`` in shuffled minibatches.
+
+    Returns new params, new optimizer state, and the loss metrics averaged over
+    the minibatch steps that were applied.
+    """
+    num_samples = batch.log_prob.shape[0]
+    minibatch_size = num_samples // options.num_minibatches
+
+    def epoch(carry, epoch_key):
+        permutation = jax.random.permutation(epoch_key, num_samples)
+        minibatches = jax.tree.map(
+            lambda x: jnp.take(x, permutation, axis=0).reshape(
+                (options.num_minibatches, minibatch_size) + x.shape[1:]
+            ),
+            batch,
+        )
+        step = lambda c, mb: _minibatch_step(
+            c, mb, hp=hp, learning_rate=learning_rate, tx=tx, networks=networks, options=options
+        )
+        return jax.lax.scan(step, carry, minibatches)
+
+    epoch_keys = jax.random.split(key, options.update_epochs)
+    (params, opt_state, _), (aux, applied) = jax.lax.scan(
+        epoch, (params, opt_state, jnp.asarray(False)), epoch_keys
+    )
+    weights = applied.astype(jnp.float32)
+    num_applied = jnp.sum(weights)
+    metrics = {name: jnp.sum(aux[name] * weights) / num_applied for name in LOSS_METRICS}
+    metrics["minibatch_updates"] = num_applied
+    return params, opt_state, metrics
