@@ -110,8 +110,8 @@ class VecEnv:
         """Continuous actions are clipped to the bounds; the raw sample stays with the learner."""
         if self.spec.discrete:
             return action
-        low = jnp.asarray(self.spec.action_low, jnp.float32)
-        high = jnp.asarray(self.spec.action_high, jnp.float32)
+        low = jnp.broadcast_to(jnp.asarray(self.spec.action_low, jnp.float32), action.shape)
+        high = jnp.broadcast_to(jnp.asarray(self.spec.action_high, jnp.float32), action.shape)
         return jnp.clip(action, low, high)
 
     def step(

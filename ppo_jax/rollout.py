@@ -11,7 +11,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from ppo_jax.core import normalize as norm_math
+from ppo_jax import core
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.networks import Networks
 
@@ -44,7 +44,7 @@ class RolloutOptions(NamedTuple):
 
 
 def _observe(norm: NormState, obs: chex.Array, enabled: bool) -> chex.Array:
-    return norm_math.normalize(norm.obs, obs) if enabled else obs
+    return core.normalize(norm.obs, obs) if enabled else obs
 
 
 def collect(
@@ -76,7 +76,7 @@ def collect(
         reward = result.reward
         if options.normalize_reward:
             discounted_return = discounted_return * gamma + result.reward
-            reward = norm_math.scale(norm.ret, result.reward)
+            reward = core.scale(norm.ret, result.reward)
         transition = Transition(
             obs=obs,
             action=action,
@@ -98,8 +98,8 @@ def collect(
     )
     raw_obs, returns_seen, ep_return, ep_length, done = extras
 
-    new_obs_rms = norm_math.rms_update(norm.obs, raw_obs) if options.normalize_obs else norm.obs
-    new_ret_rms = norm_math.rms_update(norm.ret, returns_seen) if options.normalize_reward else norm.ret
+    new_obs_rms = core.rms_update(norm.obs, raw_obs) if options.normalize_obs else norm.obs
+    new_ret_rms = core.rms_update(norm.ret, returns_seen) if options.normalize_reward else norm.ret
     new_norm = NormState(obs=new_obs_rms, ret=new_ret_rms, discounted_return=discounted_return)
 
     done_f = done.astype(jnp.float32)
