@@ -39,6 +39,7 @@ class Torso(nn.Module):
 
     hidden_sizes: Sequence[int]
     activation: str
+    obs_ndim: int = 1
     conv: bool = False
 
     @nn.compact
@@ -54,6 +55,8 @@ class Torso(nn.Module):
             )(x)
             x = nn.relu(x)
             x = x.reshape(x.shape[:-3] + (-1,))
+        elif self.obs_ndim != 1:
+            x = x.reshape(x.shape[: x.ndim - self.obs_ndim] + (-1,))
         for width in self.hidden_sizes:
             x = act(_dense(width, math.sqrt(2.0))(x))
         return x
@@ -64,6 +67,7 @@ class ActorCritic(nn.Module):
 
     action_dim: int
     discrete: bool
+    obs_ndim: int = 1
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     conv: bool = False
@@ -71,9 +75,9 @@ class ActorCritic(nn.Module):
     log_std_init: float = 0.0
 
     def setup(self):
-        self.actor_torso = Torso(self.hidden_sizes, self.activation, self.conv)
+        self.actor_torso = Torso(self.hidden_sizes, self.activation, self.obs_ndim, self.conv)
         if not self.shared_torso:
-            self.critic_torso = Torso(self.hidden_sizes, self.activation, self.conv)
+            self.critic_torso = Torso(self.hidden_sizes, self.activation, self.obs_ndim, self.conv)
         self.policy_head = _dense(self.action_dim, 0.01)
         self.value_head = _dense(1, 1.0)
         if not self.discrete:
@@ -125,6 +129,7 @@ def make_networks(
     module = ActorCritic(
         action_dim=spec.action_dim,
         discrete=spec.discrete,
+        obs_ndim=len(spec.obs_shape),
         hidden_sizes=tuple(hidden_sizes),
         activation=activation,
         conv=network == "cnn",

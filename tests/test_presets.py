@@ -1,0 +1,52 @@
+"""Every preset in configs/ loads strictly and builds; load_config refuses unknown keys."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import ppo_jax
+from ppo_jax.config import ConfigError
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+EXPECTED = {
+    "CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0",
+    "Breakout-MinAtar", "SpaceInvaders-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar",
+}
+
+
+def test_every_expected_env_has_a_preset():
+    env_ids = {yaml.safe_load(p.read_text())["env_id"] for p in CONFIGS}
+    assert EXPECTED <= env_ids
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_preset_loads_and_builds(path):
+    config = ppo_jax.load_config(path)
+    program = ppo_jax.build(config)
+    assert config.num_updates >= 1
+    assert program.vec_env.spec.env_id == config.env_id
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_preset_states_budget_and_expected_return(path):
+    text = path.read_text()
+    assert "# budget:" in text and "# reaches:" in text
+
+
+def test_unknown_key_is_refused_with_suggestion(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env_id: CartPole-v1\nlearning_rat: 0.001\n")
+    with pytest.raises(ConfigError, match="learning_rat.*Did you mean 'learning_rate'"):
+        ppo_jax.load_config(bad)
+
+
+def test_overrides_apply_and_are_checked():
+    config = ppo_jax.load_config(None, learning_rate="3e-4", hidden_sizes=[32, 32])
+    assert config.learning_rate == 3e-4 and config.hidden_sizes == (32, 32)
+    with pytest.raises(ConfigError, match="not divisible by num_minibatches"):
+        ppo_jax.load_config(None, num_envs=3, num_steps=5, num_minibatches=4)
+    with pytest.raises(ConfigError, match="unknown 'env_id'.*CartPole-v1"):
+        ppo_jax.load_config(None, env_id="CartPole-v2")
+    with pytest.raises(ConfigError, match="'gamma' must lie in"):
+        ppo_jax.load_config(None, gamma=1.5)
