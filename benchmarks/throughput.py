@@ -19,10 +19,10 @@ import statistics
 import time
 from pathlib import Path
 
-import ppo_jax  # noqa: F401  (sets XLA flags before the backend starts)
 import jax
 import numpy as np
 
+import ppo_jax
 from ppo_jax.driver import seed_keys
 from ppo_jax.logs import final_returns
 

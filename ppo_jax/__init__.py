@@ -1,11 +1,5 @@
 """ppo_jax: Proximal Policy Optimization in pure, jitted JAX on gymnax."""
 
-from ppo_jax import _xla_flags
-
-_xla_flags.apply()
-
-# isort: split
-
 from ppo_jax.config import ConfigError, Hyperparams, PPOConfig, load_config
 from ppo_jax.core import (
     Categorical,

@@ -32,10 +32,10 @@ def _train_seeds(config, seeds):
 
 
 def test_cartpole_learns_quickly():
-    # A fifth of the preset's budget, one seed: far past random (≈22), not yet solved.
+    # A fifth of the preset's budget, one seed: far past a random policy (≈22 steps).
     config = ppo_jax.load_config(CONFIGS / "cartpole.yaml", total_timesteps=100_000)
     (final,) = _train_seeds(config, [0])
-    assert final >= 150.0, final
+    assert final >= 200.0, final
 
 
 @pytest.mark.slow
