@@ -139,7 +139,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     logs.write_config(out / "config.yaml", config.to_dict())
 
-    err = _Progress(config.env_steps, enabled=not args.no_progress).console
+    from rich.console import Console
+
+    err = Console(stderr=True)
     err.print(
         f"ppo-jax: {config.env_id}, {len(seeds)} seed(s) × {config.env_steps:,} env steps "
         f"({config.num_updates} updates of {config.num_envs}×{config.num_steps}) on {jax.devices()[0].platform}"

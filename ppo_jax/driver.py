@@ -85,6 +85,9 @@ class ChunkedRun:
     def run(self, state: TrainState, on_chunk: Optional[ChunkCallback] = None):
         """Run every chunk; return the final state and the metrics ``[seeds, updates]``.
 
+        Beside ``METRIC_NAMES`` the metrics hold ``env_steps`` (per seed, int64),
+        counted on the host so that long runs cannot overflow int32.
+
         ``on_chunk(first_update, metrics_of_chunk, seconds_so_far)`` is called on
         the host after each chunk.
         """
@@ -94,6 +97,8 @@ class ChunkedRun:
         for length in self.plan:
             state, metrics = self._compiled[length](state, self.hp)
             host = jax.device_get(metrics)
+            updates = np.arange(done + 1, done + length + 1, dtype=np.int64)
+            host["env_steps"] = np.broadcast_to(updates * self.config.batch_size, (len(self.seeds), length))
             pieces.append(host)
             if on_chunk is not None:
                 on_chunk(done, host, time.perf_counter() - start)

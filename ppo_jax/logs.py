@@ -45,7 +45,7 @@ def write_config(path: Path, config_dict: dict[str, Any]) -> None:
 class MetricsCSV:
     """``metrics.csv``: one row per update per seed, appended chunk by chunk."""
 
-    columns = ("seed", "update") + METRIC_NAMES
+    columns = ("seed", "update", "env_steps") + METRIC_NAMES
 
     def __init__(self, path: Path, seeds: list[int]):
         self.path = Path(path)
@@ -60,7 +60,7 @@ class MetricsCSV:
         writer = csv.writer(buffer)
         for i, seed in enumerate(self.seeds):
             for j in range(num_updates):
-                row = [seed, first_update + j]
+                row = [seed, first_update + j, int(metrics["env_steps"][i, j])]
                 row += [_fmt(metrics[name][i, j]) for name in METRIC_NAMES]
                 writer.writerow(row)
         with open(self.path, "a", newline="") as f:

@@ -21,7 +21,7 @@ class Transition(NamedTuple):
     action: chex.Array  # [T, B] int32 or [T, B, D] float32 (unclipped sample)
     log_prob: chex.Array  # [T, B] of the unclipped sample under the collecting policy
     value: chex.Array  # [T, B] V(s_t)
-    reward: chex.Array  # [T, B] (scaled if reward normalization is on)
+    reward: chex.Array  # [T, B] (scaled by the merged return statistics if on)
     terminated: chex.Array  # [T, B] bool: s'_t is terminal
     done: chex.Array  # [T, B] bool: the episode ended at t (terminated or truncated)
     final_obs: chex.Array  # [T, B, *obs] the true successor s'_t (normalized if on)
@@ -73,16 +73,14 @@ def collect(
         log_prob = dist.log_prob(action)
         next_env_state, result = vec_env.step(key_env, env_state, action)
         done = result.terminated | result.truncated
-        reward = result.reward
         if options.normalize_reward:
             discounted_return = discounted_return * gamma + result.reward
-            reward = core.scale(norm.ret, result.reward)
         transition = Transition(
             obs=obs,
             action=action,
             log_prob=log_prob,
             value=value,
-            reward=reward,
+            reward=result.reward,
             terminated=result.terminated,
             done=done,
             final_obs=_observe(norm, result.final_obs, options.normalize_obs),
@@ -99,7 +97,13 @@ def collect(
     raw_obs, returns_seen, ep_return, ep_length, done = extras
 
     new_obs_rms = core.rms_update(norm.obs, raw_obs) if options.normalize_obs else norm.obs
-    new_ret_rms = core.rms_update(norm.ret, returns_seen) if options.normalize_reward else norm.ret
+    new_ret_rms = norm.ret
+    if options.normalize_reward:
+        # Rewards never reach the policy during collection, so the whole rollout
+        # can be scaled with statistics that already include it: no jump in
+        # scale between the first rollout and the next.
+        new_ret_rms = core.rms_update(norm.ret, returns_seen)
+        traj = traj._replace(reward=core.scale(new_ret_rms, traj.reward))
     new_norm = NormState(obs=new_obs_rms, ret=new_ret_rms, discounted_return=discounted_return)
 
     done_f = done.astype(jnp.float32)

@@ -26,7 +26,6 @@ from ppo_jax.update import Batch, UpdateOptions, make_optimizer, update
 Metrics = dict[str, chex.Array]
 
 METRIC_NAMES = (
-    "env_steps",
     "episode_return",
     "episode_length",
     "episodes",
@@ -93,11 +92,10 @@ def build(config: PPOConfig) -> Program:
         params = networks.init(key_params)
         opt_state = make_optimizer(hp.max_grad_norm).init(params)
         env_state = vec_env.reset(key_env, config.num_envs)
-        obs_rms = core.rms_init(vec_env.spec.obs_shape)
-        if config.normalize_obs:
-            obs_rms = core.rms_update(obs_rms, env_state.obs)
+        # Statistics start at mean 0, variance 1: reset observations alone have
+        # near-zero variance in some features (velocities) and would blow them up.
         norm = NormState(
-            obs=obs_rms,
+            obs=core.rms_init(vec_env.spec.obs_shape),
             ret=core.rms_init(()),
             discounted_return=jnp.zeros((config.num_envs,), jnp.float32),
         )
@@ -159,7 +157,6 @@ def build(config: PPOConfig) -> Program:
         count = episodes.count
         safe = jnp.maximum(count, 1.0)
         metrics = {
-            "env_steps": (state.update_step + 1) * config.batch_size,
             "episode_return": jnp.where(count > 0, episodes.return_sum / safe, jnp.nan),
             "episode_length": jnp.where(count > 0, episodes.length_sum / safe, jnp.nan),
             "episodes": count,

@@ -92,8 +92,9 @@ def _minibatch_step(carry, minibatch, *, hp, learning_rate, tx, networks, option
     new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
     aux["grad_norm"] = core.global_norm(grads)
     if options.target_kl:
-        # Masked, not skipped: the update that crossed the target is kept (as in
-        # CleanRL, which checks after stepping); every later one is a no-op.
+        # Masked, not skipped, per minibatch: the step whose approx_kl crossed the
+        # target is kept and every later step of this rollout is a no-op. (CleanRL
+        # checks once per epoch, after all of its minibatches.)
         keep = ~stopped
         new_params = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_params, params)
         new_opt_state = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_opt_state, opt_state)

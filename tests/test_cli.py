@@ -34,7 +34,9 @@ def test_train_writes_a_run_directory(tmp_path):
         assert key in summary, key
     assert summary["env_id"] == "CartPole-v1" and summary["seeds"] == [0, 1]
     assert summary["env_steps"] == 8192 and len(summary["final_return"]) == 2
-    assert all(np.isfinite(summary["final_return"]))
+    # null only when a seed finished no episode in the last 5% of training
+    assert all(x is None or np.isfinite(x) for x in summary["final_return"])
+    assert summary["steps_per_second"] > 0 and summary["compile_seconds"] > 0
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * (8192 // 256)
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
