@@ -154,6 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     csv_writer = logs.MetricsCSV(out / "metrics.csv", seeds)
     progress = _Progress(config.env_steps, enabled=not args.no_progress)
     history = []
+    last_return = [float("nan")]  # long episodes (Freeway: 2,500 steps) skip many chunks
 
     def on_chunk(first_update, metrics, seconds):
         csv_writer.append(first_update, metrics)
@@ -161,7 +162,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps = int(metrics["env_steps"][0, -1])
         sps = steps * len(seeds) / max(seconds, 1e-9)
         recent = logs.recent_return({k: np.concatenate([h[k] for h in history[-3:]], axis=1) for k in metrics})
-        progress.update(steps, sps, recent)
+        if np.isfinite(recent):
+            last_return[0] = recent
+        progress.update(steps, sps, last_return[0])
 
     try:
         state, metrics = run.run(state, on_chunk)
