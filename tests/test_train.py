@@ -102,3 +102,29 @@ def test_truncation_is_kept_apart_from_termination():
 def test_continuous_actions_clipped_for_env_only():
     env = VecEnv("Pendulum-v1")
     np.testing.assert_array_equal(env.to_env_action(jnp.array([[5.0], [-7.0], [0.5]])), [[2.0], [-2.0], [0.5]])
+
+
+def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
+    """Pendulum only truncates (200 steps): every done step must carry the pre-reset
+    observation, and every other step's successor must be the next step's observation."""
+    from ppo_jax.envs import NormState
+    from ppo_jax.rollout import RolloutOptions, collect
+
+    config = ppo_jax.load_config(None, env_id="Pendulum-v1", num_envs=2, num_steps=450, total_timesteps=900,
+                                 num_minibatches=2)
+    program = ppo_jax.build(config)
+    state = program.init(jax.random.PRNGKey(0), config.hyperparams())
+    options = RolloutOptions(num_steps=450, normalize_obs=False, normalize_reward=False)
+    _, _, traj, episodes = jax.jit(
+        lambda s: collect(jax.random.PRNGKey(1), s.params, s.env, s.norm, 0.99,
+                          networks=program.networks, vec_env=program.vec_env, options=options)
+    )(state)
+    done = np.asarray(traj.done)
+    assert not np.asarray(traj.terminated).any()
+    assert done.sum() == 4 and episodes.count == 4  # two episodes of 200 steps in each env
+    not_done = ~done[:-1]
+    np.testing.assert_array_equal(np.asarray(traj.final_obs)[:-1][not_done], np.asarray(traj.obs)[1:][not_done])
+    cut = done[:-1]
+    assert not np.allclose(np.asarray(traj.final_obs)[:-1][cut], np.asarray(traj.obs)[1:][cut])
+    next_value = np.asarray(program.networks.value(state.params, traj.final_obs))
+    np.testing.assert_allclose(next_value[:-1][not_done], np.asarray(traj.value)[1:][not_done], rtol=1e-5, atol=1e-6)
