@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 EXIT_USAGE = 2
+EXIT_NONFINITE = 3
 
 
 class UserError(Exception):
@@ -172,11 +173,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress.close()
 
     final = logs.final_returns(metrics)
-    total_steps = config.env_steps * len(seeds)
+    env_steps_done = int(metrics["env_steps"][0, -1])
+    total_steps = env_steps_done * len(seeds)
     summary = {
         "env_id": config.env_id,
         "seeds": seeds,
-        "env_steps": config.env_steps,
+        "env_steps": env_steps_done,
         "final_return": final,
         "final_return_mean": float(np.nanmean(final)) if np.isfinite(final).any() else None,
         "compile_seconds": run.compile_seconds,
@@ -190,6 +192,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in ["ppo-jax"] + sys.argv[1:]),
     }
+    if run.nonfinite is not None:
+        summary["stopped"] = {
+            "reason": f"non-finite {run.nonfinite.quantity}",
+            "seed": run.nonfinite.seed,
+            "update": run.nonfinite.update,
+        }
     logs.write_summary(out / "summary.json", summary)
     logs.plot_curves(out / "curves.png", metrics, seeds, title=f"{config.env_id} — {len(seeds)} seed(s)")
     err.print(
@@ -201,6 +209,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"compile {run.compile_seconds:.1f} s"
     )
     print(f"run written to {out}")
+    if run.nonfinite is not None:
+        bad = run.nonfinite
+        err.print(
+            f"ppo-jax: error: non-finite {bad.quantity} at update {bad.update} (seed {bad.seed}); "
+            f"training stopped at the end of that chunk. Metrics up to it are in {out / 'metrics.csv'}. "
+            "Lower learning_rate or max_grad_norm, or turn on normalize_obs / normalize_reward."
+        )
+        return EXIT_NONFINITE
     return 0
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.train import Program, TrainState, build, run_updates
+from ppo_jax.update import describe_nonfinite
 
 ChunkCallback = Callable[[int, dict[str, np.ndarray], float], None]
 
@@ -41,6 +42,19 @@ def chunk_plan(num_updates: int, target_chunks: int = 50) -> list[int]:
     length = math.ceil(ideal)
     full, rest = divmod(num_updates, length)
     return [length] * full + ([rest] if rest else [])
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Where a run first went non-finite: the seed, the update (0-based) and what."""
+
+    seed: int
+    update: int
+    code: int
+
+    @property
+    def quantity(self) -> str:
+        return describe_nonfinite(self.code)
 
 
 @dataclass
@@ -85,6 +99,9 @@ class ChunkedRun:
     def run(self, state: TrainState, on_chunk: Optional[ChunkCallback] = None):
         """Run every chunk; return the final state and the metrics ``[seeds, updates]``.
 
+        Stops at the end of the first chunk in which any seed's loss, gradient or
+        parameters turned NaN or Inf, and sets ``self.nonfinite``.
+
         Beside ``METRIC_NAMES`` the metrics hold ``env_steps`` (per seed, int64),
         counted on the host so that long runs cannot overflow int32.
 
@@ -93,6 +110,7 @@ class ChunkedRun:
         """
         pieces = []
         done = 0
+        self.nonfinite = None
         start = time.perf_counter()
         for length in self.plan:
             state, metrics = self._compiled[length](state, self.hp)
@@ -102,6 +120,15 @@ class ChunkedRun:
             pieces.append(host)
             if on_chunk is not None:
                 on_chunk(done, host, time.perf_counter() - start)
+            bad = np.argwhere(host["nonfinite"] != 0)
+            if len(bad):
+                seed_index, update = bad[np.argmin(bad[:, 1])]
+                self.nonfinite = NonFinite(
+                    seed=self.seeds[seed_index],
+                    update=done + int(update),
+                    code=int(host["nonfinite"][seed_index, update]),
+                )
+                break
             done += length
         jax.block_until_ready(state)
         self.train_seconds = time.perf_counter() - start

@@ -38,6 +38,7 @@ METRIC_NAMES = (
     "grad_norm",
     "learning_rate",
     "minibatch_updates",
+    "nonfinite",
 )
 
 

@@ -146,4 +146,28 @@ def update(
     num_applied = jnp.sum(weights)
     metrics = {name: jnp.sum(aux[name] * weights) / num_applied for name in LOSS_METRICS}
     metrics["minibatch_updates"] = num_applied
+    metrics["nonfinite"] = nonfinite_code(aux, params)
     return params, opt_state, metrics
+
+
+NONFINITE_LOSS, NONFINITE_GRAD, NONFINITE_PARAMS = 1, 2, 4
+
+
+def nonfinite_code(aux, params) -> chex.Array:
+    """A bit set, computed in the program so the host never syncs per step:
+    1 = a loss term, 2 = the gradient, 4 = the parameters held NaN or Inf."""
+
+    def bad(tree):
+        return jnp.any(jnp.stack([~jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+    loss = bad([aux["policy_loss"], aux["value_loss"], aux["entropy"]])
+    return (
+        NONFINITE_LOSS * loss.astype(jnp.int32)
+        + NONFINITE_GRAD * bad(aux["grad_norm"]).astype(jnp.int32)
+        + NONFINITE_PARAMS * bad(params).astype(jnp.int32)
+    )
+
+
+def describe_nonfinite(code: int) -> str:
+    names = [(NONFINITE_LOSS, "loss"), (NONFINITE_GRAD, "gradient"), (NONFINITE_PARAMS, "parameters")]
+    return ", ".join(name for bit, name in names if code & bit)

@@ -52,18 +52,73 @@ def test_existing_run_directory_is_not_clobbered(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
-@pytest.mark.parametrize(
-    "args,expected",
-    [
-        (["--set", "learning_rat=0.1"], "learning_rate"),
-        (["--set", "num_minibatches=3"], "num_minibatches"),
-        (["--set", "clip_eps=-1"], "clip_eps"),
-        (["--set", "env_id=CartPol-v1"], "CartPole-v1"),
-    ],
-)
-def test_bad_settings_exit_2_without_traceback(tmp_path, args, expected):
+BAD_SETTINGS = [
+    (["--set", "learning_rat=0.1"], "learning_rate"),  # unknown key, closest suggested
+    (["--set", "num_minibatches=3"], "num_minibatches"),  # batch not divisible
+    (["--set", "clip_eps=-1"], "clip_eps"),
+    (["--set", "learning_rate=0"], "learning_rate"),
+    (["--set", "learning_rate=fast"], "learning_rate"),  # wrong type
+    (["--set", "gamma=1.5"], "gamma"),
+    (["--set", "gae_lambda=-0.1"], "gae_lambda"),
+    (["--set", "num_envs=0"], "num_envs"),
+    (["--set", "update_epochs=2.5"], "update_epochs"),
+    (["--set", "total_timesteps=100"], "total_timesteps"),  # smaller than one rollout
+    (["--set", "env_id=CartPol-v1"], "CartPole-v1"),  # unknown env, close match suggested
+    (["--set", "log_std_init=-1"], "log_std_init"),  # continuous-only on a discrete env
+    (["--set", "network=cnn"], "network"),  # CNN on vector observations
+    (["--set", "activation=gelu"], "activation"),
+    (["--set", "hidden_sizes=[64,-1]"], "hidden_sizes"),
+    (["--set", "normalize_obs=maybe"], "normalize_obs"),
+    (["--set", "vf_clip=-0.2"], "vf_clip"),
+    (["--set", "gamma"], "key=value"),  # malformed --set
+    (["--seeds", "0"], "--seeds"),
+]
+
+
+@pytest.mark.parametrize("args,expected", BAD_SETTINGS, ids=[" ".join(a) for a, _ in BAD_SETTINGS])
+def test_bad_settings_exit_2_before_compiling(tmp_path, args, expected):
     out = tmp_path / "run"
     result = _cli("train", "configs/cartpole.yaml", "--out", str(out), *args)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
+    assert "compiling" not in result.stderr  # refused before anything was compiled
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("env_id: CartPole-v1\nlearning_rate: [0.1\n", "malformed YAML"), ("- just\n- a list\n", "mapping")],
+)
+def test_bad_config_files_exit_2(tmp_path, text, expected):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    result = _cli("train", str(config), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    result = _cli("train", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "no such config file" in result.stderr
+
+
+def test_nonfinite_training_stops_with_a_message(tmp_path):
+    out = tmp_path / "run"
+    result = _cli(
+        "train", "configs/pendulum.yaml", "--out", str(out), "--no-progress",
+        "--set", "learning_rate=1e6", "--set", "max_grad_norm=1e9", "--set", "total_timesteps=65536",
+    )
+    assert result.returncode == 3, result.stderr
+    assert "non-finite" in result.stderr and "at update" in result.stderr and "Traceback" not in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped"]["reason"].startswith("non-finite")
+    assert summary["env_steps"] < 65536  # stopped at the end of the chunk, not the run
+    assert (out / "metrics.csv").is_file()
+
+
+def test_same_seed_twice_in_fresh_processes_is_bitwise_identical(tmp_path):
+    args = ["--set", "total_timesteps=16384", "--no-progress"]
+    first = _cli("train", "configs/pendulum.yaml", "--out", str(tmp_path / "a"), *args)
+    second = _cli("train", "configs/pendulum.yaml", "--out", str(tmp_path / "b"), *args)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()

@@ -52,6 +52,7 @@ def test_metrics_shapes_and_values():
     np.testing.assert_allclose(lr, config.learning_rate * (1 - np.arange(config.num_updates) / config.num_updates), rtol=1e-6)
     assert np.all(np.asarray(metrics["minibatch_updates"]) == config.update_epochs * config.num_minibatches)
     assert np.all(np.asarray(metrics["approx_kl"]) >= 0)
+    assert np.all(np.asarray(metrics["nonfinite"]) == 0)
     # CartPole with a random-ish policy ends episodes in every rollout of 128 steps.
     assert np.all(np.asarray(metrics["episodes"]) > 0)
     np.testing.assert_allclose(metrics["episode_return"], metrics["episode_length"])
