@@ -76,10 +76,8 @@ def _enable_compile_cache() -> None:
 class _Progress:
     """A rich progress bar on a terminal; a plain line per ~10% elsewhere."""
 
-    def __init__(self, total_steps: int, enabled: bool):
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
+    def __init__(self, total_steps: int, enabled: bool, console):
+        self.console = console
         self.total = total_steps
         self.enabled = enabled
         self.live = enabled and self.console.is_terminal
@@ -153,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     err.print(f"compiled in {run.compile_seconds:.1f} s")
 
     csv_writer = logs.MetricsCSV(out / "metrics.csv", seeds)
-    progress = _Progress(config.env_steps, enabled=not args.no_progress)
+    progress = _Progress(config.env_steps, enabled=not args.no_progress, console=err)
     history = []
     last_return = [float("nan")]  # long episodes (Freeway: 2,500 steps) skip many chunks
 

@@ -129,7 +129,6 @@ class Hyperparams:
 # ---------------------------------------------------------------------------
 
 _FIELD_TYPES = typing.get_type_hints(PPOConfig)
-_DISCRETE_ONLY: tuple[str, ...] = ()
 _CONTINUOUS_ONLY = ("log_std_init",)
 
 
