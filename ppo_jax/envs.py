@@ -117,30 +117,70 @@ class VecEnv:
     def step(
         self, key: chex.PRNGKey, state: VecEnvState, action: chex.Array
     ) -> tuple[VecEnvState, StepResult]:
+        """One step of every env; ``key`` is split into per-env step and reset keys."""
+        key_step, key_reset = jax.random.split(key)
         num_envs = state.obs.shape[0]
-        keys = jax.random.split(key, num_envs)
+        resets = self.reset_states(jax.random.split(key_reset, num_envs))
+        return self.step_with(jax.random.split(key_step, num_envs), resets, state, action)
+
+    def reset_states(self, keys: chex.PRNGKey) -> tuple[chex.Array, Any]:
+        """``(obs, env_state)`` of fresh episodes, one per key; keys ``[..., 2]``, any batch shape."""
+        reset = lambda k: self.env.reset_env(k, self.params)
+        for _ in range(keys.ndim - 1):
+            reset = jax.vmap(reset)
+        return reset(keys)
+
+    def step_with(
+        self,
+        step_keys: chex.PRNGKey,
+        resets: tuple[chex.Array, Any],
+        state: VecEnvState,
+        action: chex.Array,
+    ) -> tuple[VecEnvState, StepResult]:
+        """One step of every env with keys and reset states drawn by the caller.
+
+        ``step_keys`` is ``[B]`` keys; ``resets`` is ``reset_states`` of ``[B]``
+        keys, the episodes that start where one ends. gymnax's own
+        ``Environment.step`` splits its key and computes a reset inside every
+        step; on XLA's CPU backend each of those random draws is a small loop of
+        its own. A rollout that draws the keys and resets of all its ``T`` steps
+        in one batched call before its loop keeps them out of the loop body.
+        The semantics are gymnax's ``step``: ``step_env``, ``is_truncated``, the
+        reset where the episode ended, the pre-reset observation kept as the
+        final observation.
+        """
+        obs_re, state_re = resets
+        env, params = self.env, self.params
         env_action = self.to_env_action(action)
-        obs, env_state, reward, terminated, truncated, info = jax.vmap(
-            self.env.step, in_axes=(0, 0, 0, None)
-        )(keys, state.env_state, env_action, self.params)
+        obs_st, state_st, reward, terminated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
+            step_keys, state.env_state, env_action, params
+        )
+        truncated = jax.vmap(env.is_truncated, in_axes=(0, None))(state_st, params)
         reward = reward.astype(jnp.float32)
         terminated = terminated.astype(bool)
         # A step that both terminates and hits the limit is a termination.
         truncated = jnp.logical_and(truncated.astype(bool), ~terminated)
         done = terminated | truncated
+
+        def pick(reset_leaf, step_leaf):
+            mask = done.reshape(done.shape + (1,) * (step_leaf.ndim - 1))
+            return jnp.where(mask, reset_leaf, step_leaf)
+
+        env_state = jax.tree.map(pick, state_re, state_st)
+        obs = pick(obs_re, obs_st).astype(jnp.float32)
         episode_return = state.episode_return + reward
         episode_length = state.episode_length + 1
         result = StepResult(
             reward=reward,
             terminated=terminated,
             truncated=truncated,
-            final_obs=info["final_observation"].astype(jnp.float32),
+            final_obs=obs_st.astype(jnp.float32),
             episode_return=jnp.where(done, episode_return, 0.0),
             episode_length=jnp.where(done, episode_length, 0),
         )
         new_state = VecEnvState(
             env_state=env_state,
-            obs=obs.astype(jnp.float32),
+            obs=obs,
             episode_return=jnp.where(done, 0.0, episode_return),
             episode_length=jnp.where(done, 0, episode_length),
         )

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from ppo_jax import core
+from ppo_jax.core.distributions import Categorical, DiagGaussian
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.networks import Networks
 
@@ -64,14 +65,26 @@ def collect(
     rollout's data, the transitions, and the finished-episode statistics.
     """
 
-    def step(carry, step_key):
+    num_envs = env_state.obs.shape[0]
+    spec = vec_env.spec
+    # Every random number of the rollout, and the reset state of every episode
+    # that may start in it, is drawn here in batched calls: no PRNG work (a loop
+    # of its own on XLA's CPU backend) runs inside the step loop. gymnax computes
+    # a reset in every step too; here they are computed together, [T, B] at once.
+    key_action, key_step, key_reset = jax.random.split(key, 3)
+    noise_fn = Categorical.noise if spec.discrete else DiagGaussian.noise
+    action_noise = noise_fn(key_action, (options.num_steps, num_envs, spec.action_dim))
+    step_keys = jax.random.split(key_step, (options.num_steps, num_envs))
+    resets = vec_env.reset_states(jax.random.split(key_reset, (options.num_steps, num_envs)))
+
+    def step(carry, per_step):
         env_state, discounted_return = carry
-        key_action, key_env = jax.random.split(step_key)
+        noise, keys_step, step_resets = per_step
         obs = _observe(norm, env_state.obs, options.normalize_obs)
         dist, value = networks.apply(params, obs)
-        action = dist.sample(key_action)
+        action = dist.sample_from_noise(noise)
         log_prob = dist.log_prob(action)
-        next_env_state, result = vec_env.step(key_env, env_state, action)
+        next_env_state, result = vec_env.step_with(keys_step, step_resets, env_state, action)
         done = result.terminated | result.truncated
         if options.normalize_reward:
             discounted_return = discounted_return * gamma + result.reward
@@ -90,9 +103,8 @@ def collect(
         discounted_return = jnp.where(done, 0.0, discounted_return)
         return (next_env_state, discounted_return), (transition, extras)
 
-    keys = jax.random.split(key, options.num_steps)
     (env_state, discounted_return), (traj, extras) = jax.lax.scan(
-        step, (env_state, norm.discounted_return), keys
+        step, (env_state, norm.discounted_return), (action_noise, step_keys, resets)
     )
     raw_obs, returns_seen, ep_return, ep_length, done = extras
 

@@ -55,7 +55,7 @@ LOSS_METRICS = (
 def make_optimizer(max_grad_norm: chex.Numeric) -> optax.GradientTransformation:
     """Global-norm clipping then Adam's scaling; the step size is applied by the caller,
     so that a traced, annealed learning rate needs no optimizer rebuild."""
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5))
+    return optax.flatten(optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5)))
 
 
 def ppo_loss(params, batch: Batch, hp: Hyperparams, networks: Networks, options: UpdateOptions):

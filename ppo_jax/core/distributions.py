@@ -3,6 +3,10 @@
 Both are pytrees (``flax.struct`` dataclasses), so they pass through ``jit``,
 ``vmap`` and ``lax.scan``. Batch shape is the shape of the parameters less the
 event axis (the last axis of ``logits``; the last axis of ``mean``).
+
+``sample(key)`` draws its noise itself; ``noise(key, shape)`` and
+``sample_from_noise`` split the two, so that a rollout can draw the noise of
+all its steps in one batched call before its loop.
 """
 
 from __future__ import annotations
@@ -42,8 +46,17 @@ class Categorical:
         log_p = self.log_probs
         return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
 
+    @staticmethod
+    def noise(key: chex.PRNGKey, shape: tuple[int, ...]) -> chex.Array:
+        """Standard Gumbel noise ``[..., K]`` for ``sample_from_noise``."""
+        return jax.random.gumbel(key, shape, jnp.float32)
+
+    def sample_from_noise(self, gumbel: chex.Array) -> chex.Array:
+        """argmax_k (logits_k + g_k): a sample when ``g`` is standard Gumbel noise."""
+        return jnp.argmax(self.logits + gumbel, axis=-1)
+
     def sample(self, key: chex.PRNGKey) -> chex.Array:
-        return jax.random.categorical(key, self.logits, axis=-1)
+        return self.sample_from_noise(self.noise(key, self.logits.shape))
 
     def mode(self) -> chex.Array:
         return jnp.argmax(self.logits, axis=-1)
@@ -73,10 +86,18 @@ class DiagGaussian:
         log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
         return jnp.sum(0.5 * (_LOG_2PI + 1.0) + log_std, axis=-1)
 
-    def sample(self, key: chex.PRNGKey) -> chex.Array:
-        noise = jax.random.normal(key, self.mean.shape, self.mean.dtype)
+    @staticmethod
+    def noise(key: chex.PRNGKey, shape: tuple[int, ...]) -> chex.Array:
+        """Standard normal noise ``[..., D]`` for ``sample_from_noise``."""
+        return jax.random.normal(key, shape, jnp.float32)
+
+    def sample_from_noise(self, eps: chex.Array) -> chex.Array:
+        """μ + σ·ε: a sample when ``ε`` is standard normal noise."""
         log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
-        return self.mean + jnp.exp(log_std) * noise
+        return self.mean + jnp.exp(log_std) * eps
+
+    def sample(self, key: chex.PRNGKey) -> chex.Array:
+        return self.sample_from_noise(self.noise(key, self.mean.shape))
 
     def mode(self) -> chex.Array:
         return self.mean
