@@ -26,6 +26,7 @@ class Transition(NamedTuple):
     terminated: chex.Array  # [T, B] bool: s'_t is terminal
     done: chex.Array  # [T, B] bool: the episode ended at t (terminated or truncated)
     final_obs: chex.Array  # [T, B, *obs] the true successor s'_t (normalized if on)
+    next_value: chex.Array  # [T, B] V(s'_t); where s'_t is terminal, whatever (GAE ignores it)
 
 
 class EpisodeStats(NamedTuple):
@@ -46,6 +47,32 @@ class RolloutOptions(NamedTuple):
 
 def _observe(norm: NormState, obs: chex.Array, enabled: bool) -> chex.Array:
     return core.normalize(norm.obs, obs) if enabled else obs
+
+
+def _next_values(
+    traj: Transition, last_value: chex.Array, params, networks: Networks, vec_env: VecEnv
+) -> chex.Array:
+    """V(s'_t) for every step, ``[T, B]``, without a critic pass over every final observation.
+
+    Where the episode goes on, s'_t is the next step's observation, whose value
+    the rollout already has. Where it terminated, GAE does not bootstrap. Only
+    steps cut by the time limit need the critic on their final observation, and
+    an env is cut at most once per ``max_episode_steps`` steps (gymnax's
+    ``is_truncated`` is ``time >= max_steps_in_episode``), so at most
+    ``K = B · ceil(T / max_episode_steps)`` of them: those are gathered, valued
+    and scattered back (CartPole, T = 128, B = 16: 16 rows instead of 2,048).
+    """
+    num_steps, num_envs = traj.value.shape
+    following = jnp.concatenate([traj.value[1:], last_value[None]], axis=0)
+    truncated = (traj.done & ~traj.terminated).reshape(-1)
+    final_obs = traj.final_obs.reshape((num_steps * num_envs,) + traj.final_obs.shape[2:])
+    capacity = num_envs * -(-num_steps // vec_env.spec.max_episode_steps)
+    if capacity >= num_steps * num_envs:
+        cut_values = networks.value(params, final_obs)
+        return jnp.where(truncated, cut_values, following.reshape(-1)).reshape(num_steps, num_envs)
+    rows = jnp.nonzero(truncated, size=capacity, fill_value=num_steps * num_envs)[0]
+    cut_values = networks.value(params, jnp.take(final_obs, rows, axis=0, mode="clip"))
+    return following.reshape(-1).at[rows].set(cut_values, mode="drop").reshape(num_steps, num_envs)
 
 
 def collect(
@@ -97,6 +124,7 @@ def collect(
             terminated=result.terminated,
             done=done,
             final_obs=_observe(norm, result.final_obs, options.normalize_obs),
+            next_value=jnp.zeros_like(value),  # filled in after the loop
         )
         extras = (env_state.obs, discounted_return, result.episode_return, result.episode_length, done)
         # The accumulator restarts with each episode, after its last reward is counted.
@@ -107,6 +135,8 @@ def collect(
         step, (env_state, norm.discounted_return), (action_noise, step_keys, resets)
     )
     raw_obs, returns_seen, ep_return, ep_length, done = extras
+    last_value = networks.value(params, _observe(norm, env_state.obs, options.normalize_obs))
+    traj = traj._replace(next_value=_next_values(traj, last_value, params, networks, vec_env))
 
     new_obs_rms = core.rms_update(norm.obs, raw_obs) if options.normalize_obs else norm.obs
     new_ret_rms = norm.ret

@@ -121,11 +121,10 @@ def build(config: PPOConfig) -> Program:
             vec_env=vec_env,
             options=rollout_options,
         )
-        next_value = networks.value(state.params, traj.final_obs)
         advantages, targets = core.gae(
             traj.reward,
             traj.value,
-            next_value,
+            traj.next_value,
             traj.terminated,
             traj.done,
             gamma=hp.gamma,

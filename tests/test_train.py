@@ -128,4 +128,6 @@ def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
     cut = done[:-1]
     assert not np.allclose(np.asarray(traj.final_obs)[:-1][cut], np.asarray(traj.obs)[1:][cut])
     next_value = np.asarray(program.networks.value(state.params, traj.final_obs))
+    # the rollout's own next values: V(final obs) wherever the episode was cut
+    np.testing.assert_allclose(np.asarray(traj.next_value), next_value, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(next_value[:-1][not_done], np.asarray(traj.value)[1:][not_done], rtol=1e-5, atol=1e-6)
