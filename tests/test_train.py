@@ -14,8 +14,13 @@ TINY = dict(total_timesteps=4 * 32 * 6, num_envs=4, num_steps=32, update_epochs=
 
 
 def _close(a, b):
+    """Equal to float32 rounding, compounded over a few updates. A batched and an
+    unbatched program round their matmuls differently (one ulp); Adam carries that
+    forward, and metrics that are differences of nearly equal numbers (explained
+    variance, the policy loss of normalized advantages) show it magnified.
+    A real difference in what is computed shows up at O(1)."""
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
