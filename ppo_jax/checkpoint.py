@@ -52,6 +52,8 @@ def _manager(directory: Path, keep: Optional[int], create: bool):
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep,
         create=create,
+        # A writer (not a reader) clears what a failed or killed save left behind.
+        cleanup_tmp_directories=create,
         # Saves happen between chunks and the next chunk donates the state's
         # buffers, so a save must finish before training goes on.
         enable_async_checkpointing=False,

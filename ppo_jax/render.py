@@ -58,13 +58,15 @@ def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps
             return new_carry, (new_carry[0], jnp.where(done, 0.0, reward), done)
 
         init = (state, obs.astype(jnp.float32), jnp.asarray(False))
-        _, (states, rewards, was_done) = jax.lax.scan(step, init, jax.random.split(key_loop, max_steps))
+        (_, _, ended), (states, rewards, was_done) = jax.lax.scan(
+            step, init, jax.random.split(key_loop, max_steps)
+        )
         states = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state, states)
-        return states, rewards, was_done
+        return states, rewards, was_done, ended
 
-    states, rewards, was_done = jax.device_get(jax.jit(episode)(jax.random.PRNGKey(env_seed)))
+    states, rewards, was_done, ended = jax.device_get(jax.jit(episode)(jax.random.PRNGKey(env_seed)))
     steps = int(np.sum(~was_done))  # steps taken before the episode had ended
-    ended = steps < max_steps or bool(was_done[-1])
+    ended = bool(ended)
     states = jax.tree.map(lambda x: np.asarray(x)[: steps + 1], states)
     return states, np.asarray(rewards[:steps]), ended
 
@@ -92,7 +94,9 @@ def draw_frames(env_id: str, states: Any, rewards: np.ndarray) -> list:
 def gif_bytes(env_id: str, frames: list) -> bytes:
     """The frames as a looping GIF, each shown about as long as its env time step."""
     duration = _MINATAR_FRAME_MS if env_id in MINATAR else _FRAME_MS[env_id]
-    palette = [frame.convert("P", palette=0) if frame.mode == "RGB" else frame for frame in frames]
+    from PIL import Image
+
+    palette = [frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=32) for frame in frames]
     buffer = io.BytesIO()
     palette[0].save(buffer, format="GIF", save_all=True, append_images=palette[1:], duration=duration, loop=0)
     return buffer.getvalue()
