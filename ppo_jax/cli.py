@@ -84,12 +84,12 @@ def _enable_compile_cache() -> None:
 class _Progress:
     """A rich progress bar on a terminal; a plain line per ~10% elsewhere."""
 
-    def __init__(self, total_steps: int, enabled: bool, console):
+    def __init__(self, total_steps: int, enabled: bool, console, start: int = 0):
         self.console = console
         self.total = total_steps
         self.enabled = enabled
         self.live = enabled and self.console.is_terminal
-        self._next_report = 0.1
+        self._next_report = (math.floor(10 * start / total_steps) + 1) / 10  # a resumed run starts late
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -101,7 +101,7 @@ class _Progress:
                 TimeRemainingColumn(),
                 console=self.console,
             )
-            self.task = self.bar.add_task("train", total=total_steps, sps="-", ret="-")
+            self.task = self.bar.add_task("train", total=total_steps, completed=start, sps="-", ret="-")
             self.bar.start()
 
     def update(self, steps: int, sps: float, ret: float) -> None:
@@ -247,7 +247,8 @@ class _StopOnSignal:
         self.signum = signum
         self.console.print(
             f"ppo-jax: {signal.Signals(signum).name}: finishing the current chunk and saving a checkpoint "
-            "(send it again to abort without saving)"
+            "(send it again to abort without saving)",
+            soft_wrap=True,
         )
 
     def __exit__(self, *exc):
@@ -355,8 +356,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "keep": plan.keep,
         "command": plan.first_command,
     }
-    progress = _Progress(config.env_steps, enabled=not args.no_progress, console=err)
-    progress.update(plan.start_update * config.batch_size, 0.0, float("nan"))
+    progress = _Progress(config.env_steps, enabled=not args.no_progress, console=err,
+                         start=plan.start_update * config.batch_size)
     history = []
     last_return = [float("nan")]  # long episodes (Freeway: 2,500 steps) skip many chunks
     failure: list = []
@@ -460,18 +461,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"ppo-jax: error: non-finite {bad.quantity} at update {bad.update} (seed {bad.seed}); "
             f"training stopped at the end of that chunk, whose state was not saved. {kept} "
             f"Metrics up to it are in {out / 'metrics.csv'}. "
-            "Lower learning_rate or max_grad_norm, or turn on normalize_obs / normalize_reward."
+            "Lower learning_rate or max_grad_norm, or turn on normalize_obs / normalize_reward.",
+            soft_wrap=True,
         )
         return EXIT_NONFINITE
     if failure:
-        err.print(f"ppo-jax: error: {failure[0]}. Training stopped at update {run.updates_done}.")
+        err.print(f"ppo-jax: error: {failure[0]}. Training stopped at update {run.updates_done}.", soft_wrap=True)
         if last_checkpoint is not None:
-            err.print(f"Free some space, then resume with: {resume_hint}")
+            err.print(f"Free some space, then resume with: {resume_hint}", soft_wrap=True)
         return EXIT_CHECKPOINT
     if run.stopped_early:
         err.print(
             f"ppo-jax: stopped by {stop.name} after update {run.updates_done} of {config.num_updates}; "
-            f"checkpoint saved in {summary['checkpoint']}.\nResume with: {resume_hint}"
+            f"checkpoint saved in {summary['checkpoint']}.\nResume with: {resume_hint}",
+            soft_wrap=True,
         )
         return 128 + int(stop.signum)
     if last_checkpoint is not None:
@@ -519,12 +522,18 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UserError(f"--max-steps must be at least 1, got {args.max_steps}.")
     if not out.parent.exists():
         raise UserError(f"--out {out}: directory {out.parent} does not exist.")
-    run = _load_run_or_exit(args.run_dir)
-    if run.config.env_id not in render.DRAWABLE:
+    from ppo_jax.checkpoint import RunDirError, latest_checkpoint
+
+    try:
+        env_id = latest_checkpoint(args.run_dir)[1]["config"]["env_id"]
+    except RunDirError as err:
+        raise UserError(str(err)) from None
+    if env_id not in render.DRAWABLE:
         raise UserError(
-            f"render: cannot draw {run.config.env_id}; gymnax's drawable envs are {', '.join(render.DRAWABLE)}. "
+            f"render: cannot draw {env_id}; the envs gymnax can draw are {', '.join(render.DRAWABLE)}. "
             "Use 'ppo-jax eval' for its returns."
         )
+    run = _load_run_or_exit(args.run_dir)
     if args.train_seed is not None and args.train_seed not in run.seeds:
         raise UserError(f"--train-seed {args.train_seed}: not a seed of this run; its seeds are {run.seeds}.")
     import numpy as np
