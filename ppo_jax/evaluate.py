@@ -6,6 +6,7 @@ loop ends when every one has ended (terminated or cut by the time limit).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import chex
@@ -60,15 +61,22 @@ def play_episodes(
     return returns, lengths
 
 
+@functools.lru_cache(maxsize=16)
+def _evaluator(act: Act, env_id: str, num_episodes: int, stochastic: bool):
+    """``evaluate(params[seeds], key) -> (returns, lengths)[seeds, episodes]``, jitted once per policy."""
+    vec_env = VecEnv(env_id)
+
+    def one_seed(params, key):
+        return play_episodes(act, params, vec_env, key, num_episodes, stochastic)
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, None)))
+
+
 def evaluate_run(run: LoadedRun, num_episodes: int = 100, stochastic: bool = False, seed: int = 0) -> dict[str, Any]:
     """Evaluate every training seed of ``run`` on the same ``num_episodes`` env
     resets (``PRNGKey(seed)``); return a JSON-ready dict of the returns."""
-    vec_env = VecEnv(run.config.env_id)
-
-    def one_seed(params):
-        return play_episodes(run.act, params, vec_env, jax.random.PRNGKey(seed), num_episodes, stochastic)
-
-    returns, lengths = jax.device_get(jax.jit(jax.vmap(one_seed))(run.params))
+    evaluate = _evaluator(run.act, run.config.env_id, num_episodes, stochastic)
+    returns, lengths = jax.device_get(evaluate(run.params, jax.random.PRNGKey(seed)))
     returns = np.asarray(returns, np.float64)
     per_seed = [
         {
