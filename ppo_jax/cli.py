@@ -199,6 +199,8 @@ def _plan_resume(args) -> _Plan:
         update, meta = checkpoint.latest_checkpoint(run_dir)
     except checkpoint.RunDirError as err:
         raise UserError(f"--resume {err}") from None
+    if not os.access(run_dir, os.W_OK) or not os.access(checkpoint.checkpoint_dir(run_dir), os.W_OK):
+        raise UserError(f"--resume {run_dir}: the run directory is not writable; a resumed run appends to it.")
     try:
         saved = from_dict(meta["config"], where=f"{run_dir}/checkpoints/{update}")
         current = load_config(run_dir / "config.yaml")

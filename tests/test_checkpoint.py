@@ -164,3 +164,24 @@ def test_too_little_disk_space_is_refused_before_training(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert code == 2 and "free on its disk" in err and "compiling" not in err
     assert not out.exists()
+
+
+def test_overwrite_clears_the_old_runs_checkpoints(tmp_path, capsys):
+    out = tmp_path / "run"
+    stale = checkpoint.checkpoint_dir(out) / "999"
+    stale.mkdir(parents=True)
+    (out / "notes.txt").write_text("kept")
+    code = cli.main(["train", "configs/cartpole.yaml", "--out", str(out), "--overwrite", "--no-progress",
+                     "--set", "total_timesteps=512", "--set", "num_envs=4", "--set", "num_steps=64"])
+    assert code == 0, capsys.readouterr().err
+    assert checkpoint.saved_updates(out) == [1, 2]  # 999 would have been taken for this run's latest
+    assert not stale.exists() and (out / "notes.txt").read_text() == "kept"
+
+
+def test_wandb_asked_for_but_not_installed_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
+    out = tmp_path / "run"
+    code = cli.main(["train", "configs/cartpole.yaml", "--out", str(out), "--wandb", "offline"])
+    err = capsys.readouterr().err
+    assert code == 2 and "ppo_jax[wandb]" in err and "compiling" not in err
+    assert not out.exists()
