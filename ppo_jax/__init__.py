@@ -17,6 +17,7 @@ from ppo_jax.core import (
     value_loss,
 )
 from ppo_jax.networks import make_networks
+from ppo_jax.policy import LoadedRun, PolicyParams, load_run, make_act
 from ppo_jax.train import METRIC_NAMES, TrainState, build, make_train
 
 __version__ = "0.1.0"
@@ -26,8 +27,10 @@ __all__ = [
     "ConfigError",
     "DiagGaussian",
     "Hyperparams",
+    "LoadedRun",
     "METRIC_NAMES",
     "PPOConfig",
+    "PolicyParams",
     "RunningMeanStd",
     "TrainState",
     "approx_kl",
@@ -37,6 +40,8 @@ __all__ = [
     "explained_variance",
     "gae",
     "load_config",
+    "load_run",
+    "make_act",
     "make_networks",
     "make_train",
     "normalize",

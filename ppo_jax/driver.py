@@ -21,6 +21,7 @@ from ppo_jax.train import Program, TrainState, build, run_updates
 from ppo_jax.update import describe_nonfinite
 
 ChunkCallback = Callable[[int, dict[str, np.ndarray], float], None]
+StateCallback = Callable[[int, TrainState], bool]
 
 
 def seed_keys(seeds: list[int]) -> chex.Array:
@@ -96,7 +97,21 @@ class ChunkedRun:
         self.compile_seconds = time.perf_counter() - start
         return state
 
-    def run(self, state: TrainState, on_chunk: Optional[ChunkCallback] = None):
+    def remaining_plan(self, start_update: int) -> list[int]:
+        """The chunks after ``start_update`` updates; it must be a chunk boundary."""
+        bounds = np.cumsum([0] + self.plan)
+        if start_update not in bounds:
+            raise ValueError(f"update {start_update} is not a chunk boundary of {self.plan}")
+        return self.plan[int(np.searchsorted(bounds, start_update)):]
+
+    def run(
+        self,
+        state: TrainState,
+        on_chunk: Optional[ChunkCallback] = None,
+        *,
+        start_update: int = 0,
+        on_state: Optional[StateCallback] = None,
+    ):
         """Run every chunk; return the final state and the metrics ``[seeds, updates]``.
 
         Stops at the end of the first chunk in which any seed's loss, gradient or
@@ -107,12 +122,22 @@ class ChunkedRun:
 
         ``on_chunk(first_update, metrics_of_chunk, seconds_so_far)`` is called on
         the host after each chunk.
+
+        To continue a run, pass the state saved after ``start_update`` updates
+        (a chunk boundary): the remaining chunks are the same programs as in the
+        uninterrupted run, so the result is bitwise the same.
+
+        ``on_state(updates_done, state)`` is called after each chunk in which
+        every seed stayed finite (never with a non-finite state), before the
+        next chunk reuses the state's buffers; it may save the state. If it
+        returns True the run stops there and ``self.stopped_early`` is set.
         """
         pieces = []
-        done = 0
+        done = start_update
         self.nonfinite = None
+        self.stopped_early = False
         start = time.perf_counter()
-        for length in self.plan:
+        for length in self.remaining_plan(start_update):
             state, metrics = self._compiled[length](state, self.hp)
             host = jax.device_get(metrics)
             updates = np.arange(done + 1, done + length + 1, dtype=np.int64)
@@ -130,6 +155,10 @@ class ChunkedRun:
                 )
                 break
             done += length
+            if on_state is not None and on_state(done, state):
+                self.stopped_early = done < self.config.num_updates
+                break
+        self.updates_done = done
         jax.block_until_ready(state)
         self.train_seconds = time.perf_counter() - start
         metrics = {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}

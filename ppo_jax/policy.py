@@ -1,0 +1,133 @@
+"""A trained policy, loaded from a run directory, for evaluation and deployment.
+
+``load_run(run_dir)`` reads the latest checkpoint and returns the config, the
+network parameters and the observation-normalization statistics of every seed,
+and a jittable ``act(params, obs) -> action``. The statistics are the ones the
+policy was trained with, frozen: an evaluator that rebuilt them from fresh
+observations would feed the network inputs on another scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from ppo_jax import core
+from ppo_jax.config import PPOConfig, from_dict
+from ppo_jax.envs import EnvSpec, VecEnv
+from ppo_jax.networks import Networks, networks_from_config
+from ppo_jax.train import TrainState, build
+
+Act = Callable[..., chex.Array]
+
+
+@struct.dataclass
+class PolicyParams:
+    """What ``act`` needs: network parameters and frozen observation statistics."""
+
+    network: Any
+    obs_norm: Optional[core.RunningMeanStd]  # None when normalize_obs is off
+
+
+def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
+    """Return ``act(params, obs, key=None) -> action``, pure and jittable.
+
+    ``obs`` is raw, as the env returns it, ``[..., *obs_shape]``. Without a key
+    the action is the distribution's mode (argmax, or the Gaussian mean); with
+    one it is a sample. Continuous actions come clipped to the env's bounds,
+    ready to step the env.
+    """
+
+    def act(params: PolicyParams, obs: chex.Array, key: Optional[chex.PRNGKey] = None) -> chex.Array:
+        obs = jnp.asarray(obs, jnp.float32)
+        if normalize_obs:
+            obs = core.normalize(params.obs_norm, obs)
+        dist, _ = networks.apply(params.network, obs)
+        action = dist.mode() if key is None else dist.sample(key)
+        return vec_env.to_env_action(action)
+
+    return act
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run read back from its checkpoint. Array leaves carry a leading seed axis."""
+
+    run_dir: Path
+    config: PPOConfig
+    seeds: list[int]
+    update: int  # updates done when the checkpoint was written
+    state: TrainState  # the whole train state, [seeds, ...]
+    params: PolicyParams  # [seeds, ...]
+    act: Act  # act(params_of_one_seed, obs, key=None) -> action
+    networks: Networks
+    spec: EnvSpec
+
+    @property
+    def obs_norm(self) -> Optional[core.RunningMeanStd]:
+        return self.params.obs_norm
+
+    def params_of(self, seed: Optional[int] = None) -> PolicyParams:
+        """The policy parameters of one training seed (default: the first)."""
+        seed = self.seeds[0] if seed is None else seed
+        if seed not in self.seeds:
+            raise ValueError(f"seed {seed} is not in this run; its seeds are {self.seeds}")
+        index = self.seeds.index(seed)
+        return jax.tree.map(lambda x: x[index], self.params)
+
+    def policy(self, seed: Optional[int] = None, *, stochastic: bool = False) -> Act:
+        """A jitted ``policy(obs)`` (``policy(obs, key)`` if stochastic) closing
+        over one seed's saved parameters and statistics."""
+        params = self.params_of(seed)
+        act = self.act
+        if stochastic:
+            return jax.jit(lambda obs, key: act(params, obs, key))
+        return jax.jit(lambda obs: act(params, obs))
+
+
+def abstract_state(config: PPOConfig, seeds: list[int]) -> TrainState:
+    """Shapes and dtypes of the vmapped train state, without computing it."""
+    from ppo_jax.driver import seed_keys
+
+    program = build(config)
+    init = jax.vmap(program.init, in_axes=(0, None))
+    return jax.eval_shape(init, seed_keys(seeds), config.hyperparams())
+
+
+def load_run(run_dir: str | Path, update: Optional[int] = None) -> LoadedRun:
+    """Load the latest checkpoint of ``run_dir`` (or the one after ``update`` updates).
+
+    Raises:
+      ppo_jax.checkpoint.RunDirError: not a run directory, or no usable checkpoint.
+      ppo_jax.config.ConfigError: the saved config is not valid here.
+    """
+    from ppo_jax import checkpoint
+
+    run_dir = Path(run_dir)
+    update, meta = checkpoint.latest_checkpoint(run_dir, update)
+    config = from_dict(meta["config"], where=f"{run_dir} (checkpoint {update})")
+    seeds = [int(s) for s in meta["seeds"]]
+    try:
+        state = checkpoint.restore_state(run_dir, update, abstract_state(config, seeds))
+    except checkpoint.CheckpointError as err:
+        raise checkpoint.RunDirError(str(err)) from None
+    vec_env = VecEnv(config.env_id)
+    networks = networks_from_config(config, vec_env.spec)
+    params = PolicyParams(network=state.params, obs_norm=state.norm.obs if config.normalize_obs else None)
+    return LoadedRun(
+        run_dir=run_dir,
+        config=config,
+        seeds=seeds,
+        update=update,
+        state=state,
+        params=params,
+        act=make_act(networks, vec_env, config.normalize_obs),
+        networks=networks,
+        spec=vec_env.spec,
+    )

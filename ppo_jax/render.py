@@ -1,0 +1,184 @@
+"""Videos of a trained policy: one episode, drawn frame by frame, as a GIF.
+
+The episode runs inside one jit (``lax.scan`` over gymnax's ``step_env``, which
+does not reset, so the last frame shows the state the episode ended in). The
+frames are drawn on the host with PIL from the env state — fast enough for a
+thousand frames, unlike a matplotlib animation. Drawn: the envs gymnax's own
+visualizer covers, classic control and MinAtar.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppo_jax.envs import _make
+from ppo_jax.policy import LoadedRun
+
+CLASSIC = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0")
+MINATAR = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar", "SpaceInvaders-MinAtar")
+DRAWABLE = CLASSIC + MINATAR
+
+# Milliseconds a frame is shown: about real time where the env has a time step.
+_FRAME_MS = {"CartPole-v1": 20, "Pendulum-v1": 50, "Acrobot-v1": 60, "MountainCar-v0": 30,
+             "MountainCarContinuous-v0": 30}
+_MINATAR_FRAME_MS = 80
+
+W, H = 320, 200
+
+
+def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps: int, stochastic: bool = False):
+    """Play one episode (at most ``max_steps`` steps) with one training seed's policy.
+
+    Returns the env states ``[steps + 1]`` (the reset state first) as numpy,
+    the rewards ``[steps]`` and whether the episode ended within ``max_steps``.
+    """
+    env, env_params = _make(run.config.env_id)
+    params = run.params_of(seed)
+    act = run.act
+
+    def episode(key):
+        key_reset, key_loop = jax.random.split(key)
+        obs, state = env.reset(key_reset, env_params)
+
+        def step(carry, key):
+            state, obs, done = carry
+            key_action, key_env = jax.random.split(key)
+            action = act(params, obs[None], key_action if stochastic else None)[0]  # clipped to the bounds
+            next_obs, next_state, reward, terminated, _ = env.step_env(key_env, state, action, env_params)
+            ended = jnp.logical_or(terminated, env.is_truncated(next_state, env_params))
+            keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(done, a, b), old, new)
+            new_carry = (keep(state, next_state), keep(obs, next_obs.astype(jnp.float32)), done | ended)
+            return new_carry, (new_carry[0], jnp.where(done, 0.0, reward), done)
+
+        init = (state, obs.astype(jnp.float32), jnp.asarray(False))
+        (_, _, ended), (states, rewards, was_done) = jax.lax.scan(
+            step, init, jax.random.split(key_loop, max_steps)
+        )
+        states = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state, states)
+        return states, rewards, was_done, ended
+
+    states, rewards, was_done, ended = jax.device_get(jax.jit(episode)(jax.random.PRNGKey(env_seed)))
+    steps = int(np.sum(~was_done))  # steps taken before the episode had ended
+    ended = bool(ended)
+    states = jax.tree.map(lambda x: np.asarray(x)[: steps + 1], states)
+    return states, np.asarray(rewards[:steps]), ended
+
+
+def draw_frames(env_id: str, states: Any, rewards: np.ndarray) -> list:
+    """One PIL image per state, with the step and the return so far written on it."""
+    from PIL import Image, ImageDraw
+
+    env, env_params = _make(env_id)
+    returns = np.concatenate([[0.0], np.cumsum(rewards)])
+    num = len(returns)
+    frames = []
+    for t in range(num):
+        state = jax.tree.map(lambda x: x[t], states)
+        if env_id in MINATAR:
+            image = _draw_minatar(np.asarray(env.get_obs(state, env_params)))
+        else:
+            image = Image.new("RGB", (W, H), (255, 255, 255))
+            _CLASSIC_DRAW[env_id](ImageDraw.Draw(image), state, env_params)
+        ImageDraw.Draw(image).text((6, 4), f"t={t}  return {returns[t]:.1f}", fill=(90, 90, 90))
+        frames.append(image)
+    return frames
+
+
+def gif_bytes(env_id: str, frames: list) -> bytes:
+    """The frames as a looping GIF, each shown about as long as its env time step."""
+    duration = _MINATAR_FRAME_MS if env_id in MINATAR else _FRAME_MS[env_id]
+    from PIL import Image
+
+    palette = [frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=32) for frame in frames]
+    buffer = io.BytesIO()
+    palette[0].save(buffer, format="GIF", save_all=True, append_images=palette[1:], duration=duration, loop=0)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# Drawing, from the env state (world coordinates → pixels)
+# ---------------------------------------------------------------------------
+
+
+def _cartpole(draw, s, p):
+    scale = W / (2 * float(p.x_threshold) * 1.2)
+    ground = H * 0.7
+    cx = W / 2 + float(s.x) * scale
+    draw.line([(0, ground), (W, ground)], fill=(0, 0, 0), width=1)
+    cart_w, cart_h = 40, 24
+    draw.rectangle([cx - cart_w / 2, ground - cart_h / 2, cx + cart_w / 2, ground + cart_h / 2], fill=(30, 30, 30))
+    pole = 2 * float(p.length) * scale
+    theta = float(s.theta)
+    tip = (cx + pole * math.sin(theta), ground - pole * math.cos(theta))
+    draw.line([(cx, ground), tip], fill=(202, 152, 101), width=8)
+    draw.ellipse([cx - 4, ground - 4, cx + 4, ground + 4], fill=(129, 132, 203))
+
+
+def _pendulum(draw, s, p):
+    cx, cy, r = W / 2, H / 2 + 8, H * 0.38
+    theta = float(s.theta)  # 0 is upright
+    tip = (cx + r * math.sin(theta), cy - r * math.cos(theta))
+    draw.line([(cx, cy), tip], fill=(204, 77, 77), width=12)
+    draw.ellipse([tip[0] - 6, tip[1] - 6, tip[0] + 6, tip[1] + 6], fill=(204, 77, 77))
+    draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=(0, 0, 0))
+
+
+def _acrobot(draw, s, p):
+    l1, l2 = float(p.link_length_1), float(p.link_length_2)
+    scale = H / (2.4 * (l1 + l2))
+    cx, cy = W / 2, H / 2 + 8
+    a1, a2 = float(s.joint_angle1), float(s.joint_angle2)  # 0, 0 hangs straight down
+    p1 = (cx + l1 * scale * math.sin(a1), cy + l1 * scale * math.cos(a1))
+    p2 = (p1[0] + l2 * scale * math.sin(a1 + a2), p1[1] + l2 * scale * math.cos(a1 + a2))
+    target = cy - 1.0 * scale  # the tip must rise above one link length over the pivot
+    draw.line([(0, target), (W, target)], fill=(0, 0, 0), width=1)
+    draw.line([(cx, cy), p1], fill=(0, 204, 204), width=8)
+    draw.line([p1, p2], fill=(0, 204, 204), width=8)
+    for x, y in ((cx, cy), p1):
+        draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=(204, 204, 0))
+
+
+def _mountaincar(draw, s, p):
+    lo, hi = float(p.min_position), float(p.max_position)
+    height = lambda x: math.sin(3 * x) * 0.45 + 0.55
+    sx, sy = W / (hi - lo), H * 0.7
+    to_px = lambda x, y: ((x - lo) * sx, H - 10 - y * sy)
+    xs = np.linspace(lo, hi, 100)
+    draw.line([to_px(x, height(x)) for x in xs], fill=(0, 0, 0), width=2)
+    goal = float(p.goal_position)
+    gx, gy = to_px(goal, height(goal))
+    draw.line([(gx, gy), (gx, gy - 30)], fill=(0, 0, 0), width=2)
+    draw.polygon([(gx, gy - 30), (gx + 16, gy - 25), (gx, gy - 20)], fill=(204, 204, 0))
+    x = float(s.position)
+    cx, cy = to_px(x, height(x))
+    draw.ellipse([cx - 9, cy - 18, cx + 9, cy], fill=(60, 60, 60))
+
+
+_CLASSIC_DRAW = {
+    "CartPole-v1": _cartpole,
+    "Pendulum-v1": _pendulum,
+    "Acrobot-v1": _acrobot,
+    "MountainCar-v0": _mountaincar,
+    "MountainCarContinuous-v0": _mountaincar,
+}
+
+
+def _draw_minatar(obs: np.ndarray, cell: int = 20):
+    """Each channel its own colour on black, as gymnax's MinAtar visualizer does."""
+    from PIL import Image
+    import matplotlib
+
+    channels = obs.shape[-1]
+    colours = np.asarray(matplotlib.colormaps["cubehelix"](np.linspace(0.2, 0.9, channels))[:, :3] * 255, np.uint8)
+    present = obs.astype(bool)
+    index = np.where(present.any(-1), np.argmax(present * np.arange(1, channels + 1), axis=-1), -1)
+    image = np.where(index[..., None] >= 0, colours[np.maximum(index, 0)], 0).astype(np.uint8)
+    image = np.repeat(np.repeat(image, cell, axis=0), cell, axis=1)
+    return Image.fromarray(image, "RGB")
