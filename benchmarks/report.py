@@ -54,12 +54,13 @@ def _provenance(d: dict) -> str:
 
 
 def _failures(jobs: list[dict]) -> str:
+    """Lines naming the jobs that did not end well; "" when all did."""
     lines = []
     for j in jobs:
         if j.get("status") != "ok":
             tail = (j.get("stderr_tail") or "").strip().splitlines()[-1:] or [""]
             lines.append(f"- a job ended `{j.get('status')}`: `{j.get('command', '')[:160]}` {tail[0][:200]}")
-    return "\n".join(lines) + ("\n" if lines else "")
+    return ("\n" + "\n".join(lines) + "\n") if lines else ""
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
@@ -206,8 +207,8 @@ def torch_section(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
                 all_rows.append({"env_id": env_id, "implementation": impl, "seeds": 1,
                                  "steps_per_second": r["steps_per_second"],
                                  "reached_seconds": [x and x["seconds"]], "final_return": [f]})
+        for impl in ("ppo_jax", "torch", "sb3"):
             out.append(_failures(env.get(impl, [])))
-        out.append(_failures(env.get("ppo_jax", [])))
         facts[env_id] = per_impl
         _return_plot(env, threshold, d["window"], res / f"returns-{env_id}.png")
         out.append(f"\n![returns against wall-clock]({prefix}returns-{env_id}.png)\n")
@@ -230,7 +231,8 @@ def headline_text(head: dict, cp: dict, facts: dict) -> str:
     out = [f"\n#### Headline: ppo_jax agents that reach {THRESHOLDS['CartPole-v1']:g} on CartPole-v1 "
            f"in the time one PyTorch / SB3 agent needs\n",
            f"{r['seeds']} ppo_jax seeds vmapped in one program (CartPole preset, compile included) "
-           f"stopped when all had reached: {len(times)} of {r['seeds']} reached, the last after "
+           + ("stopped when all had reached" if r["stopped_when_all_reached"] else "ran its whole budget")
+           + f": {len(times)} of {r['seeds']} reached, the last after "
            f"{_fmt(max(times) if times else None, 1)} s.\n",
            "| reference agent | its time to reach (s) | ppo_jax agents reached by then, measured (of "
            f"{r['seeds']}) | estimated at ppo_jax's rate |", "|---|---:|---:|---:|"]
@@ -278,6 +280,7 @@ def _return_plot(env: dict, threshold: float, window: int, path: Path) -> None:
             ax.plot(t, y, color=colors[impl], alpha=0.8, lw=1, label=impl if i == 0 else None)
     ax.axhline(threshold, color="k", ls=":", lw=1)
     ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
     ax.set(xlabel="wall-clock seconds since start (log)", ylabel=f"mean return, last ≥{window} episodes")
     ax.legend()
     ax.grid(True, alpha=0.3)
@@ -309,6 +312,7 @@ def peers_section(d: dict, res: Path) -> tuple[str, dict]:
                        f"{_fmt(r['run_seconds'], 2)} | {_fmt(r['steps_per_second'])} | "
                        f"{_fmt(ratio, 2) if name == 'ppo_jax' else ''} |")
             csv_rows.append({"settings": row["settings"], "implementation": name, **r})
+    for row in d["rows"]:
         out.append(_failures([row["rejax"], row["ppo_jax"]]))
     if csv_rows:
         _write_csv(res / "peers.csv", csv_rows, ["settings", "implementation", "env_steps", "compile_seconds",
@@ -385,7 +389,7 @@ def targets_table(f: dict) -> str:
         n = head["estimate"] if head["estimate"] is not None else head["measured"]
         line("≥ 150 ppo_jax agents reach 475 in the time one SB3 agent does (CPU)",
              f"measured {_fmt(head['measured'])} of {head['of']} run; estimated {_fmt(head['estimate'])}",
-             n is not None and n >= 150)
+             None if n is None else n >= 150)
     else:
         line("≥ 150 agents in the time of one SB3 agent (CPU)", "not measured", None)
     g = f.get("gpu_seeds")
@@ -402,7 +406,7 @@ def write(out: Path) -> Path:
     res = out / "results"
     res.mkdir(parents=True, exist_ok=True)
     prefix = "results/"
-    facts, parts = {}, []
+    facts, parts, modes = {}, [], set()
     titles = {"throughput": "1. Throughput, the floor, FLOP/s", "torch": "2. Against PyTorch and Stable-Baselines3",
               "peers": "3. Against a JAX peer (rejax)", "seeds": "4. Seeds scaling"}
     for name, fn in (("throughput", throughput_section), ("torch", torch_section),
@@ -413,6 +417,7 @@ def write(out: Path) -> Path:
             parts.append(f"Not yet run: `python -m benchmarks.run --only {name}`.\n")
             continue
         parts.append(_provenance(d))
+        modes.add(d["mode"])
         if d.get("skipped") and name != "torch":
             parts.append(f"\n**{d['skipped']}**\n")
             continue
@@ -427,9 +432,11 @@ def write(out: Path) -> Path:
         if d is None:
             continue
         body, gfacts = fn(d, gpu, prefix + "gpu/")
-        gpu_parts.append(f"### GPU: {name}\n\n{_provenance(d)}\n{body}")
+        device = d["machine"].get("gpu") or next((r.get("device") for r in gfacts.get("rows", [])), None)
+        gpu_parts.append(f"### GPU ({device}): {name}\n\n{_provenance(d)}\n{body}")
         if name == "seeds":
-            big = [r for r in gfacts["rows"] if r["seeds"] == 2048]
+            # The target: 2048 agents × the CartPole preset's 5e5 steps (499,712 whole rollouts).
+            big = [r for r in gfacts["rows"] if r["seeds"] == 2048 and r["env_steps_per_seed"] >= 499_712]
             if big:
                 facts["gpu_seeds"] = big[0]
     if gpu_parts:
@@ -462,6 +469,9 @@ def write(out: Path) -> Path:
             "machine, date, command and versions. Benchmarks measure and report; they never pass or fail "
             "on time. Raw numbers: `results/*.json` and `*.csv` beside this file.\n",
             "## Targets\n", "Aims reported against, met or not.\n", targets_table(facts), ""]
+    if modes & {"quick"}:
+        head.insert(2, "**Smoke-run sizes (`--quick`): these numbers only show that the suite works; "
+                       "they are not results.**\n")
     path = out / "RESULTS.md"
     path.write_text("\n".join(head + parts).rstrip() + "\n")
     return path
