@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import resource
@@ -92,7 +91,7 @@ def versions(packages: Sequence[str] = (
     return out
 
 
-def installed(*modules: str) -> list[str]:
+def missing_modules(*modules: str) -> list[str]:
     """The modules of ``modules`` that cannot be found (without importing them)."""
     import importlib.util
 
@@ -216,7 +215,3 @@ def final_return(rollouts: Sequence[Sequence[float]], fraction: float = FINAL_FR
             n += count
             s += total
     return round(s / n, 2) if n > 0 else None
-
-
-def finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

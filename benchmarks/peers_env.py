@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Optional
 
 from benchmarks.common import REPO
@@ -23,8 +22,8 @@ VENV = REPO / "benchmarks" / ".peers-venv"
 REQUIREMENTS = REPO / "benchmarks" / "peers" / "requirements.txt"
 STAMP = VENV / "ppo_jax-peers.json"
 MISSING = (
-    "skipped: the peers venv (benchmarks/.peers-venv) does not exist; "
-    "`python -m benchmarks.run --only peers` creates it (needs PyPI, about a minute)"
+    "skipped: no peers venv (benchmarks/.peers-venv): --quick never creates it, and a full run "
+    "creates it from PyPI (about a minute; `python -m benchmarks.run --only peers`)"
 )
 
 

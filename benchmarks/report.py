@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from benchmarks.common import REACH_WINDOW, THRESHOLDS, final_return, machine_line, reach
+from benchmarks.common import THRESHOLDS, final_return, machine_line, reach
 
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 GPU_COMMAND = "python -m benchmarks.run --gpu"
