@@ -1,0 +1,217 @@
+"""What every benchmark section shares: the machine, versions, jobs run as
+subprocesses, and one definition of "reached the return threshold".
+
+Nothing here imports jax or torch: the orchestrator stays light, and each job
+runs in its own process (its own time cap, its own peak memory).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The return an agent must reach, and how many of its most recent finished
+# episodes are averaged to say so. The same rule for every implementation.
+THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
+REACH_WINDOW = 20
+FINAL_FRACTION = 0.05  # final return: episodes finished in the last 5% of the steps taken
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_name() -> Optional[str]:
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.splitlines()[0] if out else None
+
+
+def machine() -> dict:
+    mem_gib = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        mem_gib = round(pages / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "gpu": gpu_name(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def machine_line(m: dict) -> str:
+    gpu = m.get("gpu") or "no GPU"
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM, {gpu}; Python {m['python']}"
+
+
+def versions(packages: Sequence[str] = (
+    "ppo_jax", "jax", "jaxlib", "flax", "optax", "gymnax", "numpy",
+    "torch", "stable_baselines3", "gymnasium",
+)) -> dict:
+    out = {}
+    for name in packages:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def missing_modules(*modules: str) -> list[str]:
+    """The modules of ``modules`` that cannot be found (without importing them)."""
+    import importlib.util
+
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def run_job(
+    argv: Sequence[str],
+    timeout: float,
+    *,
+    python: Optional[str] = None,
+    env: Optional[dict] = None,
+    cwd: Optional[Path] = None,
+) -> dict:
+    """Run ``python argv...`` with a time cap; collect the JSON lines it prints.
+
+    Returns ``{"status": "ok" | "timeout" | "error", "command", "rows": [...],
+    "seconds", "stderr_tail"}``. Rows printed before a timeout are kept. Jobs
+    report their own peak memory (``peak_rss_mib``) in their rows.
+    """
+    cmd = [python or sys.executable, *argv]
+    full_env = {**os.environ, **(env or {})}
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=full_env, cwd=str(cwd or REPO), start_new_session=True,
+    )
+    status = "ok"
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        stdout, stderr = proc.communicate()
+        status = "timeout"
+    seconds = time.perf_counter() - start
+    if status == "ok" and proc.returncode != 0:
+        status = "error"
+    rows = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return {
+        "status": status,
+        "command": " ".join(str(c) for c in cmd),
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "stderr_tail": "" if status == "ok" else stderr[-2000:],
+    }
+
+
+def emit(row: dict) -> None:
+    """A job's result line: one JSON object per line on stdout, flushed."""
+    print(json.dumps(row, default=_jsonable), flush=True)
+
+
+def _jsonable(x):
+    try:
+        import numpy as np
+
+        if isinstance(x, np.generic):
+            return x.item()
+        if isinstance(x, np.ndarray):
+            return x.tolist()
+    except ImportError:
+        pass
+    return str(x)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process, MiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# ---------------------------------------------------------------------------
+# One definition of "reached", for every implementation
+# ---------------------------------------------------------------------------
+
+def reach(
+    rollouts: Sequence[Sequence[float]],
+    threshold: float,
+    window: int = REACH_WINDOW,
+) -> Optional[dict]:
+    """When an agent first reached ``threshold``.
+
+    ``rollouts``: per rollout, in order, ``(seconds, env_steps, episodes,
+    return_sum)``: the time and steps when the rollout's data was on the host,
+    and the count and return sum of the episodes that finished in it.
+    Reached = at the end of a rollout, the mean return of the finished episodes
+    in the fewest most recent rollouts that hold at least ``window`` episodes is
+    ≥ ``threshold``. Returns ``{"seconds", "env_steps"}`` or None.
+    """
+    counts, sums = [], []
+    for seconds, env_steps, count, total in rollouts:
+        counts.append(count)
+        sums.append(total)
+        n = s = 0.0
+        for c, t in zip(reversed(counts), reversed(sums)):
+            n += c
+            s += t
+            if n >= window:
+                break
+        if n >= window and s / n >= threshold:
+            return {"seconds": round(float(seconds), 3), "env_steps": int(env_steps)}
+    return None
+
+
+def final_return(rollouts: Sequence[Sequence[float]], fraction: float = FINAL_FRACTION) -> Optional[float]:
+    """Mean return of the episodes that finished in the last ``fraction`` of the
+    steps taken (whole rollouts; at least the last one)."""
+    if not rollouts:
+        return None
+    last_steps = rollouts[-1][1]
+    cutoff = last_steps * (1.0 - fraction)
+    n = s = 0.0
+    for i, (_, env_steps, count, total) in enumerate(rollouts):
+        if env_steps > cutoff or i == len(rollouts) - 1:
+            n += count
+            s += total
+    return round(s / n, 2) if n > 0 else None

@@ -1,0 +1,319 @@
+"""ppo_jax measurements, each run in its own process by ``benchmarks.run``:
+
+    python -m benchmarks.jobs NAME '{"json": "arguments"}'
+
+Each prints one JSON line per result (so rows finished before a time cap are
+kept). Only ppo_jax's public API is used: ``load_config``, ``make_train``,
+``build`` (its ``Program``: ``init``, ``networks``, ``vec_env``), the core math
+and ``ppo_jax.driver.ChunkedRun``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import ppo_jax
+from ppo_jax.driver import ChunkedRun, seed_keys
+
+from benchmarks.common import emit, final_return, peak_rss_mib, reach
+
+
+def _flops(compiled) -> float:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", float("nan")))
+
+
+def _median_run(fn, args, repeats: int) -> tuple[float, list[float], object]:
+    runs, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn(*args)
+        jax.block_until_ready(out)
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs), runs, out
+
+
+def _device_peak_bytes():
+    stats = jax.devices()[0].memory_stats()
+    return None if not stats else stats.get("peak_bytes_in_use")
+
+
+# ---------------------------------------------------------------------------
+# Training speed, the env + policy floor, FLOPs
+# ---------------------------------------------------------------------------
+
+def train_speed(config, repeats: int) -> dict:
+    """One seed: ``jax.jit(train)`` compiled ahead of time, then run."""
+    train = ppo_jax.make_train(config)
+    key = jax.random.PRNGKey(0)
+    start = time.perf_counter()
+    compiled = jax.jit(train).lower(key).compile()
+    compile_seconds = time.perf_counter() - start
+    run_seconds, runs, (_, metrics) = _median_run(compiled, (key,), repeats)
+    returns = np.asarray(metrics["episode_return"])
+    return {
+        "env_steps": config.env_steps,
+        "compile_seconds": round(compile_seconds, 3),
+        "run_seconds": round(run_seconds, 4),
+        "run_seconds_all": [round(r, 4) for r in runs],
+        "steps_per_second": round(config.env_steps / run_seconds),
+        "last_return": float(returns[np.isfinite(returns)][-1]) if np.isfinite(returns).any() else None,
+        "xla_flops_whole_program": _flops(compiled),
+    }
+
+
+def floor_speed(config, repeats: int) -> dict:
+    """The same envs stepped by the same policy's forward pass (actor and critic,
+    as in the rollout) and sampling, in a jitted scan: no learning, no GAE."""
+    program = ppo_jax.build(config)
+    state = jax.jit(program.init)(jax.random.PRNGKey(0), config.hyperparams())
+    length = config.env_steps // config.num_envs
+
+    def run(params, env_state, key):
+        def step(carry, step_key):
+            env_state, sums = carry
+            key_action, key_env = jax.random.split(step_key)
+            dist, value = program.networks.apply(params, env_state.obs)
+            action = dist.sample(key_action)
+            env_state, result = program.vec_env.step(key_env, env_state, action)
+            # Summed and returned so that XLA cannot drop any of them as unused.
+            sums = sums + jnp.stack([jnp.sum(result.reward), jnp.sum(dist.log_prob(action)), jnp.sum(value)])
+            return (env_state, sums), None
+
+        (_, sums), _ = jax.lax.scan(step, (env_state, jnp.zeros(3)), jax.random.split(key, length))
+        return sums
+
+    start = time.perf_counter()
+    compiled = jax.jit(run).lower(state.params, state.env, jax.random.PRNGKey(1)).compile()
+    compile_seconds = time.perf_counter() - start
+    run_seconds, _, _ = _median_run(compiled, (state.params, state.env, jax.random.PRNGKey(1)), repeats)
+    steps = length * config.num_envs
+    return {
+        "floor_compile_seconds": round(compile_seconds, 3),
+        "floor_run_seconds": round(run_seconds, 4),
+        "floor_steps_per_second": round(steps / run_seconds),
+    }
+
+
+def flops_per_update(config) -> dict:
+    """FLOPs of one update, from XLA's cost analysis of its loop bodies.
+
+    XLA's cost analysis counts a while loop's body once, whatever its trip
+    count, so the whole program's number (``xla_flops_whole_program``) is far
+    too small. Here each body is compiled alone and multiplied by its trip
+    count: ``num_steps`` × (policy + value forward, sampling, env step) + the
+    critic on the final observations + epochs × minibatches × (forward,
+    backward, clipping, Adam). GAE's scan (a few ops per step) is left out.
+    """
+    program = ppo_jax.build(config)
+    hp = config.hyperparams()
+    state = jax.jit(program.init)(jax.random.PRNGKey(0), hp)
+    networks, vec_env = program.networks, program.vec_env
+    key = jax.random.PRNGKey(1)
+
+    def env_step(params, env_state, key):
+        key_action, key_env = jax.random.split(key)
+        dist, value = networks.apply(params, env_state.obs)
+        action = dist.sample(key_action)
+        env_state, result = vec_env.step(key_env, env_state, action)
+        return env_state, dist.log_prob(action), value, result
+
+    step_flops = _flops(jax.jit(env_step).lower(state.params, state.env, key).compile())
+    obs_all = jnp.zeros((config.num_steps, config.num_envs) + vec_env.spec.obs_shape, jnp.float32)
+    value_flops = _flops(jax.jit(networks.value).lower(state.params, obs_all).compile())
+
+    m = config.minibatch_size
+    obs = jnp.zeros((m,) + vec_env.spec.obs_shape, jnp.float32)
+    action = jax.vmap(lambda k: networks.apply(state.params, obs[:1])[0].sample(k)[0])(jax.random.split(key, m))
+    vec = jnp.zeros((m,), jnp.float32)
+    tx = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.scale_by_adam(eps=1e-5))
+    opt_state = tx.init(state.params)
+    vf_clip = None if config.vf_clip is None else hp.vf_clip
+
+    def loss(params, obs, action, old_log_prob, old_value, advantage, target):
+        dist, value = networks.apply(params, obs)
+        log_prob = dist.log_prob(action)
+        if config.normalize_advantages:
+            advantage = ppo_jax.normalize_advantages(advantage)
+        return (
+            ppo_jax.clipped_surrogate_loss(log_prob, old_log_prob, advantage, hp.clip_eps)
+            + hp.vf_coef * ppo_jax.value_loss(value, target, old_values=old_value, clip_eps=vf_clip)
+            - hp.ent_coef * jnp.mean(dist.entropy())
+        )
+
+    def minibatch_step(params, opt_state, *batch):
+        grads = jax.grad(loss)(params, *batch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, jax.tree.map(lambda u: -hp.learning_rate * u, updates)), opt_state
+
+    mb_flops = _flops(
+        jax.jit(minibatch_step).lower(state.params, opt_state, obs, action, vec, vec, vec, vec).compile()
+    )
+    per_update = (
+        config.num_steps * step_flops
+        + value_flops
+        + config.update_epochs * config.num_minibatches * mb_flops
+    )
+    return {
+        "flops_env_step": step_flops,
+        "flops_minibatch_step": mb_flops,
+        "flops_per_update": per_update,
+        "flops_per_run": per_update * config.num_updates,
+    }
+
+
+def matmul_rate(n: int, repeats: int = 10) -> dict:
+    """fp32 ``[n, n] @ [n, n]`` under jit: the best of ``repeats``, FLOP/s."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    f = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
+    jax.block_until_ready(f(a, b))
+    best = min(_median_run(f, (a, b), 1)[0] for _ in range(repeats))
+    return {"matmul_n": n, "matmul_seconds": round(best, 5), "matmul_flops_per_second": 2 * n**3 / best}
+
+
+def job_throughput(a: dict) -> None:
+    """Rows of train vs floor steps/s over ``num_envs``, and the machine's matmul rate."""
+    if a.get("matmul_n"):
+        emit({"kind": "matmul", "device": str(jax.devices()[0].device_kind), **matmul_rate(a["matmul_n"])})
+    for n in a["num_envs"]:
+        base = ppo_jax.load_config(a["config"])
+        batch = n * base.num_steps
+        steps = max(a["min_updates"] * batch, (a["env_steps"] // batch) * batch)
+        config = ppo_jax.load_config(a["config"], num_envs=n, total_timesteps=steps)
+        row = {
+            "kind": "throughput",
+            "config": a["config"],
+            "env_id": config.env_id,
+            "num_envs": n,
+            "num_steps": config.num_steps,
+            "num_updates": config.num_updates,
+            **train_speed(config, a["repeats"]),
+            **floor_speed(config, a["repeats"]),
+            **flops_per_update(config),
+        }
+        row["achieved_flops_per_second"] = row["flops_per_run"] / row["run_seconds"]
+        row["train_vs_floor"] = round(row["steps_per_second"] / row["floor_steps_per_second"], 4)
+        row["peak_rss_mib"] = peak_rss_mib()
+        emit(row)
+
+
+def job_speed(a: dict) -> None:
+    """One training-speed measurement at given settings (the peers' comparison)."""
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    emit({"kind": "speed", "implementation": "ppo_jax", "env_id": config.env_id,
+          **train_speed(config, a["repeats"]), "peak_rss_mib": peak_rss_mib()})
+
+
+# ---------------------------------------------------------------------------
+# Time to the return threshold (ChunkedRun: the CLI's own driver)
+# ---------------------------------------------------------------------------
+
+class _AllReached(Exception):
+    pass
+
+
+def job_solve(a: dict) -> None:
+    """Seeds vmapped in one ChunkedRun; per seed, when it reached the threshold.
+
+    Times count from before ``build`` (so compile is included) to the end of
+    the chunk in which a seed's data showed it reached: the host only learns
+    of it then. With ``stop_when_all_reached`` training stops after the chunk in
+    which the last seed reached.
+    """
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    seeds = list(range(a["seeds"]))
+    threshold, window = a["threshold"], a["window"]
+    start = time.perf_counter()
+    run = ChunkedRun(config, seeds, target_chunks=a.get("target_chunks", 50))
+    state = run.compile()
+    compile_seconds = time.perf_counter() - start
+    records = [[] for _ in seeds]
+    reached = [None for _ in seeds]
+
+    def on_chunk(first_update, host, _seconds):
+        now = time.perf_counter() - start
+        for i in range(len(seeds)):
+            for j in range(host["episodes"].shape[1]):
+                count = float(host["episodes"][i, j])
+                total = float(host["episode_return"][i, j]) * count if count > 0 else 0.0
+                records[i].append([round(now, 3), int(host["env_steps"][i, j]), count, total])
+            if reached[i] is None:
+                reached[i] = reach(records[i], threshold, window)
+        if a.get("stop_when_all_reached") and all(r is not None for r in reached):
+            raise _AllReached
+
+    stopped_early = False
+    try:
+        run.run(state, on_chunk)
+    except _AllReached:
+        stopped_early = True
+    seconds = time.perf_counter() - start
+    env_steps = records[0][-1][1] if records[0] else 0
+    row = {
+        "kind": "solve",
+        "implementation": "ppo_jax",
+        "env_id": config.env_id,
+        "config": a["config"],
+        "seeds": len(seeds),
+        "budget_env_steps": config.env_steps,
+        "env_steps": env_steps,
+        "compile_seconds": round(compile_seconds, 3),
+        "seconds": round(seconds, 3),
+        "steps_per_second": round(len(seeds) * env_steps / (seconds - compile_seconds)),
+        "stopped_when_all_reached": stopped_early,
+        "reached": reached,
+        "final_return": [final_return(r) for r in records],
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    if len(seeds) <= a.get("keep_curves_up_to", 8):
+        row["rollouts"] = records
+    emit(row)
+
+
+# ---------------------------------------------------------------------------
+# Seeds scaling
+# ---------------------------------------------------------------------------
+
+def job_seeds(a: dict) -> None:
+    """``jax.jit(jax.vmap(train))`` over n seeds: compile, run, memory."""
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    train = ppo_jax.make_train(config)
+    for n in a["counts"]:
+        keys = seed_keys(list(range(n)))
+        start = time.perf_counter()
+        compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
+        compile_seconds = time.perf_counter() - start
+        run_seconds, _, (_, metrics) = _median_run(compiled, (keys,), 1)
+        returns = np.asarray(metrics["episode_return"])[:, -1]
+        emit({
+            "kind": "seeds",
+            "env_id": config.env_id,
+            "seeds": n,
+            "env_steps_per_seed": config.env_steps,
+            "compile_seconds": round(compile_seconds, 3),
+            "run_seconds": round(run_seconds, 3),
+            "total_seconds": round(compile_seconds + run_seconds, 3),
+            "seconds_per_agent": round(run_seconds / n, 4),
+            "steps_per_second": round(n * config.env_steps / run_seconds),
+            "mean_last_return": float(np.nanmean(returns)) if np.isfinite(returns).any() else None,
+            "peak_rss_mib": peak_rss_mib(),
+            "device_peak_bytes": _device_peak_bytes(),
+            "device": str(jax.devices()[0].device_kind),
+        })
+
+
+JOBS = {"throughput": job_throughput, "speed": job_speed, "solve": job_solve, "seeds": job_seeds}
+
+if __name__ == "__main__":
+    JOBS[sys.argv[1]](json.loads(sys.argv[2]))

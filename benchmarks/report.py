@@ -1,0 +1,481 @@
+"""RESULTS.md from the result files of ``benchmarks.run``: tables, plots, CSVs.
+
+    python -m benchmarks.report [OUT]      # regenerate OUT/RESULTS.md (default: benchmarks)
+
+Reads ``OUT/results/{throughput,torch,peers,seeds}.json`` and, when present,
+``OUT/results/gpu/*.json`` and ``OUT/results/presets/*.json``; writes
+``OUT/RESULTS.md``, PNG plots and CSVs into ``OUT/results/``. The section
+"Where the time goes" is ``benchmarks/analysis.md``, written by hand, included
+as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from benchmarks.common import THRESHOLDS, final_return, machine_line, reach
+
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
+GPU_COMMAND = "python -m benchmarks.run --gpu"
+
+
+def _load(path: Path) -> Optional[dict]:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _rows(jobs: list[dict], kind: str) -> list[dict]:
+    return [r for j in jobs for r in j.get("rows", []) if r.get("kind") == kind]
+
+
+def _fmt(x, digits: int = 0, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    if isinstance(x, (int, float)):
+        return f"{x:,.{digits}f}{unit}"
+    return str(x)
+
+
+def _provenance(d: dict) -> str:
+    v = d.get("versions", {})
+    ver = ", ".join(f"{k} {x}" for k, x in v.items() if x)
+    return (
+        f"- **Machine:** {machine_line(d['machine'])}\n"
+        f"- **Date:** {d['date']} · **mode:** {d['mode']}\n"
+        f"- **Command:** `{d['command']}`\n"
+        f"- **Versions:** {ver}\n"
+    )
+
+
+def _failures(jobs: list[dict]) -> str:
+    """Lines naming the jobs that did not end well; "" when all did."""
+    lines = []
+    for j in jobs:
+        if j.get("status") != "ok":
+            tail = (j.get("stderr_tail") or "").strip().splitlines()[-1:] or [""]
+            lines.append(f"- a job ended `{j.get('status')}`: `{j.get('command', '')[:160]}` {tail[0][:200]}")
+    return ("\n" + "\n".join(lines) + "\n") if lines else ""
+
+
+def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c) for c in columns})
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+def throughput_section(d: dict, res: Path, prefix: str = "") -> tuple[str, dict]:
+    rows = _rows(d["jobs"], "throughput")
+    matmul = next(iter(_rows(d["jobs"], "matmul")), None)
+    facts = {"rows": rows, "matmul": matmul}
+    out = ["Training env steps per second of one agent (`jax.jit(train)`, compiled ahead of time, "
+           "compile apart), beside the **floor**: the same envs stepped by the same policy's forward "
+           "pass and sampling in a jitted scan, no learning. FLOP/s: XLA's cost analysis of each loop "
+           "body (one env step; one minibatch step with backward pass and Adam) times its trip count, "
+           "divided by the run time — XLA counts a loop body once, so the whole program's own count "
+           "(last column) is far too small to use.\n"]
+    if matmul:
+        out.append(f"Machine's fp32 matmul rate (`[{matmul['matmul_n']}]²` under jit, best of 10): "
+                   f"**{matmul['matmul_flops_per_second'] / 1e9:,.1f} GFLOP/s**.\n")
+    out.append("| env | num_envs | env steps | compile (s) | run (s) | train steps/s | floor steps/s | "
+               "train ÷ floor | achieved GFLOP/s | % of matmul | XLA whole-program GFLOP |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        pct = 100 * r["achieved_flops_per_second"] / matmul["matmul_flops_per_second"] if matmul else None
+        out.append(
+            f"| {r['env_id']} | {r['num_envs']:,} | {r['env_steps']:,} | {_fmt(r['compile_seconds'], 1)} | "
+            f"{_fmt(r['run_seconds'], 2)} | {_fmt(r['steps_per_second'])} | {_fmt(r['floor_steps_per_second'])} | "
+            f"{_fmt(r['train_vs_floor'], 3)} | {_fmt(r['achieved_flops_per_second'] / 1e9, 2)} | {_fmt(pct, 1)} | "
+            f"{_fmt(r['xla_flops_whole_program'] / 1e9, 3)} |"
+        )
+    cw = d.get("cold_warm") or {}
+    if cw:
+        out.append("\nCold and warm start of the CLI (`ppo-jax train`, CartPole preset, one seed): a fresh "
+                   "persistent compilation cache, then a second process with the same cache.\n")
+        out.append("| start | compile (s) | train (s) | whole process (s, imports included) | status |")
+        out.append("|---|---:|---:|---:|---|")
+        for phase in ("cold", "warm"):
+            p = cw.get(phase, {})
+            out.append(f"| {phase} | {_fmt(p.get('compile_seconds'), 2)} | {_fmt(p.get('train_seconds'), 2)} | "
+                       f"{_fmt(p.get('process_seconds'), 1)} | {p.get('status')} |")
+        facts["cold_compile"] = cw.get("cold", {}).get("compile_seconds")
+        facts["warm_compile"] = cw.get("warm", {}).get("compile_seconds")
+    if rows:
+        _write_csv(res / "throughput.csv", rows, [
+            "env_id", "num_envs", "num_steps", "num_updates", "env_steps", "compile_seconds", "run_seconds",
+            "steps_per_second", "floor_steps_per_second", "train_vs_floor", "flops_per_update",
+            "achieved_flops_per_second", "xla_flops_whole_program", "peak_rss_mib"])
+        plt = _plt()
+        envs = sorted({r["env_id"] for r in rows})
+        fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
+        for ax, env in zip(axes[0], envs):
+            rs = [r for r in rows if r["env_id"] == env]
+            n = [r["num_envs"] for r in rs]
+            ax.loglog(n, [r["steps_per_second"] for r in rs], "o-", label="training")
+            ax.loglog(n, [r["floor_steps_per_second"] for r in rs], "s--", label="floor: env + forward")
+            ax.set(title=env, xlabel="num_envs", ylabel="env steps / s")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(res / "throughput.png", dpi=110)
+        plt.close(fig)
+        out.append(f"\n![throughput]({prefix}throughput.png)\n")
+    out.append(_failures(d["jobs"]))
+    return "\n".join(out), facts
+
+
+def _impl_runs(env: dict, impl: str) -> list[dict]:
+    return [r for j in env.get(impl, []) for r in j.get("rows", [])]
+
+
+def torch_section(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
+    facts = {}
+    out = [f"Reached = at the end of a rollout, the mean return of the last ≥{d['window']} finished "
+           "episodes (whole rollouts) is at or above the threshold; the same rule for every "
+           "implementation (`benchmarks/common.py: reach`). Times count from the start of training "
+           "(ppo_jax: before `build`, so compile is included; PyTorch and SB3: env and network "
+           "creation included), imports excluded. ppo_jax learns of it at the end of a chunk (1/50 of "
+           "the run), PyTorch and SB3 at the end of each rollout. Final return: mean return of the "
+           "episodes finished in the last 5% of the steps taken. PyTorch and SB3 use one CPU thread "
+           "(`torch.set_num_threads(1)`): on 2 cores their default of 2 threads was up to 20× "
+           "slower for networks this small; ppo_jax's XLA program also runs on one core. PyTorch and "
+           "SB3 runs are capped in time (they stop after the update that passes the cap) so that the "
+           "suite fits its budget; a capped run says so.\n"]
+    if d.get("skipped"):
+        out.append(f"**PyTorch and SB3 {d['skipped']}.** Only ppo_jax's side was measured.\n")
+    all_rows = []
+    for env_id, env in d["envs"].items():
+        threshold = env["threshold"]
+        out.append(f"\n#### {env_id} (threshold {threshold:g}; `{env['config']}`"
+                   + (f", overrides {env['overrides']}" if env["overrides"] else "") + ")\n")
+        out.append("| implementation | seeds | env steps (each) | steps/s | reached after (s) | at env steps | "
+                   "final return | capped by time |")
+        out.append("|---|---:|---:|---:|---|---|---|---|")
+        jax_rows = _impl_runs(env, "ppo_jax")
+        per_impl = {}
+        for r in jax_rows:
+            reached = r["reached"]
+            per_impl["ppo_jax"] = {"steps_per_second": r["steps_per_second"], "reached": reached,
+                                   "seeds": r["seeds"], "final": r["final_return"]}
+            out.append(
+                f"| ppo_jax ({r['seeds']} seeds vmapped) | {r['seeds']} | {r['env_steps']:,} | "
+                f"{_fmt(r['steps_per_second'])} (all seeds) | "
+                f"{', '.join(_fmt(x and x['seconds'], 1) for x in reached)} | "
+                f"{', '.join(_fmt(x and x['env_steps']) for x in reached)} | "
+                f"{', '.join(_fmt(x, 1) for x in r['final_return'])} | no |")
+            all_rows.append({"env_id": env_id, "implementation": "ppo_jax", "seeds": r["seeds"],
+                             "steps_per_second": r["steps_per_second"],
+                             "reached_seconds": [x and x["seconds"] for x in reached],
+                             "final_return": r["final_return"]})
+        for impl in ("torch", "sb3"):
+            runs = _impl_runs(env, impl)
+            if not runs and not env.get(impl):
+                continue
+            reached = [reach(r["rollouts"], threshold, d["window"]) for r in runs]
+            finals = [final_return(r["rollouts"]) for r in runs]
+            sps = [r["steps_per_second"] for r in runs]
+            per_impl[impl] = {"steps_per_second": float(np.mean(sps)) if sps else None,
+                              "reached": reached, "seeds": len(runs), "final": finals}
+            name = {"torch": "PyTorch (benchmarks/torch_ppo.py)", "sb3": "Stable-Baselines3"}[impl]
+            out.append(
+                f"| {name} | {len(runs)} | {', '.join(format(r['env_steps'], ',') for r in runs)} | "
+                f"{', '.join(_fmt(x) for x in sps)} | {', '.join(_fmt(x and x['seconds'], 1) for x in reached)} | "
+                f"{', '.join(_fmt(x and x['env_steps']) for x in reached)} | "
+                f"{', '.join(_fmt(x, 1) for x in finals)} | "
+                f"{', '.join('yes' if r['stopped_by_time_limit'] else 'no' for r in runs)} |")
+            for r, x, f in zip(runs, reached, finals):
+                all_rows.append({"env_id": env_id, "implementation": impl, "seeds": 1,
+                                 "steps_per_second": r["steps_per_second"],
+                                 "reached_seconds": [x and x["seconds"]], "final_return": [f]})
+        for impl in ("ppo_jax", "torch", "sb3"):
+            out.append(_failures(env.get(impl, [])))
+        facts[env_id] = per_impl
+        _return_plot(env, threshold, d["window"], res / f"returns-{env_id}.png")
+        out.append(f"\n![returns against wall-clock]({prefix}returns-{env_id}.png)\n")
+    if all_rows:
+        _write_csv(res / "torch.csv", all_rows, ["env_id", "implementation", "seeds", "steps_per_second",
+                                                 "reached_seconds", "final_return"])
+    head = d.get("headline")
+    if head:
+        out.append(headline_text(head, facts.get("CartPole-v1", {}), facts))
+        out.append(_failures([head]))
+    return "\n".join(out), facts
+
+
+def headline_text(head: dict, cp: dict, facts: dict) -> str:
+    rows = head.get("rows", [])
+    if not rows:
+        return f"\n**Headline:** the ppo_jax run of many seeds did not finish ({head.get('status')}).\n"
+    r = rows[0]
+    times = [x["seconds"] for x in r["reached"] if x]
+    out = [f"\n#### Headline: ppo_jax agents that reach {THRESHOLDS['CartPole-v1']:g} on CartPole-v1 "
+           f"in the time one PyTorch / SB3 agent needs\n",
+           f"{r['seeds']} ppo_jax seeds vmapped in one program (CartPole preset, compile included) "
+           + ("stopped when all had reached" if r["stopped_when_all_reached"] else "ran its whole budget")
+           + f": {len(times)} of {r['seeds']} reached, the last after "
+           f"{_fmt(max(times) if times else None, 1)} s.\n",
+           "| reference agent | its time to reach (s) | ppo_jax agents reached by then, measured (of "
+           f"{r['seeds']}) | estimated at ppo_jax's rate |", "|---|---:|---:|---:|"]
+    facts["headline"] = {}
+    for impl, name in (("torch", "PyTorch"), ("sb3", "SB3")):
+        ref = [x["seconds"] for x in cp.get(impl, {}).get("reached", []) if x]
+        if not cp.get(impl):
+            continue
+        t_ref = float(np.median(ref)) if ref else None
+        measured = sum(t <= t_ref for t in times) if t_ref is not None else None
+        # When every seed reached before t_ref, the count is capped by the seeds
+        # run; the estimate scales the run's rate linearly (one core: vmapped
+        # seeds cost linearly more time on a CPU) to t_ref.
+        estimate = None
+        if t_ref is not None and len(times) == r["seeds"] and times:
+            estimate = int(r["seeds"] * t_ref / max(times))
+        facts["headline"][impl] = {"t_ref": t_ref, "measured": measured, "estimate": estimate, "of": r["seeds"]}
+        out.append(f"| one {name} agent (median of {len(ref)} that reached) | {_fmt(t_ref, 1)} | "
+                   f"{_fmt(measured)}{'+' if measured == r['seeds'] else ''} | {_fmt(estimate)} |")
+    out.append("\nThe estimate is the measured count scaled linearly to the reference time: "
+               "seeds × t_ref ÷ (time the last of them reached); it is an estimate, shown only when "
+               "every seed reached before t_ref.\n")
+    return "\n".join(out)
+
+
+def _return_plot(env: dict, threshold: float, window: int, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    colors = {"ppo_jax": "C0", "torch": "C1", "sb3": "C2"}
+    for impl in ("ppo_jax", "torch", "sb3"):
+        curves = []
+        for r in _impl_runs(env, impl):
+            curves += r.get("rollouts", []) if impl == "ppo_jax" else [r["rollouts"]]
+        for i, rollouts in enumerate(curves):
+            t, y = [], []
+            for k in range(1, len(rollouts) + 1):
+                n = s = 0.0
+                for _, _, c, total in reversed(rollouts[:k]):
+                    n, s = n + c, s + total
+                    if n >= window:
+                        break
+                if n > 0:
+                    t.append(rollouts[k - 1][0])
+                    y.append(s / n)
+            ax.plot(t, y, color=colors[impl], alpha=0.8, lw=1, label=impl if i == 0 else None)
+    ax.axhline(threshold, color="k", ls=":", lw=1)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set(xlabel="wall-clock seconds since start (log)", ylabel=f"mean return, last ≥{window} episodes")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def peers_section(d: dict, res: Path) -> tuple[str, dict]:
+    if d.get("skipped"):
+        return f"**{d['skipped']}**\n", {}
+    env = d.get("peers_env", {})
+    out = [f"rejax's PPO and ppo_jax, one agent each, CartPole-v1, the same settings, each "
+           f"`jax.jit(train)` compiled ahead of time then run (no evaluation inside the timed run). "
+           f"rejax runs in its own venv (`{env.get('venv')}`, created in "
+           f"{_fmt(env.get('setup_seconds'), 0)} s): {', '.join(f'`{p}`' for p in env.get('pins', []))}.\n",
+           "| settings | implementation | env steps | compile (s) | run (s) | steps/s | ppo_jax ÷ rejax |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    facts, csv_rows = {}, []
+    for row in d["rows"]:
+        peer = next(iter(row["rejax"].get("rows", [])), None)
+        ours = next(iter(row["ppo_jax"].get("rows", [])), None)
+        ratio = ours["steps_per_second"] / peer["steps_per_second"] if peer and ours else None
+        facts[row["settings"]] = ratio
+        for name, r in (("rejax " + (peer or {}).get("rejax", ""), peer), ("ppo_jax", ours)):
+            if r is None:
+                continue
+            out.append(f"| {row['settings']} | {name} | {r['env_steps']:,} | {_fmt(r['compile_seconds'], 1)} | "
+                       f"{_fmt(r['run_seconds'], 2)} | {_fmt(r['steps_per_second'])} | "
+                       f"{_fmt(ratio, 2) if name == 'ppo_jax' else ''} |")
+            csv_rows.append({"settings": row["settings"], "implementation": name, **r})
+    for row in d["rows"]:
+        out.append(_failures([row["rejax"], row["ppo_jax"]]))
+    if csv_rows:
+        _write_csv(res / "peers.csv", csv_rows, ["settings", "implementation", "env_steps", "compile_seconds",
+                                                 "run_seconds", "steps_per_second"])
+    return "\n".join(out), facts
+
+
+def seeds_section(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
+    rows = _rows(d["jobs"], "seeds")
+    out = ["`jax.jit(jax.vmap(train))` over n seeds, CartPole preset. Memory: peak resident memory "
+           "of the process (each count in its own process in a full run) and, on a GPU, the device's "
+           "peak bytes in use.\n",
+           "| seeds | env steps / seed | compile (s) | run (s) | total (s) | run s / agent | steps/s (all) | "
+           "peak RSS (MiB) | device peak (MiB) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        dev = r.get("device_peak_bytes")
+        out.append(f"| {r['seeds']:,} | {r['env_steps_per_seed']:,} | {_fmt(r['compile_seconds'], 1)} | "
+                   f"{_fmt(r['run_seconds'], 2)} | {_fmt(r['total_seconds'], 2)} | {_fmt(r['seconds_per_agent'], 4)} | "
+                   f"{_fmt(r['steps_per_second'])} | {_fmt(r['peak_rss_mib'])} | {_fmt(dev and dev / 2**20)} |")
+    out.append(_failures(d["jobs"]))
+    if rows:
+        _write_csv(res / "seeds.csv", rows, ["seeds", "env_steps_per_seed", "compile_seconds", "run_seconds",
+                                             "total_seconds", "seconds_per_agent", "steps_per_second",
+                                             "peak_rss_mib", "device_peak_bytes", "device"])
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        ax.loglog([r["seeds"] for r in rows], [r["seconds_per_agent"] for r in rows], "o-")
+        ax.set(xlabel="seeds vmapped", ylabel="run seconds per agent")
+        ax.grid(True, which="both", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(res / "seeds.png", dpi=110)
+        plt.close(fig)
+        out.append(f"\n![seeds]({prefix}seeds.png)\n")
+    return "\n".join(out), {"rows": rows}
+
+
+def targets_table(f: dict) -> str:
+    out = ["| target | measured | met? |", "|---|---|---|"]
+
+    def line(target, value, met):
+        out.append(f"| {target} | {value} | {'—' if met is None else 'yes' if met else 'no'} |")
+
+    peers = f.get("peers", {})
+    if peers:
+        for label, ratio in peers.items():
+            line(f"training steps/s ≥ 1.5× rejax ({label})", f"{_fmt(ratio, 2)}×", ratio and ratio >= 1.5)
+    else:
+        line("training steps/s ≥ 1.5× rejax", "not measured (see Peers)", None)
+    cp = f.get("torch", {}).get("CartPole-v1", {})
+    if cp.get("ppo_jax") and cp.get("sb3") and cp["sb3"]["steps_per_second"]:
+        ratio = cp["ppo_jax"]["steps_per_second"] / cp["sb3"]["steps_per_second"]
+        line("training steps/s ≥ 60× SB3 (CartPole preset; ppo_jax all vmapped seeds together, SB3 one agent)",
+             f"{_fmt(ratio, 1)}×", ratio >= 60)
+    else:
+        line("training steps/s ≥ 60× SB3", "not measured (SB3 not installed or not run)", None)
+    cold = f.get("throughput", {}).get("cold_compile")
+    if cold is not None:
+        line("compile ≤ 3 s, CartPole preset, CPU (CLI, cold cache)", f"{cold:.2f} s (warm: "
+             f"{_fmt(f['throughput'].get('warm_compile'), 2)} s)", cold <= 3)
+    else:
+        line("compile ≤ 3 s, CartPole preset, CPU", "not measured", None)
+    jx = cp.get("ppo_jax")
+    if jx:
+        reached = jx["reached"]
+        finals = jx["final"]
+        all_in = all(x is not None for x in reached)
+        t = max(x["seconds"] for x in reached) if all_in else None
+        solved = sum(1 for x in finals if x is not None and x >= THRESHOLDS["CartPole-v1"])
+        line(f"CartPole-v1 solved ({jx['seeds']} of {jx['seeds']} seeds ≥ 475) in ≤ 5 s wall-clock incl. compile",
+             f"last seed reached after {_fmt(t, 1)} s; final return ≥ 475 for {solved} of {jx['seeds']}",
+             (t is not None and t <= 5 and jx["seeds"] >= 4) if all_in else False)
+    head = f.get("torch", {}).get("headline", {}).get("sb3")
+    if head:
+        n = head["estimate"] if head["estimate"] is not None else head["measured"]
+        line("≥ 150 ppo_jax agents reach 475 in the time one SB3 agent does (CPU)",
+             f"measured {_fmt(head['measured'])} of {head['of']} run; estimated {_fmt(head['estimate'])}",
+             None if n is None else n >= 150)
+    else:
+        line("≥ 150 agents in the time of one SB3 agent (CPU)", "not measured", None)
+    g = f.get("gpu_seeds")
+    if g:
+        line("GPU: 2048 CartPole agents × 5e5 steps in ≤ 30 s", f"{g['total_seconds']:.1f} s "
+             f"(compile {g['compile_seconds']:.1f} + run {g['run_seconds']:.1f})", g["total_seconds"] <= 30)
+    else:
+        line("GPU: 2048 CartPole agents × 5e5 steps in ≤ 30 s", f"not measured: run `{GPU_COMMAND}` on a GPU", None)
+    return "\n".join(out)
+
+
+def write(out: Path) -> Path:
+    out = Path(out)
+    res = out / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    prefix = "results/"
+    facts, parts, modes = {}, [], set()
+    titles = {"throughput": "1. Throughput, the floor, FLOP/s", "torch": "2. Against PyTorch and Stable-Baselines3",
+              "peers": "3. Against a JAX peer (rejax)", "seeds": "4. Seeds scaling"}
+    for name, fn in (("throughput", throughput_section), ("torch", torch_section),
+                     ("peers", peers_section), ("seeds", seeds_section)):
+        d = _load(res / f"{name}.json")
+        parts.append(f"## {titles[name]}\n")
+        if d is None:
+            parts.append(f"Not yet run: `python -m benchmarks.run --only {name}`.\n")
+            continue
+        parts.append(_provenance(d))
+        modes.add(d["mode"])
+        if d.get("skipped") and name != "torch":
+            parts.append(f"\n**{d['skipped']}**\n")
+            continue
+        body, facts[name] = fn(d, res, prefix) if name != "peers" else fn(d, res)
+        parts.append("\n" + body)
+
+    parts.append("## 5. GPU\n")
+    gpu = res / "gpu"
+    gpu_parts = []
+    for name, fn in (("throughput", throughput_section), ("seeds", seeds_section)):
+        d = _load(gpu / f"{name}.json")
+        if d is None:
+            continue
+        body, gfacts = fn(d, gpu, prefix + "gpu/")
+        device = d["machine"].get("gpu") or next((r.get("device") for r in gfacts.get("rows", [])), None)
+        gpu_parts.append(f"### GPU ({device}): {name}\n\n{_provenance(d)}\n{body}")
+        if name == "seeds":
+            # The target: 2048 agents × the CartPole preset's 5e5 steps (499,712 whole rollouts).
+            big = [r for r in gfacts["rows"] if r["seeds"] == 2048 and r["env_steps_per_seed"] >= 499_712]
+            if big:
+                facts["gpu_seeds"] = big[0]
+    if gpu_parts:
+        parts.extend(gpu_parts)
+    else:
+        parts.append("No GPU results yet. On a machine with a CUDA device and jax's CUDA wheels "
+                     f"(`pip install -e \".[cuda]\"`), run\n\n```bash\n{GPU_COMMAND}\n```\n\n"
+                     "It fits one 10-minute call, writes `benchmarks/results/gpu/*.json`, and this "
+                     "section is regenerated from them (`python -m benchmarks.report`). It includes the "
+                     "target run: 2048 CartPole agents × 5e5 steps (the preset), vmapped.\n")
+
+    parts.append("## Where the time goes\n")
+    parts.append(ANALYSIS.read_text().strip() + "\n" if ANALYSIS.exists()
+                 else "_(benchmarks/analysis.md, written by hand, goes here.)_\n")
+    presets = sorted((res / "presets").glob("*.json"))
+    if presets:
+        parts.append("## Presets (CPU training runs)\n")
+        parts.append("From `ppo-jax train configs/NAME.yaml --seeds 4`; each run's `summary.json` is in "
+                     "`results/presets/`.\n\n| preset | env steps/seed | train (s) | compile (s) | steps/s (4 seeds) | "
+                     "final return (per seed) | finished (UTC) |\n|---|---:|---:|---:|---:|---|---|")
+        for p in presets:
+            s = json.loads(p.read_text())
+            finals = ", ".join(_fmt(x, 1) for x in s.get("final_return", []))
+            parts.append(f"| {p.stem} | {s['env_steps']:,} | {s['train_seconds']:.0f} | {s['compile_seconds']:.0f} | "
+                         f"{s['steps_per_second']:,.0f} | {finals} | {str(s.get('finished_at', ''))[:16]} |")
+        parts.append("")
+
+    head = ["# Benchmark results\n",
+            "Written by `python -m benchmarks.run` (see `benchmarks/README.md`); every section says its "
+            "machine, date, command and versions. Benchmarks measure and report; they never pass or fail "
+            "on time. Raw numbers: `results/*.json` and `*.csv` beside this file.\n",
+            "## Targets\n", "Aims reported against, met or not.\n", targets_table(facts), ""]
+    if modes & {"quick"}:
+        head.insert(2, "**Smoke-run sizes (`--quick`): these numbers only show that the suite works; "
+                       "they are not results.**\n")
+    path = out / "RESULTS.md"
+    path.write_text("\n".join(head + parts).rstrip() + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    print(write(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent))

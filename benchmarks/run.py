@@ -1,0 +1,278 @@
+"""The benchmark suite: one command, side by side on one machine.
+
+    python -m benchmarks.run [--quick] [--only SECTION[,SECTION]] [--out DIR] [--gpu]
+
+Sections: throughput, torch, peers, seeds (and, with --gpu, the same on a CUDA
+device). Every measurement runs in its own subprocess with a time cap; each
+section writes ``<out>/results/<section>.json`` (``<out>/results/gpu/`` with
+--gpu), and then ``<out>/RESULTS.md`` is regenerated from every result file
+there, with plots and CSVs beside it. Measures and reports; never passes or
+fails on time.
+
+Defaults: ``--out benchmarks`` (the committed report); with --quick,
+``benchmarks/results-quick`` (git-ignored), so a smoke run never overwrites it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import common, peers_env
+from benchmarks.common import REPO, THRESHOLDS, REACH_WINDOW, run_job
+
+SECTIONS = ("throughput", "torch", "peers", "seeds")
+
+# Sizes. "full" fits about 30 minutes on a 2-core CPU (SB3 trains CartPole at
+# ~2.4k steps/s there, so its runs are capped by time, not budget); "quick" is
+# the CI smoke run (< 3 minutes); "gpu" fits one 10-minute call on a GPU.
+SIZES = {
+    "full": {
+        "throughput": [
+            {"config": "configs/cartpole.yaml", "num_envs": [4, 64, 256, 1024, 4096], "env_steps": 2**20},
+            {"config": "configs/breakout_minatar.yaml", "num_envs": [4, 64, 256, 1024, 4096], "env_steps": 2**18},
+        ],
+        "repeats": 2, "matmul_n": 2048, "coldwarm_overrides": [], "throughput_cap": 600,
+        "torch": {
+            "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 4, "torch_seeds": 2,
+                            "torch_cap": 90, "sb3_seeds": 2, "sb3_cap": 200, "overrides": {}},
+            "Pendulum-v1": {"config": "configs/pendulum.yaml", "jax_seeds": 4, "torch_seeds": 1,
+                            "torch_cap": 150, "sb3_seeds": 1, "sb3_cap": 120, "overrides": {}},
+        },
+        "headline_seeds": 32, "headline_cap": 300,
+        "peers_steps": 2**19,
+        "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 8, 64, 512],
+                  "overrides": {"total_timesteps": 16384}, "cap": 300},
+        "budget": 40 * 60,
+    },
+    "quick": {
+        "throughput": [{"config": "configs/cartpole.yaml", "num_envs": [64], "env_steps": 2**14}],
+        "repeats": 1, "matmul_n": 512, "coldwarm_overrides": ["total_timesteps=8192"], "throughput_cap": 150,
+        "torch": {
+            "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 2, "torch_seeds": 1,
+                            "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4,
+                            "overrides": {"total_timesteps": 16384}},
+            "Pendulum-v1": {"config": "configs/pendulum.yaml", "jax_seeds": 1, "torch_seeds": 1,
+                            "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4,
+                            "overrides": {"total_timesteps": 8192}},
+        },
+        "headline_seeds": 2, "headline_cap": 60,
+        "peers_steps": 2**14,
+        "peers_settings": 1,
+        "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 4],
+                  "overrides": {"total_timesteps": 4096}, "cap": 120, "one_process": True},
+        # A guard against a hang, not the expected time (about 2 minutes on a quiet 2-core CPU).
+        "budget": 480,
+    },
+    "gpu": {
+        "throughput": [
+            {"config": "configs/cartpole.yaml", "num_envs": [64, 1024, 4096, 16384], "env_steps": 2**22},
+            {"config": "configs/breakout_minatar.yaml", "num_envs": [64, 1024, 4096, 16384], "env_steps": 2**21},
+        ],
+        "repeats": 2, "matmul_n": 8192, "coldwarm_overrides": [], "throughput_cap": 150,
+        "torch": None,
+        "peers_steps": None,
+        # The GPU target: 2048 CartPole agents × 5e5 steps (the preset) in ≤ 30 s.
+        "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 64, 512, 2048],
+                  "overrides": {}, "cap": 240},
+        "budget": 560,
+    },
+}
+
+
+class Suite:
+    def __init__(self, mode: str, results: Path, command: str):
+        self.mode, self.sizes, self.results, self.command = mode, SIZES[mode], results, command
+        self.deadline = time.monotonic() + self.sizes["budget"]
+        results.mkdir(parents=True, exist_ok=True)
+
+    def cap(self, seconds: float) -> float:
+        """A job's time cap, shortened to what is left of the run's budget."""
+        return max(1.0, min(seconds, self.deadline - time.monotonic()))
+
+    def job(self, name: str, args: dict, cap: float, **kw) -> dict:
+        if self.deadline - time.monotonic() < 5:
+            return {"status": "not run: the suite's time budget was spent", "rows": []}
+        print(f"  {name} {json.dumps(args)[:100]} (cap {self.cap(cap):.0f} s)", flush=True)
+        return run_job(["-m", "benchmarks.jobs", name, json.dumps(args)], self.cap(cap), **kw)
+
+    def save(self, section: str, body: dict) -> None:
+        body = {
+            "section": section,
+            "mode": self.mode,
+            "date": common.now(),
+            "command": self.command,
+            "machine": common.machine(),
+            "versions": common.versions(),
+            **body,
+        }
+        path = self.results / f"{section}.json"
+        path.write_text(json.dumps(body, indent=1) + "\n")
+        print(f"  wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}", flush=True)
+
+    # --- sections ---------------------------------------------------------
+
+    def throughput(self) -> None:
+        s = self.sizes
+        jobs = []
+        for i, spec in enumerate(s["throughput"]):
+            jobs.append(self.job("throughput", {
+                **spec, "min_updates": 2, "repeats": s["repeats"],
+                "matmul_n": s["matmul_n"] if i == 0 else None,
+            }, s["throughput_cap"]))
+        coldwarm = self.cold_warm(s["coldwarm_overrides"])
+        self.save("throughput", {"jobs": jobs, "cold_warm": coldwarm})
+
+    def cold_warm(self, overrides: list[str]) -> dict:
+        """The CLI twice on the CartPole preset: a fresh persistent compilation
+        cache (cold), then the same cache in a second process (warm)."""
+        out = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"PPO_JAX_CACHE_DIR": str(Path(tmp) / "xla")}
+            for phase in ("cold", "warm"):
+                argv = ["-m", "ppo_jax.cli", "train", "configs/cartpole.yaml", "--seeds", "1",
+                        "--out", str(Path(tmp) / phase)]
+                if overrides:
+                    argv += ["--set", *overrides]
+                print(f"  ppo-jax train ({phase} cache)", flush=True)
+                if self.deadline - time.monotonic() < 5:
+                    out[phase] = {"status": "not run: the suite's time budget was spent"}
+                    continue
+                job = run_job(argv, self.cap(300), env={**env, "PPO_JAX_NO_CACHE": ""})
+                summary_path = Path(tmp) / phase / "summary.json"
+                summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+                out[phase] = {
+                    "status": job["status"],
+                    "command": "ppo-jax " + " ".join(argv[3:]).replace(tmp, "$TMP"),
+                    "process_seconds": job["seconds"],
+                    "compile_seconds": summary.get("compile_seconds"),
+                    "train_seconds": summary.get("train_seconds"),
+                    "env_steps": summary.get("env_steps"),
+                    "stderr_tail": job["stderr_tail"],
+                }
+        return out
+
+    def torch(self) -> None:
+        spec = self.sizes["torch"]
+        if spec is None:
+            self.save("torch", {"skipped": "not run in --gpu mode (the bench extra's torch is a CPU wheel)"})
+            return
+        missing = common.missing_modules("torch", "gymnasium", "stable_baselines3")
+        envs = {}
+        for env_id, e in spec.items():
+            threshold = THRESHOLDS[env_id]
+            solve = {"config": e["config"], "seeds": e["jax_seeds"], "threshold": threshold,
+                     "window": REACH_WINDOW, "overrides": e["overrides"]}
+            envs[env_id] = {"threshold": threshold, "config": e["config"], "overrides": e["overrides"],
+                            "ppo_jax": [self.job("solve", solve, 600)]}
+            if missing:
+                continue
+            sets = [f"{k}={v}" for k, v in e["overrides"].items()]
+            for impl, seeds, cap in (("torch", e["torch_seeds"], e["torch_cap"]), ("sb3", e["sb3_seeds"], e["sb3_cap"])):
+                runs = []
+                for seed in range(seeds):
+                    argv = ["-m", f"benchmarks.{impl}_ppo", e["config"], "--seed", str(seed),
+                            "--time-limit", str(cap)] + (["--set", *sets] if sets else [])
+                    print(f"  {impl} {env_id} seed {seed} (cap {cap} s)", flush=True)
+                    if self.deadline - time.monotonic() < 5:
+                        runs.append({"status": "not run: the suite's time budget was spent", "rows": []})
+                        continue
+                    # The cap stops training after the update that passes it; the
+                    # job's own limit only guards against a hang.
+                    runs.append(run_job(argv, self.cap(cap * 1.5 + 60)))
+                envs[env_id][impl] = runs
+        body = {"envs": envs, "window": REACH_WINDOW}
+        if missing:
+            body["skipped"] = f"skipped: not installed ({', '.join(missing)}); pip install -e \".[bench]\""
+        else:
+            head = {"config": spec["CartPole-v1"]["config"], "seeds": self.sizes["headline_seeds"],
+                    "threshold": THRESHOLDS["CartPole-v1"], "window": REACH_WINDOW,
+                    "overrides": spec["CartPole-v1"]["overrides"], "stop_when_all_reached": True,
+                    "keep_curves_up_to": 0}
+            body["headline"] = self.job("solve", head, self.sizes["headline_cap"])
+        self.save("torch", body)
+
+    def peers(self) -> None:
+        steps = self.sizes["peers_steps"]
+        if steps is None:
+            self.save("peers", {"skipped": "not run in --gpu mode"})
+            return
+        python = peers_env.python(create=self.mode != "quick")
+        if python is None:
+            self.save("peers", {"skipped": peers_env.MISSING})
+            return
+        settings = {
+            "4 envs × 128 steps, 4 epochs × 4 minibatches": {
+                "num_envs": 4, "num_steps": 128, "update_epochs": 4, "num_minibatches": 4},
+            "CartPole preset (16 × 128, 4 × 8)": {},
+        }
+        import yaml
+
+        preset = yaml.safe_load((REPO / "configs/cartpole.yaml").read_text())
+        rows = []
+        for label, over in list(settings.items())[: self.sizes.get("peers_settings")]:
+            over = {**over, "total_timesteps": steps}
+            s = {**preset, **over, "seed": 0, "repeats": self.sizes["repeats"]}
+            print(f"  rejax: {label}", flush=True)
+            peer = run_job(["benchmarks/peers/rejax_ppo.py", json.dumps(s)], self.cap(300), python=python)
+            ours = self.job("speed", {"config": "configs/cartpole.yaml", "overrides": over,
+                                      "repeats": self.sizes["repeats"]}, 300)
+            rows.append({"settings": label, "overrides": over, "rejax": peer, "ppo_jax": ours})
+        self.save("peers", {"rows": rows, "peers_env": peers_env.describe()})
+
+    def seeds(self) -> None:
+        s = self.sizes["seeds"]
+        args = {"config": s["config"], "overrides": s["overrides"]}
+        if s.get("one_process"):
+            jobs = [self.job("seeds", {**args, "counts": s["counts"]}, s["cap"])]
+        else:
+            jobs = [self.job("seeds", {**args, "counts": [n]}, s["cap"]) for n in s["counts"]]
+        self.save("seeds", {"jobs": jobs})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes: the CI smoke run (< 3 min)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated among {', '.join(SECTIONS)}")
+    parser.add_argument("--out", default=None, help="where RESULTS.md goes; raw numbers and plots in OUT/results/")
+    parser.add_argument("--gpu", action="store_true", help="the suite on a CUDA device, sized for one 10-minute call")
+    args = parser.parse_args(argv)
+
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in only if s not in SECTIONS]
+    if unknown:
+        print(f"--only: unknown section(s) {', '.join(unknown)}; choose among {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    if args.gpu:
+        import jax
+
+        if jax.default_backend() != "gpu":
+            print(f"--gpu: jax sees no CUDA device (backend: {jax.default_backend()})", file=sys.stderr)
+            return 2
+    out = Path(args.out) if args.out else REPO / "benchmarks" / ("results-quick" if args.quick else "")
+    out = out.resolve()
+    mode = "gpu" if args.gpu else "quick" if args.quick else "full"
+    results = out / "results" / ("gpu" if args.gpu else "")
+    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    os.chdir(REPO)
+    suite = Suite(mode, results, command.strip())
+    start = time.monotonic()
+    for section in SECTIONS:
+        if section in only:
+            print(f"[{section}] {time.monotonic() - start:.0f} s", flush=True)
+            getattr(suite, section)()
+    from benchmarks import report
+
+    path = report.write(out)
+    print(f"wrote {path} after {time.monotonic() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

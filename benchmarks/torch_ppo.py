@@ -1,0 +1,298 @@
+"""PPO in PyTorch on gymnasium vector envs: the same algorithm as ppo_jax.
+
+    python -m benchmarks.torch_ppo configs/cartpole.yaml --seed 0 [--device cpu|cuda] [--time-limit S]
+
+Reads a ppo_jax preset (YAML) and trains one agent with the same math:
+separate actor and critic MLPs (orthogonal init, gain √2 hidden, 0.01 policy
+head, 1 value head, zero biases); a Categorical head, or a Gaussian with a
+learned state-independent log std whose sample is clipped for the env only;
+observation normalization (statistics frozen during a rollout, merged after)
+and reward scaling by the std of discounted returns when the preset says so;
+GAE with terminations apart from truncations, a truncated step bootstrapped
+from the value of its final observation; epochs of shuffled minibatches,
+per-minibatch advantage normalization, clipped surrogate + c1·value − c2·entropy,
+global-norm gradient clipping, Adam (eps 1e-5), learning rate annealed
+linearly to 0 over the budget.
+
+Prints one JSON line: steps/s and, per rollout, (seconds since start, env
+steps, episodes finished, their return sum), so that "reached" is computed by
+benchmarks.common.reach for every implementation alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+DEFAULTS = dict(
+    total_timesteps=500_000, num_envs=4, num_steps=128, update_epochs=4, num_minibatches=4,
+    hidden_sizes=[64, 64], activation="tanh", shared_torso=False, log_std_init=0.0,
+    normalize_obs=False, normalize_reward=False, normalize_advantages=True, anneal_lr=True,
+    learning_rate=2.5e-4, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5, gamma=0.99,
+    gae_lambda=0.95, max_grad_norm=0.5, vf_clip=None, target_kl=None, network="mlp",
+)
+
+
+def load_settings(path: str, overrides: dict) -> dict:
+    import yaml
+
+    with open(path) as f:
+        settings = {**DEFAULTS, **(yaml.safe_load(f) or {}), **overrides}
+    if settings["network"] != "mlp" or settings["shared_torso"]:
+        raise SystemExit("torch_ppo: only separate MLP actor and critic are written here")
+    return settings
+
+
+# --- running mean / variance (Chan et al. merge), as ppo_jax.core.normalize ---
+
+class RunningMeanStd:
+    def __init__(self, shape=()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4
+
+    def update(self, batch: np.ndarray) -> None:
+        batch = batch.reshape((-1,) + self.mean.shape)
+        b_mean, b_var, b_count = batch.mean(0), batch.var(0), batch.shape[0]
+        delta = b_mean - self.mean
+        total = self.count + b_count
+        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
+        self.mean = self.mean + delta * b_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -10.0, 10.0).astype(np.float32)
+
+
+# --- networks -------------------------------------------------------------------
+
+def mlp(sizes: list[int], activation: str, out: int, out_gain: float) -> nn.Sequential:
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [_init(nn.Linear(fan_in, fan_out), math.sqrt(2.0)), act()]
+    layers.append(_init(nn.Linear(sizes[-1], out), out_gain))
+    return nn.Sequential(*layers)
+
+
+def _init(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, obs_dim: int, action_dim: int, discrete: bool, s: dict):
+        super().__init__()
+        sizes = [obs_dim] + list(s["hidden_sizes"])
+        self.discrete = discrete
+        self.actor = mlp(sizes, s["activation"], action_dim, 0.01)
+        self.critic = mlp(sizes, s["activation"], 1, 1.0)
+        if not discrete:
+            self.log_std = nn.Parameter(torch.full((action_dim,), float(s["log_std_init"])))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs).squeeze(-1)
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        out = self.actor(obs)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out)
+        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
+
+    def log_prob(self, dist, action):
+        lp = dist.log_prob(action)
+        return lp if self.discrete else lp.sum(-1)
+
+    def entropy(self, dist):
+        h = dist.entropy()
+        return h if self.discrete else h.sum(-1)
+
+
+# --- training ---------------------------------------------------------------------
+
+def gae(rewards, values, next_values, terminated, dones, gamma, lam):
+    """Time-major [T, B]; δ_t = r_t + γ(1−term_t)V(s'_t) − V(s_t), A_t = δ_t + γλ(1−done_t)A_{t+1}."""
+    deltas = rewards + gamma * (1.0 - terminated) * next_values - values
+    advantages = torch.zeros_like(rewards)
+    next_adv = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        next_adv = deltas[t] + gamma * lam * (1.0 - dones[t]) * next_adv
+        advantages[t] = next_adv
+    return advantages, advantages + values
+
+
+def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
+    # torch.optim imports torch._dynamo on first use (~2 s): an import, kept out
+    # of the timed run as imports are for every implementation.
+    torch.optim.Adam([nn.Parameter(torch.zeros(1))])
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    B, T = s["num_envs"], s["num_steps"]
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: gym.make(s["env_id"]) for _ in range(B)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    discrete = isinstance(envs.single_action_space, gym.spaces.Discrete)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    action_dim = int(envs.single_action_space.n) if discrete else int(np.prod(envs.single_action_space.shape))
+    model = ActorCritic(obs_dim, action_dim, discrete, s).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=s["learning_rate"], eps=1e-5)
+    obs_rms, ret_rms = RunningMeanStd((obs_dim,)), RunningMeanStd(())
+    observe = obs_rms.normalize if s["normalize_obs"] else (lambda x: x.astype(np.float32))
+    if not discrete:
+        low, high = envs.single_action_space.low, envs.single_action_space.high
+
+    batch_size = B * T
+    minibatch_size = batch_size // s["num_minibatches"]
+    num_updates = s["total_timesteps"] // batch_size
+    raw_obs, _ = envs.reset(seed=seed)
+    episode_return = np.zeros(B)
+    discounted = np.zeros(B)
+    rollouts, env_steps, stopped_by_limit = [], 0, False
+    tensor = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device)
+
+    for update in range(num_updates):
+        buf = {k: [] for k in ("obs", "action", "log_prob", "value", "reward", "term", "done", "final_obs", "raw_obs", "seen")}
+        count = return_sum = 0.0
+        with torch.no_grad():
+            for _ in range(T):
+                obs = observe(raw_obs)
+                obs_t = tensor(obs)
+                dist = model.distribution(obs_t)
+                action = dist.sample()
+                buf["log_prob"].append(model.log_prob(dist, action))
+                buf["value"].append(model.value(obs_t))
+                env_action = action.cpu().numpy()
+                if not discrete:
+                    env_action = np.clip(env_action, low, high)
+                next_obs, reward, term, trunc, info = envs.step(env_action)
+                term = term.astype(bool)
+                done = term | trunc
+                final = np.array(next_obs, copy=True)
+                if done.any():
+                    final[done] = np.stack(info["final_obs"][done])
+                episode_return += reward
+                count += done.sum()
+                return_sum += episode_return[done].sum()
+                episode_return[done] = 0.0
+                if s["normalize_reward"]:
+                    discounted = discounted * s["gamma"] + reward
+                buf["seen"].append(discounted.copy())
+                discounted[done] = 0.0
+                for k, v in (("obs", obs), ("action", action), ("reward", reward), ("term", term),
+                             ("done", done), ("final_obs", final), ("raw_obs", raw_obs)):
+                    buf[k].append(v)
+                raw_obs = next_obs
+        env_steps += batch_size
+        rollouts.append((time.perf_counter() - start, env_steps, float(count), float(return_sum)))
+
+        # The rollout's final observations are normalized with the statistics
+        # the rollout was collected under; then the statistics take its data in.
+        final_obs = tensor(np.stack([observe(f) for f in buf["final_obs"]]))
+        if s["normalize_obs"]:
+            obs_rms.update(np.stack(buf["raw_obs"]))
+        rewards = np.stack(buf["reward"]).astype(np.float32)
+        if s["normalize_reward"]:
+            ret_rms.update(np.stack(buf["seen"]))
+            rewards = rewards / np.sqrt(ret_rms.var + 1e-8)
+        with torch.no_grad():
+            next_values = model.value(final_obs)
+            values = torch.stack(buf["value"])
+            advantages, targets = gae(
+                tensor(rewards), values, next_values, tensor(np.stack(buf["term"])),
+                tensor(np.stack(buf["done"])), s["gamma"], s["gae_lambda"],
+            )
+        flat = lambda x: x.reshape((batch_size,) + x.shape[2:])
+        b_obs = flat(tensor(np.stack(buf["obs"])))
+        b_action = flat(torch.stack(buf["action"]))
+        b_log_prob, b_value = flat(torch.stack(buf["log_prob"])), flat(values)
+        b_adv, b_target = flat(advantages), flat(targets)
+
+        lr = s["learning_rate"] * (1.0 - update / num_updates) if s["anneal_lr"] else s["learning_rate"]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        stop = False
+        for _ in range(s["update_epochs"]):
+            perm = torch.as_tensor(rng.permutation(batch_size), device=device)
+            for i in range(s["num_minibatches"]):
+                idx = perm[i * minibatch_size:(i + 1) * minibatch_size]
+                dist = model.distribution(b_obs[idx])
+                log_prob = model.log_prob(dist, b_action[idx])
+                log_ratio = log_prob - b_log_prob[idx]
+                ratio = log_ratio.exp()
+                adv = b_adv[idx]
+                if s["normalize_advantages"]:
+                    adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
+                clipped = ratio.clamp(1 - s["clip_eps"], 1 + s["clip_eps"])
+                policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+                value = model.value(b_obs[idx])
+                squared = (value - b_target[idx]) ** 2
+                if s["vf_clip"] is not None:
+                    v_clip = b_value[idx] + (value - b_value[idx]).clamp(-s["vf_clip"], s["vf_clip"])
+                    squared = torch.max(squared, (v_clip - b_target[idx]) ** 2)
+                value_loss = 0.5 * squared.mean()
+                entropy = model.entropy(dist).mean()
+                loss = policy_loss + s["vf_coef"] * value_loss - s["ent_coef"] * entropy
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), s["max_grad_norm"])
+                optimizer.step()
+                if s["target_kl"] is not None:
+                    with torch.no_grad():
+                        if (torch.expm1(log_ratio) - log_ratio).mean() > s["target_kl"]:
+                            stop = True  # this step is kept; the rest of the rollout's are not taken
+                if stop:
+                    break
+            if stop:
+                break
+        if time.perf_counter() - start > time_limit:
+            stopped_by_limit = update + 1 < num_updates
+            break
+
+    seconds = time.perf_counter() - start
+    envs.close()
+    return {
+        "implementation": "torch",
+        "env_id": s["env_id"],
+        "seed": seed,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "env_steps": env_steps,
+        "budget_env_steps": num_updates * batch_size,
+        "seconds": round(seconds, 3),
+        "steps_per_second": round(env_steps / seconds),
+        "stopped_by_time_limit": stopped_by_limit,
+        "rollouts": [[round(t, 3), n, c, r] for t, n, c, r in rollouts],
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (its default, all cores, was far slower for nets this small)")
+    parser.add_argument("--time-limit", type=float, default=math.inf, help="stop after the update that passes it")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings (YAML values)")
+    args = parser.parse_args()
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    torch.set_num_threads(args.threads)
+    print(json.dumps(train(load_settings(args.config, overrides), args.seed, args.device, args.time_limit)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
