@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 import ppo_jax
-from ppo_jax.driver import ChunkedRun, seed_keys
+from ppo_jax.driver import ChunkedRun, compiler_options, seed_keys
 
 from benchmarks.common import emit, final_return, peak_rss_mib, reach
 
@@ -57,7 +57,7 @@ def train_speed(config, repeats: int) -> dict:
     train = ppo_jax.make_train(config)
     key = jax.random.PRNGKey(0)
     start = time.perf_counter()
-    compiled = jax.jit(train).lower(key).compile()
+    compiled = jax.jit(train).lower(key).compile(compiler_options())
     compile_seconds = time.perf_counter() - start
     run_seconds, runs, (_, metrics) = _median_run(compiled, (key,), repeats)
     returns = np.asarray(metrics["episode_return"])
@@ -79,22 +79,44 @@ def floor_speed(config, repeats: int) -> dict:
     state = jax.jit(program.init)(jax.random.PRNGKey(0), config.hyperparams())
     length = config.env_steps // config.num_envs
 
-    def run(params, env_state, key):
-        def step(carry, step_key):
+    spec = program.vec_env.spec
+    noise_fn = ppo_jax.Categorical.noise if spec.discrete else ppo_jax.DiagGaussian.noise
+
+    block = min(config.num_steps, length)
+    length = length // block * block
+
+    def run_block(params, env_state, key):
+        # Random numbers and reset states drawn before the loop in batched calls,
+        # as ppo_jax's rollout does, so the loop holds only the policy and the envs.
+        key_action, key_step, key_reset = jax.random.split(key, 3)
+        noise = noise_fn(key_action, (block, config.num_envs, spec.action_dim))
+        step_keys = jax.random.split(key_step, (block, config.num_envs))
+        resets = program.vec_env.reset_states(jax.random.split(key_reset, (block, config.num_envs)))
+
+        def step(carry, per_step):
             env_state, sums = carry
-            key_action, key_env = jax.random.split(step_key)
+            step_noise, keys, step_resets = per_step
             dist, value = program.networks.apply(params, env_state.obs)
-            action = dist.sample(key_action)
-            env_state, result = program.vec_env.step(key_env, env_state, action)
+            action = dist.sample_from_noise(step_noise)
+            env_state, result = program.vec_env.step_with(keys, step_resets, env_state, action)
             # Summed and returned so that XLA cannot drop any of them as unused.
             sums = sums + jnp.stack([jnp.sum(result.reward), jnp.sum(dist.log_prob(action)), jnp.sum(value)])
             return (env_state, sums), None
 
-        (_, sums), _ = jax.lax.scan(step, (env_state, jnp.zeros(3)), jax.random.split(key, length))
-        return sums
+        (env_state, sums), _ = jax.lax.scan(step, (env_state, jnp.zeros(3)), (noise, step_keys, resets))
+        return env_state, sums
+
+    def run(params, env_state, key):
+        def one_block(carry, block_key):
+            env_state, total = carry
+            env_state, sums = run_block(params, env_state, block_key)
+            return (env_state, total + sums), None
+
+        (_, total), _ = jax.lax.scan(one_block, (env_state, jnp.zeros(3)), jax.random.split(key, length // block))
+        return total
 
     start = time.perf_counter()
-    compiled = jax.jit(run).lower(state.params, state.env, jax.random.PRNGKey(1)).compile()
+    compiled = jax.jit(run).lower(state.params, state.env, jax.random.PRNGKey(1)).compile(compiler_options())
     compile_seconds = time.perf_counter() - start
     run_seconds, _, _ = _median_run(compiled, (state.params, state.env, jax.random.PRNGKey(1)), repeats)
     steps = length * config.num_envs
@@ -112,7 +134,7 @@ def flops_per_update(config) -> dict:
     count, so the whole program's number (``xla_flops_whole_program``) is far
     too small. Here each body is compiled alone and multiplied by its trip
     count: ``num_steps`` × (policy + value forward, sampling, env step) + the
-    critic on the final observations + epochs × minibatches × (forward,
+    critic on the last and the time-limit-cut observations + epochs × minibatches × (forward,
     backward, clipping, Adam). GAE's scan (a few ops per step) is left out.
     """
     program = ppo_jax.build(config)
@@ -129,7 +151,11 @@ def flops_per_update(config) -> dict:
         return env_state, dist.log_prob(action), value, result
 
     step_flops = _flops(jax.jit(env_step).lower(state.params, state.env, key).compile())
-    obs_all = jnp.zeros((config.num_steps, config.num_envs) + vec_env.spec.obs_shape, jnp.float32)
+    # the critic after the rollout: the last observations (bootstrap) and at most
+    # B * ceil(T / max_episode_steps) final observations of time-limit cuts
+    cuts = -(-config.num_steps // vec_env.spec.max_episode_steps)
+    rows = config.num_envs * (1 + min(cuts, config.num_steps))
+    obs_all = jnp.zeros((rows,) + vec_env.spec.obs_shape, jnp.float32)
     value_flops = _flops(jax.jit(networks.value).lower(state.params, obs_all).compile())
 
     m = config.minibatch_size
@@ -292,7 +318,7 @@ def job_seeds(a: dict) -> None:
     for n in a["counts"]:
         keys = seed_keys(list(range(n)))
         start = time.perf_counter()
-        compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
+        compiled = jax.jit(jax.vmap(train)).lower(keys).compile(compiler_options())
         compile_seconds = time.perf_counter() - start
         run_seconds, _, (_, metrics) = _median_run(compiled, (keys,), 1)
         returns = np.asarray(metrics["episode_return"])[:, -1]

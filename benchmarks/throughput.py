@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 import ppo_jax
-from ppo_jax.driver import seed_keys
+from ppo_jax.driver import compiler_options, seed_keys
 from ppo_jax.logs import final_returns
 
 
@@ -31,7 +31,7 @@ def measure(config, num_seeds: int, repeats: int) -> dict:
     train = ppo_jax.make_train(config)
     keys = seed_keys(list(range(num_seeds)))
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
+    compiled = jax.jit(jax.vmap(train)).lower(keys).compile(compiler_options())
     compile_seconds = time.perf_counter() - start
     runs = []
     for _ in range(repeats):

@@ -45,6 +45,20 @@ def chunk_plan(num_updates: int, target_chunks: int = 50) -> list[int]:
     return [length] * full + ([rest] if rest else [])
 
 
+def compiler_options() -> dict:
+    """XLA options for the training programs on this backend.
+
+    On the CPU, LLVM's optimization level 1 instead of the default halves the
+    compile time of the CartPole preset's chunk (measured here: 19-20 s -> 9-10 s
+    on a loaded 2-core machine, three alternating runs each) with no loss of run
+    speed: the heavy kernels are library matmuls, which LLVM's level does not
+    touch. Other backends keep their defaults.
+    """
+    if jax.default_backend() == "cpu":
+        return {"xla_backend_optimization_level": 1}
+    return {}
+
+
 @dataclass(frozen=True)
 class NonFinite:
     """Where a run first went non-finite: the seed, the update (0-based) and what."""
@@ -92,7 +106,7 @@ class ChunkedRun:
         state = init(keys, self.hp)
         for length in sorted(set(self.plan)):
             lowered = self._chunk_fn(length).lower(state, self.hp)
-            self._compiled[length] = lowered.compile()
+            self._compiled[length] = lowered.compile(compiler_options())
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
         return state
