@@ -17,6 +17,7 @@ from ppo_jax.core import (
     value_loss,
 )
 from ppo_jax.networks import make_networks
+from ppo_jax.sweeps import SweepResult, make_grid, sweep
 from ppo_jax.train import METRIC_NAMES, TrainState, build, make_train
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __all__ = [
     "METRIC_NAMES",
     "PPOConfig",
     "RunningMeanStd",
+    "SweepResult",
     "TrainState",
     "approx_kl",
     "build",
@@ -37,11 +39,13 @@ __all__ = [
     "explained_variance",
     "gae",
     "load_config",
+    "make_grid",
     "make_networks",
     "make_train",
     "normalize",
     "normalize_advantages",
     "rms_init",
     "rms_update",
+    "sweep",
     "value_loss",
 ]
