@@ -239,9 +239,11 @@ def estimate_memory(program: Program, runs: int, devices: int, log_points: int) 
     hp = config.hyperparams()
     state = jax.eval_shape(program.init, jax.random.PRNGKey(0), hp)
     state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state))
-    obs = math.prod(program.vec_env.spec.obs_shape)
-    # obs and final obs, action (≤ obs wide), log-prob, value, reward, flags, advantage, target
-    per_step = 4 * (2 * obs + obs + 8)
+    spec = program.vec_env.spec
+    obs = math.prod(spec.obs_shape)
+    action = 1 if spec.discrete else spec.action_dim
+    # obs and final obs, action, log-prob, value, next value, reward, 2 flags, advantage, target
+    per_step = 4 * (2 * obs + action + 8)
     rollout_bytes = config.num_steps * config.num_envs * per_step
     sums = jax.eval_shape(_zero_sums)
     metrics_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(sums))
