@@ -319,13 +319,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
         + (f" ({run.padded_runs - run.num_runs} padding runs)" if run.padded_runs > run.num_runs else "")
     )
-    err.print(f"memory: {run.memory.describe()}")
+    err.print(f"memory (from shapes, before compiling): {run.memory.describe()}")
     err.print("compiling…")
     state = run.compile()
     measured = run.compiled_memory()
     err.print(
         f"compiled in {run.compile_seconds:.1f} s"
-        + (f"; XLA: {measured / 2**20:,.1f} MiB per device for one log point" if measured else "")
+        + (f"; memory by XLA's count: {measured / 2**20:,.1f} MiB per device" if measured else "")
     )
 
     progress = _Progress(config.env_steps, enabled=not args.no_progress and main_process, console=err)

@@ -204,7 +204,12 @@ def final_start(num_updates: int, fraction: float = FINAL_FRACTION) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class MemoryEstimate:
-    """Bytes a sweep needs, from the shapes alone (nothing compiled)."""
+    """Bytes a sweep needs, from the shapes alone (nothing compiled).
+
+    A lower bound: XLA's temporaries (the batch flattened and shuffled, the
+    activations and gradients of a minibatch) come on top; ``SweepRun.compiled_memory``
+    gives XLA's own count once compiled. Both grow with runs, not with updates.
+    """
 
     runs: int
     devices: int
@@ -223,7 +228,7 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         return (
-            f"≈ {_mib(self.per_device_bytes)} per device for {math.ceil(self.runs / self.devices)} runs "
+            f"at least {_mib(self.per_device_bytes)} per device for {math.ceil(self.runs / self.devices)} runs "
             f"(train state {_mib(self.state_bytes / self.devices)}, rollout buffers "
             f"{_mib(self.rollout_bytes / self.devices)}, metrics {_mib(self.metrics_bytes / self.devices)}); "
             f"host {_mib(self.host_bytes)} of curves"

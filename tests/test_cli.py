@@ -134,7 +134,8 @@ def test_sweep_of_3_learning_rates_x_2_clips_x_8_seeds(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "48 runs" in result.stderr and "in 1 compiled program" in result.stderr
-    assert "memory: ≈" in result.stderr  # said up front
+    assert "memory (from shapes, before compiling): at least" in result.stderr  # said up front
+    assert "memory by XLA's count" in result.stderr
     assert result.stderr.count("compiled in") == 1
     assert f"sweep written to {out}" in result.stdout
     for name in ("config.yaml", "results.csv", "curves.png", "report.md", "sweep.json"):
