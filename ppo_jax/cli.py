@@ -245,8 +245,7 @@ def _parse_grid(pairs: Sequence[str]) -> dict:
     return grid
 
 
-def _start_distributed(args: argparse.Namespace) -> None:
-    """Join the other processes of a multi-host sweep (``jax.distributed``)."""
+def _check_distributed(args: argparse.Namespace) -> None:
     manual = (args.coordinator, args.num_processes, args.process_id)
     if not args.distributed and all(x is None for x in manual):
         return
@@ -259,6 +258,12 @@ def _start_distributed(args: argparse.Namespace) -> None:
         raise UserError(f"--num-processes must be at least 1, got {args.num_processes}.")
     if args.process_id is not None and not (0 <= args.process_id < (args.num_processes or 1)):
         raise UserError(f"--process-id must lie in [0, {(args.num_processes or 1) - 1}], got {args.process_id}.")
+
+
+def _start_distributed(args: argparse.Namespace) -> None:
+    """Join the other processes of a multi-host sweep (``jax.distributed``)."""
+    if not args.distributed and args.coordinator is None:
+        return
     import jax
 
     # Collectives between CPU processes (the gather of per-run results) need gloo;
@@ -270,9 +275,6 @@ def _start_distributed(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ppo_jax.config import ConfigError, load_config
-    from ppo_jax.sweeps import make_grid
-
     overrides = _parse_sets(args.set or [])
     grid_values = _parse_grid(args.grid or [])
     both = sorted(set(overrides) & set(grid_values))
@@ -282,17 +284,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"--seeds must be at least 1, got {args.seeds}.")
     if args.seed < 0:
         raise UserError(f"--seed must be ≥ 0, got {args.seed}.")
+    _check_distributed(args)
+    default = _default_out(args.config)
+    out = Path(args.out) if args.out else default.with_name("sweep-" + default.name)
+    if args.process_id in (None, 0):
+        _prepare_out_dir(out, args.overwrite)
+    # Before anything starts a JAX backend (validating the env id imports gymnax, which does).
+    _start_distributed(args)
+
+    from ppo_jax.config import ConfigError, load_config
+    from ppo_jax.sweeps import make_grid
+
     try:
         config = load_config(args.config, **overrides)
         grid = make_grid(config, grid_values)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    default = _default_out(args.config)
-    out = Path(args.out) if args.out else default.with_name("sweep-" + default.name)
-    main_process = args.process_id in (None, 0)
-    if main_process:
-        _prepare_out_dir(out, args.overwrite)
-    _start_distributed(args)
 
     import jax
     import numpy as np

@@ -1,7 +1,7 @@
-"""A small sweep run in a subprocess with forced CPU devices or as one of several
-processes (``tests/test_sweep_devices.py``). XLA_FLAGS must be set before jax loads.
+"""A small sweep (and a train run) in a subprocess with forced CPU devices
+(``tests/test_sweep_devices.py``). XLA_FLAGS must be set before jax loads.
 
-    python tests/sweep_worker.py OUT.npz [COORDINATOR PROCESS_ID NUM_PROCESSES]
+    python tests/sweep_worker.py OUT.npz
 """
 
 import sys
@@ -10,7 +10,7 @@ import numpy as np
 
 CONFIG = dict(total_timesteps=4 * 32 * 4, num_envs=4, num_steps=32, update_epochs=2, num_minibatches=2)
 GRID = {"learning_rate": [1e-3, 5e-3], "clip_eps": [0.1, 0.3]}
-SEEDS = [0, 1, 2]  # 12 runs: padded to 16 on 4 devices (and to 16 on 2 × 2)
+SEEDS = [0, 1, 2]  # 12 runs: padded to 16 on 4 devices
 TRAIN_SEEDS = [0, 1, 2, 3]
 
 
@@ -36,26 +36,10 @@ def run_train():
 
 
 def main(argv):
-    if len(argv) > 2:
-        import jax
-
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(
-            coordinator_address=argv[2], process_id=int(argv[3]), num_processes=int(argv[4]),
-            initialization_timeout=120,
-        )
-    import jax
-
     result, arrays = run_sweep()
-    arrays["num_devices"] = np.asarray(result.num_devices)
-    arrays["num_processes"] = np.asarray(result.num_processes)
-    if jax.process_count() == 1:
-        run, train_arrays = run_train()
-        arrays.update(train_arrays, train_devices=np.asarray(run.mesh.size))
-    if jax.process_index() == 0:
-        np.savez(argv[1], **arrays)
-    if jax.process_count() > 1:
-        jax.distributed.shutdown()
+    run, train_arrays = run_train()
+    arrays.update(train_arrays, num_devices=np.asarray(result.num_devices), train_devices=np.asarray(run.mesh.size))
+    np.savez(argv[1], **arrays)
 
 
 if __name__ == "__main__":

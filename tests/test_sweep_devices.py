@@ -1,7 +1,7 @@
-"""The same sweep on 1 device, on 4 forced CPU devices, and across 2 localhost
-processes of 2 devices each gives the same numbers (to float32 rounding); the
-CLI's seeds split over 4 devices match 1 device too. Subprocesses, because the
-device count is fixed when jax loads."""
+"""The same sweep on 1 device, on 4 forced CPU devices, and from the CLI across
+2 localhost processes of 2 devices each gives the same numbers (to float32
+rounding); train's seeds split over 4 devices match 1 device too. Subprocesses,
+because the device count is fixed when jax loads."""
 
 import os
 import socket
@@ -26,9 +26,9 @@ def _env(devices: int) -> dict:
     return env
 
 
-def _worker(out: Path, devices: int, *extra: str) -> subprocess.Popen:
+def _start(args: list, devices: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(HERE / "sweep_worker.py"), str(out), *extra], env=_env(devices),
+        [sys.executable, *args], env=_env(devices), cwd=HERE.parent,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -72,7 +72,7 @@ def _assert_same(a: dict, b: dict, prefix: str) -> None:
 
 def test_four_devices_give_the_same_numbers(tmp_path, one_device):
     out = tmp_path / "four.npz"
-    _finish(_worker(out, 4))
+    _finish(_start([str(HERE / "sweep_worker.py"), str(out)], 4))
     four = dict(np.load(out))
     assert int(four["num_devices"]) == 4 and int(four["train_devices"]) == 4
     _assert_same(one_device, four, "curve_")
@@ -80,13 +80,27 @@ def test_four_devices_give_the_same_numbers(tmp_path, one_device):
     _assert_same(one_device, four, "train_")
 
 
-def test_two_processes_give_the_same_numbers(tmp_path, one_device):
-    out = tmp_path / "two.npz"
-    address = f"127.0.0.1:{_free_port()}"
-    procs = [_worker(out, 2, address, str(i), "2") for i in range(2)]
-    for proc in procs:
-        _finish(proc)
-    two = dict(np.load(out))
-    assert int(two["num_devices"]) == 4 and int(two["num_processes"]) == 2
-    _assert_same(one_device, two, "curve_")
-    _assert_same(one_device, two, "final_return")
+def test_two_cli_processes_give_the_same_numbers(tmp_path, one_device):
+    import pandas as pd
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(sweep_worker.CONFIG))
+    out = tmp_path / "sweep"
+    args = ["-m", "ppo_jax.cli", "sweep", str(config), "--out", str(out), "--no-progress",
+            "--seeds", str(len(sweep_worker.SEEDS)), "--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2"]
+    for name, values in sweep_worker.GRID.items():
+        args += ["--grid", f"{name}={','.join(str(v) for v in values)}"]
+    procs = [_start(args + ["--process-id", str(i)], 2) for i in range(2)]
+    outputs = [_finish(proc) for proc in procs]
+    assert "on 4 cpu device(s) in 2 processes" in outputs[0] and "in 1 compiled program" in outputs[0]
+    assert "sweep written" in outputs[0] and "sweep written" not in outputs[1]  # process 0 writes
+
+    table = pd.read_csv(out / "results.csv")
+    table = table.sort_values(["grid_point", "seed", "env_steps"])
+    shape = one_device["final_return"].shape
+    two = {"final_return": table[table.metric == "final_return"].value.to_numpy().reshape(shape)}
+    for name in ("episode_return", "policy_loss", "value_loss", "entropy", "approx_kl", "grad_norm"):
+        two[f"curve_{name}"] = table[table.metric == name].value.to_numpy().reshape(shape + (-1,))
+    _assert_same({k: one_device[k] for k in two}, two, "curve_")
+    _assert_same({k: one_device[k] for k in two}, two, "final_return")
