@@ -4,6 +4,7 @@
     ppo-jax train --resume RUN_DIR
     ppo-jax eval RUN_DIR [--episodes N] [--stochastic] [--seed S]
     ppo-jax render RUN_DIR --out policy.gif [--seed S] [--max-steps N]
+    ppo-jax sweep CONFIG.yaml --grid key=v1,v2 [--grid ...] [--seeds N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -551,6 +552,165 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_grid(pairs: Sequence[str]) -> dict:
+    import yaml
+
+    grid: dict = {}
+    for pair in pairs:
+        example = "for example --grid learning_rate=1e-4,3e-4,1e-3"
+        if "=" not in pair:
+            raise UserError(f"--grid {pair!r}: expected setting=value,value,..., {example}")
+        key, raw = (part.strip() for part in pair.split("=", 1))
+        if not key:
+            raise UserError(f"--grid {pair!r}: no setting before '=', {example}")
+        if key in grid:
+            raise UserError(f"--grid {key}: given twice; put all its values in one --grid {key}=v1,v2,...")
+        items = [item.strip() for item in raw.split(",")] if raw.strip() else []
+        if not all(items):
+            raise UserError(f"--grid {pair!r}: '{key}' has an empty value between commas, {example}")
+        values = []
+        for item in items:
+            try:
+                values.append(yaml.safe_load(item))
+            except yaml.YAMLError:
+                values.append(item)
+        grid[key] = values
+    return grid
+
+
+def _check_distributed(args: argparse.Namespace) -> None:
+    manual = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed and all(x is None for x in manual):
+        return
+    if not args.distributed and any(x is None for x in manual):
+        raise UserError(
+            "--coordinator, --num-processes and --process-id go together (or pass --distributed alone to let "
+            "JAX detect the cluster: SLURM, Open MPI, Kubernetes, Cloud TPU)."
+        )
+    if args.num_processes is not None and args.num_processes < 1:
+        raise UserError(f"--num-processes must be at least 1, got {args.num_processes}.")
+    if args.process_id is not None and not (0 <= args.process_id < (args.num_processes or 1)):
+        raise UserError(f"--process-id must lie in [0, {(args.num_processes or 1) - 1}], got {args.process_id}.")
+
+
+def _start_distributed(args: argparse.Namespace) -> None:
+    """Join the other processes of a multi-host sweep (``jax.distributed``)."""
+    if not args.distributed and args.coordinator is None:
+        return
+    import jax
+
+    # Collectives between CPU processes (the gather of per-run results) need gloo;
+    # the setting is ignored on GPU and TPU.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+    )
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    overrides = _parse_sets(args.set or [])
+    grid_values = _parse_grid(args.grid or [])
+    both = sorted(set(overrides) & set(grid_values))
+    if both:
+        raise UserError(f"{', '.join(both)}: given by both --set and --grid; keep one.")
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {args.seeds}.")
+    if args.seed < 0:
+        raise UserError(f"--seed must be ≥ 0, got {args.seed}.")
+    _check_distributed(args)
+    default = _default_out(args.config)
+    out = Path(args.out) if args.out else default.with_name("sweep-" + default.name)
+    if args.process_id in (None, 0):
+        _prepare_out_dir(out, args.overwrite)
+    # Before anything starts a JAX backend (validating the env id imports gymnax, which does).
+    _start_distributed(args)
+
+    from ppo_jax.config import ConfigError, load_config
+    from ppo_jax.sweeps import make_grid
+
+    try:
+        config = load_config(args.config, **overrides)
+        grid = make_grid(config, grid_values)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+
+    import jax
+    import numpy as np
+
+    from ppo_jax import logs, report
+    from ppo_jax.sweeps import SweepRun
+
+    _enable_compile_cache()
+    main_process = jax.process_index() == 0
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    run = SweepRun(grid, seeds)
+
+    from rich.console import Console
+
+    err = Console(stderr=True, quiet=not main_process)
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        logs.write_config(out / "config.yaml", grid.base.to_dict())
+    points = len(grid.points)
+    err.print(
+        f"ppo-jax sweep: {config.env_id}, {points} grid point(s) × {len(seeds)} seed(s) = {run.num_runs} runs "
+        f"× {config.env_steps:,} env steps, in 1 compiled program on {run.num_devices} "
+        f"{jax.devices()[0].platform} device(s)"
+        + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
+        + (f" ({run.padded_runs - run.num_runs} padding runs)" if run.padded_runs > run.num_runs else "")
+    )
+    err.print(f"memory (from shapes, before compiling): {run.memory.describe()}")
+    err.print("compiling…")
+    state = run.compile()
+    measured = run.compiled_memory()
+    err.print(
+        f"compiled in {run.compile_seconds:.1f} s"
+        + (f"; memory by XLA's count: {measured / 2**20:,.1f} MiB per device" if measured else "")
+    )
+
+    progress = _Progress(config.env_steps, enabled=not args.no_progress and main_process, console=err)
+    last_return = [float("nan")]
+
+    def on_chunk(updates_done, point, seconds):
+        steps = updates_done * config.batch_size
+        recent = point["episode_return"]
+        if np.isfinite(recent).any():
+            last_return[0] = float(np.nanmean(recent))
+        progress.update(steps, steps * run.num_runs / max(seconds, 1e-9), last_return[0])
+
+    try:
+        result = run.run(state, on_chunk)
+    finally:
+        progress.close()
+    if not main_process:
+        return 0
+
+    command = " ".join(shlex.quote(a) for a in ["ppo-jax"] + sys.argv[1:])
+    extra = {
+        "device": str(jax.devices()[0].device_kind),
+        "platform": jax.devices()[0].platform,
+        "host": platform.node(),
+        "jax_version": jax.__version__,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "memory_estimate_bytes_per_device": run.memory.per_device_bytes,
+    }
+    summary = report.write_sweep_dir(out, result, command, extra)
+    for rank, p in enumerate(summary.ranking[:3]):
+        st = summary.points[p]
+        err.print(f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · final return IQM {report.format_interval(st.iqm)}")
+    if summary.comparison is not None:
+        err.print(f"P(best > second) = {report.format_interval(summary.comparison.probability, 3)}")
+    diverged = int((result.nonfinite != 0).sum())
+    if diverged:
+        err.print(f"ppo-jax: warning: {diverged} run(s) went non-finite; see {out / 'report.md'}.")
+    err.print(
+        f"train {result.train_seconds:.1f} s · {result.steps_per_second:,.0f} env steps/s · "
+        f"compile {result.compile_seconds:.1f} s"
+    )
+    print(f"sweep written to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppo-jax", description="PPO in pure, jitted JAX on gymnax.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -592,6 +752,28 @@ def build_parser() -> argparse.ArgumentParser:
     rend.add_argument("--max-steps", type=int, help="at most this many steps (default: the env's time limit)")
     rend.add_argument("--stochastic", action="store_true", help="sample actions (default: the mode)")
     rend.set_defaults(func=cmd_render)
+
+    sweep = sub.add_parser(
+        "sweep", help="grid × seeds in one compiled program, with statistics",
+        description="Train a grid of traced settings × seeds in one compiled program, split over every device; "
+        "write report.md, curves.png, results.csv (tidy) and sweep.json.",
+    )
+    sweep.add_argument("config", help="YAML preset, e.g. configs/cartpole.yaml")
+    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                       help="a traced setting and its values (repeatable; the grid is their product)")
+    sweep.add_argument("--seeds", type=int, default=8, help="seeds per grid point")
+    sweep.add_argument("--seed", type=int, default=0, help="first seed (seeds are SEED..SEED+N-1)")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    sweep.add_argument("--out", help="sweep directory (default: runs/sweep-<config>-<time>)")
+    sweep.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress output")
+    hosts = sweep.add_argument_group("several hosts (jax.distributed)")
+    hosts.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)")
+    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    hosts.add_argument("--num-processes", type=int, help="number of processes")
+    hosts.add_argument("--process-id", type=int, help="this process, 0..N-1; process 0 writes the files")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 

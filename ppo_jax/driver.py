@@ -16,6 +16,7 @@ import chex
 import jax
 import numpy as np
 
+from ppo_jax import sharding
 from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.train import Program, TrainState, build, run_updates
 from ppo_jax.update import describe_nonfinite
@@ -74,7 +75,11 @@ class NonFinite:
 
 @dataclass
 class ChunkedRun:
-    """A vmapped-over-seeds run, compiled ahead of time, stepped chunk by chunk."""
+    """A vmapped-over-seeds run, compiled ahead of time, stepped chunk by chunk.
+
+    The seeds are split over the most local devices whose count divides them
+    (``ppo_jax.sharding``); on one device this is the plain vmapped program.
+    """
 
     config: PPOConfig
     seeds: list[int]
@@ -89,6 +94,8 @@ class ChunkedRun:
             self.hp = self.config.hyperparams()
         self.plan = chunk_plan(self.config.num_updates, self.target_chunks)
         self._compiled: dict[int, Callable] = {}
+        self.mesh = sharding.run_mesh(sharding.devices_dividing(len(self.seeds)))
+        self._in_specs = (sharding.SPLIT, sharding.REPLICATED)  # seeds split, settings shared
 
     def _chunk_fn(self, length: int):
         program = self.program
@@ -96,13 +103,14 @@ class ChunkedRun:
         def chunk(state: TrainState, hp: Hyperparams):
             return run_updates(program, state, hp, length)
 
-        return jax.jit(jax.vmap(chunk, in_axes=(0, None)), donate_argnums=0)
+        per_device = sharding.over_runs(jax.vmap(chunk, in_axes=(0, None)), self.mesh, self._in_specs)
+        return jax.jit(per_device, donate_argnums=0)
 
     def compile(self) -> TrainState:
         """Compile ``init`` and every chunk length; return the initial state."""
         start = time.perf_counter()
-        keys = seed_keys(self.seeds)
-        init = jax.jit(jax.vmap(self.program.init, in_axes=(0, None)))
+        keys = sharding.to_devices(seed_keys(self.seeds), self.mesh)
+        init = jax.jit(sharding.over_runs(jax.vmap(self.program.init, in_axes=(0, None)), self.mesh, self._in_specs))
         state = init(keys, self.hp)
         for length in sorted(set(self.plan)):
             lowered = self._chunk_fn(length).lower(state, self.hp)

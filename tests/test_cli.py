@@ -122,3 +122,72 @@ def test_same_seed_twice_in_fresh_processes_is_bitwise_identical(tmp_path):
     second = _cli("train", "configs/pendulum.yaml", "--out", str(tmp_path / "b"), *args)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+
+
+def test_sweep_of_3_learning_rates_x_2_clips_x_8_seeds(tmp_path):
+    pd = pytest.importorskip("pandas")
+    out = tmp_path / "sweep"
+    result = _cli(
+        "sweep", "configs/cartpole.yaml", "--grid", "learning_rate=1e-4,3e-4,1e-3", "--grid", "clip_eps=0.1,0.2",
+        "--seeds", "8", "--out", str(out), "--no-progress",
+        "--set", "total_timesteps=4096", "--set", "num_envs=4", "--set", "num_steps=64",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "48 runs" in result.stderr and "in 1 compiled program" in result.stderr
+    assert "memory (from shapes, before compiling): at least" in result.stderr  # said up front
+    assert "memory by XLA's count" in result.stderr
+    assert result.stderr.count("compiled in") == 1
+    assert f"sweep written to {out}" in result.stdout
+    for name in ("config.yaml", "results.csv", "curves.png", "report.md", "sweep.json"):
+        assert (out / name).is_file(), name
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    table = pd.read_csv(out / "results.csv")
+    assert list(table.columns) == ["grid_point", "learning_rate", "clip_eps", "seed", "env_steps", "metric", "value"]
+    assert sorted(table.grid_point.unique()) == list(range(6)) and sorted(table.seed.unique()) == list(range(8))
+    final = table[table.metric == "final_return"]
+    assert len(final) == 48 and (final.env_steps == 4096).all()
+    point = table[(table.learning_rate == 1e-3) & (table.clip_eps == 0.2)]
+    assert sorted(point.seed.unique()) == list(range(8))
+    curve = table[(table.metric == "episode_return") & (table.grid_point == 0) & (table.seed == 0)]
+    assert list(curve.env_steps) == [256 * (i + 1) for i in range(16)]
+
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["runs"] == 48 and summary["compiled_programs"] == 1
+    assert summary["grid"] == {"learning_rate": [1e-4, 3e-4, 1e-3], "clip_eps": [0.1, 0.2]}
+    for point in summary["points"]:
+        for stat in ("mean", "median", "iqm"):
+            assert point[stat]["low"] <= point[stat]["value"] <= point[stat]["high"]
+        np.testing.assert_allclose(  # null/empty: no episode finished in the last 5% of that run
+            np.array([np.nan if x is None else x for x in point["final_return"]], np.float64),
+            final[final.grid_point == point["grid_point"]].sort_values("seed").value, rtol=1e-6, equal_nan=True,
+        )
+    assert summary["probability_of_improvement"]["best"] == summary["ranking"][0]
+    report = (out / "report.md").read_text()
+    assert "IQM [95% CI]" in report and "Probability of improvement" in report and "curves.png" in report
+
+
+BAD_SWEEPS = [
+    (["--grid", "num_envs=4,8"], "num_envs"),  # a grid over a static setting
+    (["--grid", "hidden_sizes=64"], "hidden_sizes"),
+    (["--grid", "learning_rate"], "setting=value"),  # malformed --grid
+    (["--grid", "learning_rate="], "learning_rate"),  # empty list
+    (["--grid", "clip_eps=0.1,,0.2"], "clip_eps"),
+    (["--grid", "learning_rate=1e-3,-1"], "learning_rate"),  # a value out of range
+    (["--grid", "gamma=0.9,2"], "gamma"),
+    (["--grid", "learning_rat=1e-3"], "learning_rate"),  # unknown, closest suggested
+    (["--grid", "clip_eps=0.1", "--grid", "clip_eps=0.2"], "clip_eps"),
+    (["--grid", "clip_eps=0.1,0.2", "--set", "clip_eps=0.3"], "clip_eps"),
+    (["--seeds", "0"], "--seeds"),
+    (["--coordinator", "127.0.0.1:1234"], "--num-processes"),
+]
+
+
+@pytest.mark.parametrize("args,expected", BAD_SWEEPS, ids=[" ".join(a) for a, _ in BAD_SWEEPS])
+def test_bad_sweeps_exit_2_before_compiling(tmp_path, args, expected):
+    out = tmp_path / "sweep"
+    result = _cli("sweep", "configs/cartpole.yaml", "--out", str(out), *args)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert "compiling" not in result.stderr
+    assert not out.exists()

@@ -1,0 +1,459 @@
+"""Grids of traced settings × seeds, trained as one compiled, sharded program.
+
+    result = sweep(config, grid={"learning_rate": [1e-4, 3e-4], "clip_eps": [0.1, 0.2]}, seeds=8)
+    result.final_return            # [grid points, seeds]
+    result.curves["episode_return"]  # [grid points, seeds, log points]
+
+Every (grid point, seed) pair is one run. Runs differ only in their PRNG key
+and their ``Hyperparams`` (traced settings), so all of them are one vmapped
+program, split over every device by ``ppo_jax.sharding``. Run ``r`` is grid
+point ``r // seeds`` with seed ``seeds[r % seeds]``: every grid point sees the
+same seeds.
+
+Metrics are reduced inside the compiled program: each log point (a chunk of
+updates) returns per run the episode-weighted return and length and the mean of
+each loss over its updates, and the sums needed for the final return. Memory
+therefore grows with runs × log points, never with the number of updates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import itertools
+import math
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppo_jax import config as config_lib
+from ppo_jax import sharding
+from ppo_jax.config import ConfigError, PPOConfig, STATIC_FIELDS, TRACED_FIELDS
+from ppo_jax.driver import chunk_plan, compiler_options, seed_keys
+from ppo_jax.logs import FINAL_FRACTION
+from ppo_jax.train import Program, build
+
+_OPTIONAL = ("vf_clip", "target_kl")  # null = off, which changes the program
+
+# Averaged over the updates of a log point.
+MEAN_NAMES = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "explained_variance",
+    "grad_norm",
+    "learning_rate",
+    "minibatch_updates",
+)
+# episode_return / episode_length are episode-weighted over a log point;
+# episodes is the number of episodes that finished in it.
+CURVE_NAMES = ("episode_return", "episode_length", "episodes") + MEAN_NAMES
+
+
+# ---------------------------------------------------------------------------
+# The grid
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The Cartesian product of a few traced settings; the first varies slowest.
+
+    ``base`` is the config of the first point: every point shares its static
+    settings, so it fixes the one compiled program.
+    """
+
+    axes: dict[str, tuple]
+    points: tuple[dict[str, Any], ...]
+    configs: tuple[PPOConfig, ...]
+
+    @property
+    def base(self) -> PPOConfig:
+        return self.configs[0]
+
+
+def _fmt(value: Any) -> str:
+    return "null" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def make_grid(config: PPOConfig, grid: Optional[Mapping[str, Any]] = None) -> Grid:
+    """Check ``grid`` ({traced setting: list of values}) against ``config``.
+
+    Raises:
+      ConfigError: a static or unknown setting, an empty list, a repeated value,
+        null mixed with numbers in ``vf_clip``/``target_kl``, or a value that
+        fails validation (each point's config is validated in full).
+    """
+    grid = dict(grid or {})
+    axes: dict[str, tuple] = {}
+    for name, values in grid.items():
+        if name in STATIC_FIELDS:
+            raise ConfigError(
+                f"grid: '{name}' is a static setting (it fixes shapes or the structure of the compiled "
+                f"program) and cannot be a grid axis; run one sweep per value with --set {name}=... "
+                f"Settings that can be grid axes: {', '.join(TRACED_FIELDS)}."
+            )
+        if name not in TRACED_FIELDS:
+            close = difflib.get_close_matches(str(name), TRACED_FIELDS + STATIC_FIELDS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"grid: unknown setting '{name}'.{hint} Settings that can be grid axes: {', '.join(TRACED_FIELDS)}."
+            )
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            values = [values]
+        if len(values) == 0:
+            raise ConfigError(f"grid: '{name}' has no values; give at least one, e.g. {name}=0.1,0.2.")
+        checked = tuple(_check_value(config, name, v) for v in values)
+        if len(set(checked)) != len(checked):
+            repeated = sorted({_fmt(v) for v in checked if checked.count(v) > 1})
+            raise ConfigError(f"grid: '{name}' repeats {', '.join(repeated)}; give each value once.")
+        if name in _OPTIONAL and None in checked and len(checked) > 1:
+            raise ConfigError(
+                f"grid: '{name}' mixes null (off) with numbers {[_fmt(v) for v in checked]}; on/off changes "
+                f"the compiled program, so a grid over '{name}' takes numbers only."
+            )
+        axes[name] = checked
+    points = tuple(dict(zip(axes, combo)) for combo in itertools.product(*axes.values()))
+    configs = tuple(_point_config(config, point) for point in points)
+    return Grid(axes=axes, points=points, configs=configs)
+
+
+def _check_value(config: PPOConfig, name: str, value: Any) -> Any:
+    checked = _point_config(config, {name: value})
+    return getattr(checked, name)
+
+
+def _point_config(config: PPOConfig, point: Mapping[str, Any]) -> PPOConfig:
+    where = "grid " + ", ".join(f"{k}={v!r}" for k, v in point.items()) if point else "config"
+    return config_lib.from_dict({**config.to_dict(), **point}, where=where)
+
+
+# ---------------------------------------------------------------------------
+# Reductions inside the compiled program
+# ---------------------------------------------------------------------------
+
+
+def _zero_sums() -> dict[str, jax.Array]:
+    zero = jnp.zeros((), jnp.float32)
+    sums = {name: zero for name in ("return_sum", "length_sum", "episodes", "final_return_sum", "final_episodes")}
+    sums.update({name: zero for name in MEAN_NAMES})
+    sums["nonfinite"] = jnp.zeros((), jnp.int32)
+    sums["first_nonfinite"] = jnp.full((), -1, jnp.int32)
+    return sums
+
+
+def _add_update(sums, metrics, update, final_start: int):
+    """Fold one update's metrics (one run) into the log point's sums."""
+    count = metrics["episodes"].astype(jnp.float32)
+    returns = jnp.where(count > 0, metrics["episode_return"] * count, 0.0)
+    lengths = jnp.where(count > 0, metrics["episode_length"] * count, 0.0)
+    final = update >= final_start
+    bad = metrics["nonfinite"].astype(jnp.int32)
+    out = {
+        "return_sum": sums["return_sum"] + returns,
+        "length_sum": sums["length_sum"] + lengths,
+        "episodes": sums["episodes"] + count,
+        "final_return_sum": sums["final_return_sum"] + jnp.where(final, returns, 0.0),
+        "final_episodes": sums["final_episodes"] + jnp.where(final, count, 0.0),
+        "nonfinite": sums["nonfinite"] | bad,
+        "first_nonfinite": jnp.where((sums["first_nonfinite"] < 0) & (bad != 0), update, sums["first_nonfinite"]),
+    }
+    out.update({name: sums[name] + metrics[name].astype(jnp.float32) for name in MEAN_NAMES})
+    return out
+
+
+def _log_point(program: Program, final_start: int, state, hp, length):
+    """``length`` updates of one run, reduced to one log point.
+
+    ``length`` is traced, so log points of different lengths share one program.
+    """
+
+    def body(_, carry):
+        state, sums = carry
+        update = state.update_step
+        state, metrics = program.step(state, hp)
+        return state, _add_update(sums, metrics, update, final_start)
+
+    state, sums = jax.lax.fori_loop(0, length, body, (state, _zero_sums()))
+    safe = jnp.maximum(sums["episodes"], 1.0)
+    point = {
+        "episode_return": jnp.where(sums["episodes"] > 0, sums["return_sum"] / safe, jnp.nan),
+        "episode_length": jnp.where(sums["episodes"] > 0, sums["length_sum"] / safe, jnp.nan),
+        "episodes": sums["episodes"],
+        **{name: sums[name] / length.astype(jnp.float32) for name in MEAN_NAMES},
+        **{name: sums[name] for name in ("final_return_sum", "final_episodes", "nonfinite", "first_nonfinite")},
+    }
+    return state, point
+
+
+def final_start(num_updates: int, fraction: float = FINAL_FRACTION) -> int:
+    """First update of the final window (as ``logs.final_returns`` counts it)."""
+    return num_updates - max(1, int(round(fraction * num_updates)))
+
+
+# ---------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a sweep needs, from the shapes alone (nothing compiled).
+
+    A lower bound: XLA's temporaries (the batch flattened and shuffled, the
+    activations and gradients of a minibatch) come on top; ``SweepRun.compiled_memory``
+    gives XLA's own count once compiled. Both grow with runs, not with updates.
+    """
+
+    runs: int
+    devices: int
+    state_bytes: int  # train states of all runs (params, Adam, envs, statistics)
+    rollout_bytes: int  # one rollout's buffers for all runs, alive during an update
+    metrics_bytes: int  # the per-run sums of one log point on device
+    host_bytes: int  # the reduced curves kept on the host
+
+    @property
+    def device_bytes(self) -> int:
+        return self.state_bytes + self.rollout_bytes + self.metrics_bytes
+
+    @property
+    def per_device_bytes(self) -> int:
+        return math.ceil(self.device_bytes / self.devices)
+
+    def describe(self) -> str:
+        return (
+            f"at least {_mib(self.per_device_bytes)} per device for {math.ceil(self.runs / self.devices)} runs "
+            f"(train state {_mib(self.state_bytes / self.devices)}, rollout buffers "
+            f"{_mib(self.rollout_bytes / self.devices)}, metrics {_mib(self.metrics_bytes / self.devices)}); "
+            f"host {_mib(self.host_bytes)} of curves"
+        )
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 / 10 else f"{n / 2**10:,.1f} KiB"
+
+
+def estimate_memory(program: Program, runs: int, devices: int, log_points: int) -> MemoryEstimate:
+    config = program.config
+    hp = config.hyperparams()
+    state = jax.eval_shape(program.init, jax.random.PRNGKey(0), hp)
+    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state))
+    spec = program.vec_env.spec
+    obs = math.prod(spec.obs_shape)
+    action = 1 if spec.discrete else spec.action_dim
+    # obs and final obs, action, log-prob, value, next value, reward, 2 flags, advantage, target
+    per_step = 4 * (2 * obs + action + 8)
+    rollout_bytes = config.num_steps * config.num_envs * per_step
+    sums = jax.eval_shape(_zero_sums)
+    metrics_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(sums))
+    host_bytes = runs * log_points * (len(CURVE_NAMES) + 4) * 4
+    padded = sharding.padded_size(runs, devices)
+    return MemoryEstimate(
+        runs=runs,
+        devices=devices,
+        state_bytes=padded * state_bytes,
+        rollout_bytes=padded * rollout_bytes,
+        metrics_bytes=padded * metrics_bytes,
+        host_bytes=host_bytes,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """Per-run results, indexed ``[grid point, seed, ...]``.
+
+    ``curves[name]``: ``[points, seeds, log points]`` (see ``CURVE_NAMES``), at
+    ``env_steps[log point]`` env steps per run. ``final_return``: the mean return
+    of the episodes that finished in the last 5% of updates (NaN if none did).
+    ``nonfinite``: 0, or the OR of the codes of ``ppo_jax.update`` (1 loss,
+    2 gradient, 4 parameters) seen in that run; ``first_nonfinite_update`` is
+    the update where it first happened (-1 if never). Such runs keep going.
+    """
+
+    config: PPOConfig
+    axes: dict[str, tuple]
+    points: tuple[dict[str, Any], ...]
+    seeds: list[int]
+    env_steps: np.ndarray
+    curves: dict[str, np.ndarray]
+    final_return: np.ndarray
+    nonfinite: np.ndarray
+    first_nonfinite_update: np.ndarray
+    compile_seconds: float
+    train_seconds: float
+    num_devices: int
+    num_processes: int
+    memory: MemoryEstimate
+
+    @property
+    def num_runs(self) -> int:
+        return len(self.points) * len(self.seeds)
+
+    @property
+    def steps_per_second(self) -> float:
+        done = int(self.env_steps[-1]) if len(self.env_steps) else 0
+        return done * self.num_runs / max(self.train_seconds, 1e-9)
+
+
+ChunkCallback = Callable[[int, dict[str, np.ndarray], float], None]
+
+
+class SweepRun:
+    """A grid × seeds sweep, compiled ahead of time, run log point by log point."""
+
+    def __init__(
+        self,
+        grid: Grid,
+        seeds: Sequence[int],
+        log_points: int = 50,
+        devices: Optional[Sequence[jax.Device]] = None,
+    ):
+        self.grid = grid
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds:
+            raise ConfigError("seeds: give at least one seed.")
+        if min(self.seeds) < 0:
+            raise ConfigError(f"seeds must be ≥ 0, got {min(self.seeds)}.")
+        if log_points < 1:
+            raise ConfigError(f"log_points must be ≥ 1, got {log_points}.")
+        self.config = grid.base
+        self.program = build(self.config)
+        self.mesh = sharding.run_mesh(devices)
+        self.num_devices = self.mesh.size
+        self.num_points = len(grid.points)
+        self.num_runs = self.num_points * len(self.seeds)
+        self.padded_runs = sharding.padded_size(self.num_runs, self.num_devices)
+        self.plan = chunk_plan(self.config.num_updates, log_points)
+        self.memory = estimate_memory(self.program, self.num_runs, self.num_devices, len(self.plan))
+        self.compile_seconds = 0.0
+        self.train_seconds = 0.0
+        self._compiled: Optional[Callable] = None
+
+    def _inputs(self):
+        keys = np.asarray(seed_keys(self.seeds))
+        keys = np.tile(keys, (self.num_points, 1))
+        hps = [c.hyperparams() for c in self.grid.configs]
+        hp = jax.tree.map(lambda *xs: np.repeat(np.stack([np.asarray(x) for x in xs]), len(self.seeds)), *hps)
+        padded = sharding.pad_runs((keys, hp), self.padded_runs)
+        return sharding.to_devices(padded, self.mesh)
+
+    def _length(self, length: int) -> jax.Array:
+        replicated = jax.sharding.NamedSharding(self.mesh, sharding.REPLICATED)
+        return jax.make_array_from_callback((), replicated, lambda _: np.asarray(length, np.int32))
+
+    def compile(self):
+        """Compile ``init`` and the one log-point program; return the initial states."""
+        start = time.perf_counter()
+        keys, self._hp = self._inputs()
+        split = sharding.SPLIT
+        init = jax.jit(sharding.over_runs(jax.vmap(self.program.init), self.mesh, (split, split)))
+        state = init(keys, self._hp)
+        body = functools.partial(_log_point, self.program, final_start(self.config.num_updates))
+        step = sharding.over_runs(
+            jax.vmap(body, in_axes=(0, 0, None)), self.mesh, (split, split, sharding.REPLICATED)
+        )
+        self._lengths = {n: self._length(n) for n in sorted(set(self.plan))}
+        lowered = jax.jit(step, donate_argnums=0).lower(state, self._hp, self._lengths[self.plan[0]])
+        self._compiled = lowered.compile(compiler_options())
+        jax.block_until_ready(state)
+        self.compile_seconds = time.perf_counter() - start
+        return state
+
+    def compiled_memory(self) -> Optional[int]:
+        """XLA's own count of one device's bytes for the log-point program, if it gives one."""
+        try:
+            stats = self._compiled.memory_analysis()
+            return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+                       - stats.alias_size_in_bytes)
+        except Exception:  # not every backend reports it
+            return None
+
+    def run(self, state, on_chunk: Optional[ChunkCallback] = None) -> SweepResult:
+        """Run every log point; ``on_chunk(updates_done, point, seconds)`` after each,
+        with ``point[name]`` of shape ``[grid points, seeds]``."""
+        if self._compiled is None:
+            raise RuntimeError("call compile() first")
+        pieces = []
+        done = 0
+        start = time.perf_counter()
+        shape = (self.num_points, len(self.seeds))
+        for length in self.plan:
+            state, point = self._compiled(state, self._hp, self._lengths[length])
+            host = sharding.to_host(point)
+            host = {k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in host.items()}
+            pieces.append(host)
+            done += length
+            if on_chunk is not None:
+                on_chunk(done, host, time.perf_counter() - start)
+        jax.block_until_ready(state)
+        self.train_seconds = time.perf_counter() - start
+        return self._result(pieces)
+
+    def _result(self, pieces: list[dict[str, np.ndarray]]) -> SweepResult:
+        stack = lambda name: np.stack([p[name] for p in pieces], axis=-1)
+        final_sum = stack("final_return_sum").astype(np.float64).sum(-1)
+        final_count = stack("final_episodes").astype(np.float64).sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            final_return = np.where(final_count > 0, final_sum / final_count, np.nan)
+        first = stack("first_nonfinite")
+        seen = first >= 0
+        first_update = np.where(seen.any(-1), np.take_along_axis(first, seen.argmax(-1)[..., None], -1)[..., 0], -1)
+        return SweepResult(
+            config=self.config,
+            axes=self.grid.axes,
+            points=self.grid.points,
+            seeds=self.seeds,
+            env_steps=np.cumsum(np.asarray(self.plan, np.int64)) * self.config.batch_size,
+            curves={name: stack(name) for name in CURVE_NAMES},
+            final_return=final_return,
+            nonfinite=np.bitwise_or.reduce(stack("nonfinite"), axis=-1),
+            first_nonfinite_update=first_update,
+            compile_seconds=self.compile_seconds,
+            train_seconds=self.train_seconds,
+            num_devices=self.num_devices,
+            num_processes=jax.process_count(),
+            memory=self.memory,
+        )
+
+
+def sweep(
+    config: PPOConfig,
+    grid: Optional[Mapping[str, Any]] = None,
+    seeds: int | Sequence[int] = 8,
+    *,
+    first_seed: int = 0,
+    log_points: int = 50,
+    devices: Optional[Sequence[jax.Device]] = None,
+    on_chunk: Optional[ChunkCallback] = None,
+) -> SweepResult:
+    """Train every grid point × seed in one compiled program; see ``SweepResult``.
+
+    Args:
+      config: the settings shared by every run.
+      grid: {traced setting: list of values}; the product of the lists is the grid.
+      seeds: a number of seeds (``first_seed, first_seed+1, ...``) or the seeds themselves.
+      log_points: chunks of updates; each is reduced to one point of the curves.
+      devices: the devices to split the runs over (default: all, on every process;
+        call ``jax.distributed.initialize`` first for several hosts).
+      on_chunk: called on the host after each log point.
+
+    Raises:
+      ConfigError: a bad grid, a bad value, or no seeds; before anything compiles.
+    """
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds must be at least 1, got {seeds}.")
+        seeds = range(first_seed, first_seed + seeds)
+    run = SweepRun(make_grid(config, grid), seeds, log_points=log_points, devices=devices)
+    return run.run(run.compile(), on_chunk)
