@@ -215,3 +215,26 @@ def final_return(rollouts: Sequence[Sequence[float]], fraction: float = FINAL_FR
             n += count
             s += total
     return round(s / n, 2) if n > 0 else None
+
+
+def agent_main(description: str, train, load_settings) -> None:
+    """The command line shared by ``torch_ppo.py`` and ``sb3_ppo.py``: one agent, its
+    result as one JSON line on stdout."""
+    import argparse
+    import math
+
+    import torch
+    import yaml
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (its default, all cores, was far slower for nets this small)")
+    parser.add_argument("--time-limit", type=float, default=math.inf, help="stop after the update that passes it")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings (YAML values)")
+    args = parser.parse_args()
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    torch.set_num_threads(args.threads)
+    print(json.dumps(train(load_settings(args.config, overrides), args.seed, args.device, args.time_limit)), flush=True)

@@ -14,9 +14,6 @@ Prints one JSON line in the format of benchmarks.torch_ppo.
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import resource
 import time
 
@@ -26,6 +23,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
+from benchmarks.common import agent_main
 from benchmarks.torch_ppo import load_settings
 
 
@@ -114,19 +112,7 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (its default, all cores, was far slower for nets this small)")
-    parser.add_argument("--time-limit", type=float, default=math.inf)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
-    import yaml
-
-    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
-    torch.set_num_threads(args.threads)
-    print(json.dumps(train(load_settings(args.config, overrides), args.seed, args.device, args.time_limit)), flush=True)
+    agent_main(__doc__, train, load_settings)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ benchmarks.common.reach for every implementation alike.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import resource
 import time
@@ -31,6 +29,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+
+from benchmarks.common import agent_main
 
 DEFAULTS = dict(
     total_timesteps=500_000, num_envs=4, num_steps=128, update_epochs=4, num_minibatches=4,
@@ -279,19 +279,7 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (its default, all cores, was far slower for nets this small)")
-    parser.add_argument("--time-limit", type=float, default=math.inf, help="stop after the update that passes it")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings (YAML values)")
-    args = parser.parse_args()
-    import yaml
-
-    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
-    torch.set_num_threads(args.threads)
-    print(json.dumps(train(load_settings(args.config, overrides), args.seed, args.device, args.time_limit)), flush=True)
+    agent_main(__doc__, train, load_settings)
 
 
 if __name__ == "__main__":

@@ -35,21 +35,14 @@ from ppo_jax import sharding
 from ppo_jax.config import ConfigError, PPOConfig, STATIC_FIELDS, TRACED_FIELDS
 from ppo_jax.driver import chunk_plan, compiler_options, seed_keys
 from ppo_jax.logs import FINAL_FRACTION
-from ppo_jax.train import Program, build
+from ppo_jax.train import METRIC_NAMES, Program, build
 
 _OPTIONAL = ("vf_clip", "target_kl")  # null = off, which changes the program
 
-# Averaged over the updates of a log point.
-MEAN_NAMES = (
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl",
-    "clip_fraction",
-    "explained_variance",
-    "grad_norm",
-    "learning_rate",
-    "minibatch_updates",
+# Averaged over the updates of a log point: every metric of an update but the
+# episode statistics (weighted by episodes below) and the non-finite flags.
+MEAN_NAMES = tuple(
+    name for name in METRIC_NAMES if name not in ("episode_return", "episode_length", "episodes", "nonfinite")
 )
 # episode_return / episode_length are episode-weighted over a log point;
 # episodes is the number of episodes that finished in it.
