@@ -32,20 +32,44 @@ class UserError(Exception):
 
 
 def _parse_sets(pairs: Sequence[str]) -> dict:
-    import yaml
-
     overrides = {}
     for pair in pairs:
         if "=" not in pair:
             raise UserError(f"--set {pair!r}: expected key=value, for example --set learning_rate=3e-4")
         key, raw = pair.split("=", 1)
-        key = key.strip()
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            value = raw
-        overrides[key] = value
+        overrides[key.strip()] = _yaml_value(raw)
     return overrides
+
+
+def _yaml_value(raw: str):
+    """A command-line value read as YAML (numbers, null, lists), or the text itself."""
+    import yaml
+
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+def _seed_list(num_seeds: int, first_seed: int) -> list[int]:
+    if num_seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {num_seeds}.")
+    if first_seed < 0:
+        raise UserError(f"--seed must be ≥ 0, got {first_seed}.")
+    return list(range(first_seed, first_seed + num_seeds))
+
+
+def _environment() -> dict:
+    """Where and when a run ran, for its summary."""
+    import jax
+
+    return {
+        "device": str(jax.devices()[0].device_kind),
+        "platform": jax.devices()[0].platform,
+        "host": platform.node(),
+        "jax_version": jax.__version__,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _default_out(config_path: str) -> Path:
@@ -165,16 +189,10 @@ def _plan_fresh(args) -> _Plan:
         config = load_config(args.config, **overrides)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    num_seeds = 1 if args.seeds is None else args.seeds
-    first_seed = 0 if args.seed is None else args.seed
-    if num_seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {num_seeds}.")
-    if first_seed < 0:
-        raise UserError(f"--seed must be ≥ 0, got {first_seed}.")
+    seeds = _seed_list(1 if args.seeds is None else args.seeds, 0 if args.seed is None else args.seed)
     out = Path(args.out) if args.out else _default_out(args.config)
     _prepare_out_dir(out, args.overwrite)
     every, keep = _checkpoint_options(args, config)
-    seeds = list(range(first_seed, first_seed + num_seeds))
     return _Plan(config, seeds, out, every, keep, first_command=_command_line())
 
 
@@ -311,7 +329,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError:
         raise UserError(f"--resume {out}: checkpoint {plan.start_update} is not at a chunk boundary of this "
                         "version's driver; it cannot be resumed exactly.") from None
-    target = abstract_state(config, seeds)
+    target = abstract_state(run.program, seeds)  # the program the run compiles, not a second build
     per_checkpoint = checkpoint.state_nbytes(target)
     logs_bytes = config.num_updates * len(seeds) * (300 + (0 if args.no_tensorboard else 600))
     try:
@@ -422,11 +440,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "num_updates": config.num_updates,
         "updates_done": run.updates_done,
         "checkpoint": None if last_checkpoint is None else str(checkpoint.checkpoint_dir(out) / str(last_checkpoint)),
-        "device": str(jax.devices()[0].device_kind),
-        "platform": jax.devices()[0].platform,
-        "host": platform.node(),
-        "jax_version": jax.__version__,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **_environment(),
         "command": plan.first_command,
     }
     if not fresh:
@@ -553,8 +567,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _parse_grid(pairs: Sequence[str]) -> dict:
-    import yaml
-
     grid: dict = {}
     for pair in pairs:
         example = "for example --grid learning_rate=1e-4,3e-4,1e-3"
@@ -568,13 +580,7 @@ def _parse_grid(pairs: Sequence[str]) -> dict:
         items = [item.strip() for item in raw.split(",")] if raw.strip() else []
         if not all(items):
             raise UserError(f"--grid {pair!r}: '{key}' has an empty value between commas, {example}")
-        values = []
-        for item in items:
-            try:
-                values.append(yaml.safe_load(item))
-            except yaml.YAMLError:
-                values.append(item)
-        grid[key] = values
+        grid[key] = [_yaml_value(item) for item in items]
     return grid
 
 
@@ -613,10 +619,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     both = sorted(set(overrides) & set(grid_values))
     if both:
         raise UserError(f"{', '.join(both)}: given by both --set and --grid; keep one.")
-    if args.seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {args.seeds}.")
-    if args.seed < 0:
-        raise UserError(f"--seed must be ≥ 0, got {args.seed}.")
+    seeds = _seed_list(args.seeds, args.seed)
     _check_distributed(args)
     default = _default_out(args.config)
     out = Path(args.out) if args.out else default.with_name("sweep-" + default.name)
@@ -642,7 +645,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     _enable_compile_cache()
     main_process = jax.process_index() == 0
-    seeds = list(range(args.seed, args.seed + args.seeds))
     run = SweepRun(grid, seeds)
 
     from rich.console import Console
@@ -685,16 +687,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not main_process:
         return 0
 
-    command = " ".join(shlex.quote(a) for a in ["ppo-jax"] + sys.argv[1:])
-    extra = {
-        "device": str(jax.devices()[0].device_kind),
-        "platform": jax.devices()[0].platform,
-        "host": platform.node(),
-        "jax_version": jax.__version__,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "memory_estimate_bytes_per_device": run.memory.per_device_bytes,
-    }
-    summary = report.write_sweep_dir(out, result, command, extra)
+    extra = {**_environment(), "memory_estimate_bytes_per_device": run.memory.per_device_bytes}
+    summary = report.write_sweep_dir(out, result, _command_line(), extra)
     for rank, p in enumerate(summary.ranking[:3]):
         st = summary.points[p]
         err.print(f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · final return IQM {report.format_interval(st.iqm)}")

@@ -73,17 +73,14 @@ class MetricsCSV:
         ``< keep_before`` of an existing one (a resumed run) and append after them."""
         self.path = Path(path)
         self.seeds = seeds
+        rows = [self.columns]
         if keep_before is not None and self.path.is_file():
             with open(self.path, newline="") as f:
-                rows = list(csv.reader(f))
-            kept = [rows[0]] + [r for r in rows[1:] if r and int(r[1]) < keep_before]
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows(kept)
-            write_atomic(self.path, buffer.getvalue())
-        else:
-            buffer = io.StringIO()
-            csv.writer(buffer).writerow(self.columns)
-            write_atomic(self.path, buffer.getvalue())
+                header, *earlier = csv.reader(f)
+            rows = [header] + [r for r in earlier if r and int(r[1]) < keep_before]
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(rows)
+        write_atomic(self.path, buffer.getvalue())
 
     def log_hparams(self, hparams: Mapping[str, Any]) -> None:
         """Nothing: the settings are in ``config.yaml``."""
@@ -233,12 +230,17 @@ def _fmt(value) -> str:
     return repr(value)
 
 
+def final_window(num_updates: int, fraction: float = FINAL_FRACTION) -> int:
+    """How many of the last updates count for the final return (at least one)."""
+    return max(1, int(round(fraction * num_updates)))
+
+
 def final_returns(metrics: dict[str, np.ndarray], fraction: float = FINAL_FRACTION) -> list[float]:
     """Per seed: mean return of the episodes that finished in the last ``fraction``
     of updates (episode-weighted; NaN for a seed with no finished episode there)."""
     returns = np.asarray(metrics["episode_return"], np.float64)
     counts = np.asarray(metrics["episodes"], np.float64)
-    k = max(1, int(round(fraction * returns.shape[1])))
+    k = final_window(returns.shape[1], fraction)
     total = np.nansum(np.where(counts[:, -k:] > 0, returns[:, -k:] * counts[:, -k:], 0.0), axis=1)
     n = counts[:, -k:].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -201,14 +201,11 @@ def make_networks(
     def init(key: chex.PRNGKey) -> chex.ArrayTree:
         return module.init(key, dummy_obs)
 
-    if network == "mlp" and not shared_torso:
-        return Networks(
-            init=init,
-            apply=lambda params, obs: _fused_apply(module, params, obs),
-            value=lambda params, obs: module.apply(params, obs, method=ActorCritic.value),
-        )
+    fused = network == "mlp" and not shared_torso
 
     def apply(params, obs):
+        if fused:
+            return _fused_apply(module, params, obs)
         return module.apply(params, obs)
 
     def value(params, obs):

@@ -22,7 +22,7 @@ from ppo_jax import core
 from ppo_jax.config import PPOConfig, from_dict
 from ppo_jax.envs import EnvSpec, VecEnv
 from ppo_jax.networks import Networks, networks_from_config
-from ppo_jax.train import TrainState, build
+from ppo_jax.train import Program, TrainState, build
 
 Act = Callable[..., chex.Array]
 
@@ -91,13 +91,12 @@ class LoadedRun:
         return jax.jit(lambda obs: act(params, obs))
 
 
-def abstract_state(config: PPOConfig, seeds: list[int]) -> TrainState:
-    """Shapes and dtypes of the vmapped train state, without computing it."""
+def abstract_state(program: Program, seeds: list[int]) -> TrainState:
+    """Shapes and dtypes of the train state of ``program`` vmapped over ``seeds``, without computing it."""
     from ppo_jax.driver import seed_keys
 
-    program = build(config)
     init = jax.vmap(program.init, in_axes=(0, None))
-    return jax.eval_shape(init, seed_keys(seeds), config.hyperparams())
+    return jax.eval_shape(init, seed_keys(seeds), program.config.hyperparams())
 
 
 def load_run(run_dir: str | Path, update: Optional[int] = None) -> LoadedRun:
@@ -114,7 +113,7 @@ def load_run(run_dir: str | Path, update: Optional[int] = None) -> LoadedRun:
     config = from_dict(meta["config"], where=f"{run_dir} (checkpoint {update})")
     seeds = [int(s) for s in meta["seeds"]]
     try:
-        state = checkpoint.restore_state(run_dir, update, abstract_state(config, seeds))
+        state = checkpoint.restore_state(run_dir, update, abstract_state(build(config), seeds))
     except checkpoint.CheckpointError as err:
         raise checkpoint.RunDirError(str(err)) from None
     vec_env = VecEnv(config.env_id)

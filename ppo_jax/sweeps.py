@@ -32,9 +32,10 @@ import numpy as np
 
 from ppo_jax import config as config_lib
 from ppo_jax import sharding
+from ppo_jax.checkpoint import state_nbytes
 from ppo_jax.config import ConfigError, PPOConfig, STATIC_FIELDS, TRACED_FIELDS
 from ppo_jax.driver import chunk_plan, compiler_options, seed_keys
-from ppo_jax.logs import FINAL_FRACTION
+from ppo_jax.logs import FINAL_FRACTION, final_window
 from ppo_jax.train import METRIC_NAMES, Program, build
 
 _OPTIONAL = ("vf_clip", "target_kl")  # null = off, which changes the program
@@ -187,7 +188,7 @@ def _log_point(program: Program, final_start: int, state, hp, length):
 
 def final_start(num_updates: int, fraction: float = FINAL_FRACTION) -> int:
     """First update of the final window (as ``logs.final_returns`` counts it)."""
-    return num_updates - max(1, int(round(fraction * num_updates)))
+    return num_updates - final_window(num_updates, fraction)
 
 
 # ---------------------------------------------------------------------------
@@ -235,8 +236,7 @@ def _mib(n: float) -> str:
 def estimate_memory(program: Program, runs: int, devices: int, log_points: int) -> MemoryEstimate:
     config = program.config
     hp = config.hyperparams()
-    state = jax.eval_shape(program.init, jax.random.PRNGKey(0), hp)
-    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state))
+    state_bytes = state_nbytes(jax.eval_shape(program.init, jax.random.PRNGKey(0), hp))
     spec = program.vec_env.spec
     obs = math.prod(spec.obs_shape)
     action = 1 if spec.discrete else spec.action_dim
@@ -244,7 +244,7 @@ def estimate_memory(program: Program, runs: int, devices: int, log_points: int) 
     per_step = 4 * (2 * obs + action + 8)
     rollout_bytes = config.num_steps * config.num_envs * per_step
     sums = jax.eval_shape(_zero_sums)
-    metrics_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(sums))
+    metrics_bytes = state_nbytes(sums)
     host_bytes = runs * log_points * (len(CURVE_NAMES) + 4) * 4
     padded = sharding.padded_size(runs, devices)
     return MemoryEstimate(
