@@ -10,6 +10,7 @@ and ``ppo_jax.driver.ChunkedRun``.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import sys
@@ -18,10 +19,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import ppo_jax
 from ppo_jax.driver import ChunkedRun, compiler_options, seed_keys
+from ppo_jax.update import Batch, UpdateOptions, make_optimizer, minibatch_step
 
 from benchmarks.common import emit, final_return, peak_rss_mib, reach
 
@@ -158,33 +159,17 @@ def flops_per_update(config) -> dict:
     obs_all = jnp.zeros((rows,) + vec_env.spec.obs_shape, jnp.float32)
     value_flops = _flops(jax.jit(networks.value).lower(state.params, obs_all).compile())
 
+    # One step of the update's own minibatch loop (forward, backward, clipping, Adam).
     m = config.minibatch_size
     obs = jnp.zeros((m,) + vec_env.spec.obs_shape, jnp.float32)
     action = jax.vmap(lambda k: networks.apply(state.params, obs[:1])[0].sample(k)[0])(jax.random.split(key, m))
     vec = jnp.zeros((m,), jnp.float32)
-    tx = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.scale_by_adam(eps=1e-5))
-    opt_state = tx.init(state.params)
-    vf_clip = None if config.vf_clip is None else hp.vf_clip
-
-    def loss(params, obs, action, old_log_prob, old_value, advantage, target):
-        dist, value = networks.apply(params, obs)
-        log_prob = dist.log_prob(action)
-        if config.normalize_advantages:
-            advantage = ppo_jax.normalize_advantages(advantage)
-        return (
-            ppo_jax.clipped_surrogate_loss(log_prob, old_log_prob, advantage, hp.clip_eps)
-            + hp.vf_coef * ppo_jax.value_loss(value, target, old_values=old_value, clip_eps=vf_clip)
-            - hp.ent_coef * jnp.mean(dist.entropy())
-        )
-
-    def minibatch_step(params, opt_state, *batch):
-        grads = jax.grad(loss)(params, *batch)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, jax.tree.map(lambda u: -hp.learning_rate * u, updates)), opt_state
-
-    mb_flops = _flops(
-        jax.jit(minibatch_step).lower(state.params, opt_state, obs, action, vec, vec, vec, vec).compile()
-    )
+    minibatch = Batch(obs=obs, action=action, log_prob=vec, value=vec, advantage=vec, target=vec)
+    tx = make_optimizer(hp.max_grad_norm)
+    step = functools.partial(minibatch_step, hp=hp, learning_rate=hp.learning_rate, tx=tx, networks=networks,
+                             options=UpdateOptions.from_config(config))
+    carry = (state.params, state.opt_state, jnp.asarray(False))
+    mb_flops = _flops(jax.jit(step).lower(carry, minibatch).compile())
     per_update = (
         config.num_steps * step_flops
         + value_flops

@@ -78,13 +78,7 @@ def build(config: PPOConfig) -> Program:
         normalize_obs=config.normalize_obs,
         normalize_reward=config.normalize_reward,
     )
-    update_options = UpdateOptions(
-        update_epochs=config.update_epochs,
-        num_minibatches=config.num_minibatches,
-        normalize_advantages=config.normalize_advantages,
-        vf_clip=config.vf_clip is not None,
-        target_kl=config.target_kl is not None,
-    )
+    update_options = UpdateOptions.from_config(config)
     num_updates = config.num_updates
     anneal_lr = config.anneal_lr
 

@@ -41,6 +41,16 @@ class UpdateOptions(NamedTuple):
     vf_clip: bool
     target_kl: bool
 
+    @classmethod
+    def from_config(cls, config) -> "UpdateOptions":
+        return cls(
+            update_epochs=config.update_epochs,
+            num_minibatches=config.num_minibatches,
+            normalize_advantages=config.normalize_advantages,
+            vf_clip=config.vf_clip is not None,
+            target_kl=config.target_kl is not None,
+        )
+
 
 LOSS_METRICS = (
     "policy_loss",
@@ -109,7 +119,8 @@ def ppo_loss(params, batch: Batch, hp: Hyperparams, networks: Networks, options:
     return total, aux
 
 
-def _minibatch_step(carry, minibatch, *, hp, learning_rate, tx, networks, options):
+def minibatch_step(carry, minibatch, *, hp, learning_rate, tx, networks, options):
+    """One step of Adam on one minibatch: ``carry = (params, opt_state, stopped)``."""
     params, opt_state, stopped = carry
     grads, aux = jax.grad(ppo_loss, has_aux=True)(params, minibatch, hp, networks, options)
     updates, new_opt_state = tx.update(grads, opt_state, params)
@@ -154,7 +165,7 @@ def update(
         # the whole batch is made per epoch.
         def step(c, minibatch_rows):
             minibatch = jax.tree.map(lambda x: jnp.take(x, minibatch_rows, axis=0), batch)
-            return _minibatch_step(
+            return minibatch_step(
                 c, minibatch, hp=hp, learning_rate=learning_rate, tx=tx, networks=networks, options=options
             )
 
