@@ -22,6 +22,7 @@ import numpy as np
 
 import ppo_jax
 from ppo_jax.driver import ChunkedRun, compiler_options, seed_keys
+from ppo_jax.rollout import draw_steps
 from ppo_jax.update import Batch, UpdateOptions, make_optimizer, minibatch_step
 
 from benchmarks.common import emit, final_return, peak_rss_mib, reach
@@ -80,19 +81,13 @@ def floor_speed(config, repeats: int) -> dict:
     state = jax.jit(program.init)(jax.random.PRNGKey(0), config.hyperparams())
     length = config.env_steps // config.num_envs
 
-    spec = program.vec_env.spec
-    noise_fn = ppo_jax.Categorical.noise if spec.discrete else ppo_jax.DiagGaussian.noise
-
     block = min(config.num_steps, length)
     length = length // block * block
 
     def run_block(params, env_state, key):
-        # Random numbers and reset states drawn before the loop in batched calls,
-        # as ppo_jax's rollout does, so the loop holds only the policy and the envs.
-        key_action, key_step, key_reset = jax.random.split(key, 3)
-        noise = noise_fn(key_action, (block, config.num_envs, spec.action_dim))
-        step_keys = jax.random.split(key_step, (block, config.num_envs))
-        resets = program.vec_env.reset_states(jax.random.split(key_reset, (block, config.num_envs)))
+        # Randomness and reset states drawn before the loop, as ppo_jax's rollout
+        # does, so the loop holds only the policy and the envs.
+        noise, step_keys, resets = draw_steps(key, program.vec_env, block, config.num_envs)
 
         def step(carry, per_step):
             env_state, sums = carry

@@ -75,6 +75,25 @@ def _next_values(
     return following.reshape(-1).at[rows].set(cut_values, mode="drop").reshape(num_steps, num_envs)
 
 
+def draw_steps(key: chex.PRNGKey, vec_env: VecEnv, num_steps: int, num_envs: int):
+    """The randomness of ``num_steps`` steps of ``num_envs`` envs, drawn at once.
+
+    Returns the action noise ``[T, B, A]`` (for ``sample_from_noise``), the
+    env step keys ``[T, B]`` and the reset states ``[T, B, ...]`` of every
+    episode that may start, for ``VecEnv.step_with``. Drawn in batched calls so
+    that no PRNG work (a loop of its own on XLA's CPU backend) runs inside a
+    step loop; gymnax computes a reset in every step too, here they are
+    computed together.
+    """
+    spec = vec_env.spec
+    key_action, key_step, key_reset = jax.random.split(key, 3)
+    noise_fn = Categorical.noise if spec.discrete else DiagGaussian.noise
+    action_noise = noise_fn(key_action, (num_steps, num_envs, spec.action_dim))
+    step_keys = jax.random.split(key_step, (num_steps, num_envs))
+    resets = vec_env.reset_states(jax.random.split(key_reset, (num_steps, num_envs)))
+    return action_noise, step_keys, resets
+
+
 def collect(
     key: chex.PRNGKey,
     params: chex.ArrayTree,
@@ -92,17 +111,7 @@ def collect(
     rollout's data, the transitions, and the finished-episode statistics.
     """
 
-    num_envs = env_state.obs.shape[0]
-    spec = vec_env.spec
-    # Every random number of the rollout, and the reset state of every episode
-    # that may start in it, is drawn here in batched calls: no PRNG work (a loop
-    # of its own on XLA's CPU backend) runs inside the step loop. gymnax computes
-    # a reset in every step too; here they are computed together, [T, B] at once.
-    key_action, key_step, key_reset = jax.random.split(key, 3)
-    noise_fn = Categorical.noise if spec.discrete else DiagGaussian.noise
-    action_noise = noise_fn(key_action, (options.num_steps, num_envs, spec.action_dim))
-    step_keys = jax.random.split(key_step, (options.num_steps, num_envs))
-    resets = vec_env.reset_states(jax.random.split(key_reset, (options.num_steps, num_envs)))
+    action_noise, step_keys, resets = draw_steps(key, vec_env, options.num_steps, env_state.obs.shape[0])
 
     def step(carry, per_step):
         env_state, discounted_return = carry
