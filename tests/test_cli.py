@@ -75,14 +75,17 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize("args,expected", BAD_SETTINGS, ids=[" ".join(a) for a, _ in BAD_SETTINGS])
-def test_bad_settings_exit_2_before_compiling(tmp_path, args, expected):
-    out = tmp_path / "run"
-    result = _cli("train", "configs/cartpole.yaml", "--out", str(out), *args)
+def _assert_refused_before_compiling(command, out, args, expected):
+    result = _cli(command, "configs/cartpole.yaml", "--out", str(out), *args)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert "compiling" not in result.stderr  # refused before anything was compiled
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args,expected", BAD_SETTINGS, ids=[" ".join(a) for a, _ in BAD_SETTINGS])
+def test_bad_settings_exit_2_before_compiling(tmp_path, args, expected):
+    _assert_refused_before_compiling("train", tmp_path / "run", args, expected)
 
 
 @pytest.mark.parametrize(
@@ -185,9 +188,4 @@ BAD_SWEEPS = [
 
 @pytest.mark.parametrize("args,expected", BAD_SWEEPS, ids=[" ".join(a) for a, _ in BAD_SWEEPS])
 def test_bad_sweeps_exit_2_before_compiling(tmp_path, args, expected):
-    out = tmp_path / "sweep"
-    result = _cli("sweep", "configs/cartpole.yaml", "--out", str(out), *args)
-    assert result.returncode == 2, result.stderr
-    assert expected in result.stderr and "Traceback" not in result.stderr
-    assert "compiling" not in result.stderr
-    assert not out.exists()
+    _assert_refused_before_compiling("sweep", tmp_path / "sweep", args, expected)
