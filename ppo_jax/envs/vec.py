@@ -1,67 +1,19 @@
-"""gymnax environments, vectorized, with episode bookkeeping.
+"""``VecEnv``: ``B`` copies of one environment stepped in lockstep, with our auto-reset.
 
-Uses gymnax ≥ 1.0's step, which returns ``(obs, state, reward, terminated,
-truncated, info)`` and keeps the pre-reset observation in
-``info["final_observation"]``. That observation is passed on so that steps cut
-by a time limit can be bootstrapped from the value of their true successor.
+Uses gymnax ≥ 1.0's step semantics: ``(obs, state, reward, terminated,
+truncated, info)``, the pre-reset observation kept as the final observation, so
+that steps cut by a time limit can be bootstrapped from the value of their true
+successor.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import chex
-import gymnax
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
-from gymnax.environments import spaces
-
-
-class EnvSpec(NamedTuple):
-    """What the networks and config checks need to know about an env (static)."""
-
-    env_id: str
-    obs_shape: tuple[int, ...]
-    discrete: bool
-    action_dim: int  # number of actions (discrete) or action dimensions (continuous)
-    action_low: tuple[float, ...]  # () for discrete
-    action_high: tuple[float, ...]
-    max_episode_steps: int
-
-
-def registered_env_ids() -> list[str]:
-    return list(gymnax.registered_envs)
-
-
-@functools.lru_cache(maxsize=None)
-def _make(env_id: str):
-    return gymnax.make(env_id)
-
-
-@functools.lru_cache(maxsize=None)
-def env_spec(env_id: str) -> EnvSpec:
-    env, params = _make(env_id)
-    action_space = env.action_space(params)
-    obs_shape = tuple(int(d) for d in env.observation_space(params).shape)
-    if isinstance(action_space, spaces.Discrete):
-        return EnvSpec(env_id, obs_shape, True, int(action_space.n), (), (), int(params.max_steps_in_episode))
-    if isinstance(action_space, spaces.Box):
-        shape = tuple(action_space.shape) or (1,)
-        low = np.broadcast_to(np.asarray(action_space.low, np.float32), shape).reshape(-1)
-        high = np.broadcast_to(np.asarray(action_space.high, np.float32), shape).reshape(-1)
-        return EnvSpec(
-            env_id,
-            obs_shape,
-            False,
-            int(np.prod(shape)),
-            tuple(float(x) for x in low),
-            tuple(float(x) for x in high),
-            int(params.max_steps_in_episode),
-        )
-    raise NotImplementedError(f"{env_id}: action space {type(action_space).__name__} is not supported")
 
 
 @struct.dataclass
@@ -93,7 +45,9 @@ class VecEnv:
     """
 
     def __init__(self, env_id: str):
-        self.env, self.params = _make(env_id)
+        from ppo_jax.envs import env_spec, make
+
+        self.env, self.params = make(env_id)
         self.spec = env_spec(env_id)
 
     def reset(self, key: chex.PRNGKey, num_envs: int) -> VecEnvState:
