@@ -205,6 +205,7 @@ def _plan_resume(args) -> _Plan:
         for name, value in (
             ("CONFIG", args.config), ("--set", args.set), ("--seeds", args.seeds), ("--seed", args.seed),
             ("--out", args.out), ("--overwrite", args.overwrite or None),
+            ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
         )
         if value is not None
     ]
@@ -323,7 +324,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config, seeds, out = plan.config, plan.seeds, plan.out
     _enable_compile_cache()
-    run = ChunkedRun(config, seeds)
+    fine_tune = _fine_tune([config], args, resume=None if fresh else out)
+    run = ChunkedRun(config, seeds, init_from=fine_tune.start, reference=fine_tune.reference)
     try:
         run.remaining_plan(plan.start_update)
     except ValueError:
@@ -351,6 +353,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if (out / stale).is_dir():
                     shutil.rmtree(out / stale)
         logs.write_config(out / "config.yaml", config.to_dict())
+        fine_tune.save(out)
 
     from rich.console import Console
 
@@ -645,7 +648,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     _enable_compile_cache()
     main_process = jax.process_index() == 0
-    run = SweepRun(grid, seeds)
+    fine_tune = _fine_tune(grid.configs, args)
+    run = SweepRun(grid, seeds, init_from=fine_tune.start, reference=fine_tune.reference)
 
     from rich.console import Console
 
@@ -705,6 +709,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fine_tune(configs, args, resume=None):
+    """--init-from / --init-seed / --kl-ref, loaded and checked before anything compiles."""
+    from ppo_jax.config import ConfigError
+    from ppo_jax.reference import for_run
+
+    try:
+        return for_run(configs, args.init_from, args.init_seed, args.kl_ref, resume=resume)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+
+
+def _add_fine_tune_arguments(parser) -> None:
+    parser.add_argument("--init-from", metavar="RUN_DIR",
+                        help="start from that run's network and normalization statistics (fresh optimizer)")
+    parser.add_argument("--init-seed", type=int, metavar="S", help="which seed of the --init-from run (default: its first)")
+    parser.add_argument("--kl-ref", metavar="RUN_DIR",
+                        help="reference policy of the KL penalty kl_ref_coef (default: the --init-from run)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppo-jax", description="PPO in pure, jitted JAX on gymnax.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -726,6 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--wandb", nargs="?", const="online", choices=("online", "offline"),
                        help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network")
     train.add_argument("--no-progress", action="store_true", help="no progress output")
+    _add_fine_tune_arguments(train)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="evaluate a trained run",
@@ -761,6 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="sweep directory (default: runs/sweep-<config>-<time>)")
     sweep.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
+    _add_fine_tune_arguments(sweep)
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
     hosts.add_argument("--distributed", action="store_true",
                        help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)")

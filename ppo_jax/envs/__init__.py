@@ -26,13 +26,23 @@ class EnvSpec(NamedTuple):
     max_episode_steps: int
 
 
+# ppo_jax's own envs, gymnax Environments (a minimal hook until user-env ids
+# 'package.module:Class' land): id -> task of ppo_jax.envs.tokens.Tokens.
+OWN_ENVS = {"Tokens-Fluency-v0": "fluency", "Tokens-RM-v0": "rm"}
+
+
 def registered_env_ids() -> list[str]:
-    return list(gymnax.registered_envs)
+    return list(gymnax.registered_envs) + list(OWN_ENVS)
 
 
 @functools.lru_cache(maxsize=None)
 def make(env_id: str):
     """``(env, params)`` of ``env_id``."""
+    if env_id in OWN_ENVS:
+        from ppo_jax.envs.tokens import Tokens
+
+        env = Tokens(OWN_ENVS[env_id])
+        return env, env.default_params
     return gymnax.make(env_id)
 
 
