@@ -45,8 +45,9 @@ def _load(run_dir: str | Path, seed: Optional[int], what: str):
 def _check_network(saved: PPOConfig, config: PPOConfig, run_dir, what: str) -> None:
     from ppo_jax.envs import env_spec
 
+    show = lambda v: list(v) if isinstance(v, tuple) else repr(v)
     diffs = [
-        f"'{name}' is {getattr(saved, name)!r} there, {getattr(config, name)!r} here"
+        f"'{name}' is {show(getattr(saved, name))} there, {show(getattr(config, name))} here"
         for name in NETWORK_FIELDS
         if getattr(saved, name) != getattr(config, name)
     ]
