@@ -6,6 +6,7 @@ and bad fine-tuning inputs are refused before anything compiles."""
 
 import csv
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -194,8 +195,11 @@ def test_cli_fine_tune_under_a_leash(saved_run, tmp_path, capsys):
     out = tmp_path / "tuned"
     sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={str(v).lower()}")]
     code = cli.main(["train", "configs/cartpole.yaml", "--out", str(out), "--no-progress", "--no-tensorboard",
-                     "--init-from", str(run_dir), "--init-seed", "1", "--set", "kl_ref_coef=0.1", *sets])
+                     "--init-from", str(run_dir), "--init-seed", "1", "--set", "kl_ref_coef=0.1", *sets,
+                     "--checkpoint-every", "1"])
     assert code == 0, capsys.readouterr().err
+    assert checkpoint.saved_updates(out) == [1, 2]
+    finished = ppo_jax.load_run(out)
     sources = json.loads((out / "finetune.json").read_text())
     assert sources["init_seed"] == 1 and sources["init_from"].endswith("run") and sources["kl_ref"] is None
     with open(out / "metrics.csv") as f:
@@ -206,3 +210,7 @@ def test_cli_fine_tune_under_a_leash(saved_run, tmp_path, capsys):
     # --resume cannot take another start or reference: the run's own are kept.
     code = cli.main(["train", "--resume", str(out), "--init-from", str(run_dir)])
     assert code == 2 and "cannot be combined with --resume" in capsys.readouterr().err
+    # Resumed after update 1, the run finds its reference again and ends where it ended.
+    shutil.rmtree(checkpoint.checkpoint_dir(out) / "2")
+    assert cli.main(["train", "--resume", str(out), "--no-progress", "--no-tensorboard"]) == 0
+    _bits_equal(ppo_jax.load_run(out).state, finished.state)
