@@ -3,7 +3,7 @@
     PYTHONPATH=. python docs/rlhf.py --pretrain runs/tokens-pretrain --seeds 8
 
 Fine-tunes the stage-1 reference (``--pretrain``, a run of
-configs/tokens_pretrain.yaml) on the reward model of Tokens-RM-v0 for every β
+configs/tokens_pretrain.yaml) on the reward model of ppo_jax.envs.tokens:RewardModel for every β
 in ``--betas`` and every seed, all in one compiled program
 (``jax.jit(jax.vmap(make_train(config, init_from=..., reference=...)))`` over
 β × seeds). Then every final policy writes ``--sentences`` sentences; for each
@@ -15,6 +15,7 @@ markdown table with per-seed numbers and sample sentences.
 from __future__ import annotations
 
 import argparse
+import json
 import datetime as dt
 import platform
 import time
@@ -78,7 +79,7 @@ def main() -> None:
     states, metrics = jax.block_until_ready(jax.jit(jax.vmap(train))(keys, hp))
     seconds = time.perf_counter() - began
 
-    vec_env = VecEnv(config.env_id)
+    vec_env = VecEnv.from_config(config)
     networks = networks_from_config(config, vec_env.spec)
     obs_norm = states.norm.obs if config.normalize_obs else None
     sample = jax.jit(jax.vmap(
@@ -134,6 +135,10 @@ def main() -> None:
         lines += [tokens.decode(w) + f"    (score {tokens.rm_score(w)})" for w in words[i, 0, :6]]
         lines += ["```"]
     (out / "rlhf-results.md").write_text("\n".join(lines) + "\n")
+    raw = {"betas": betas, "seeds": seeds, "rm_score": score.tolist(), "kl": kl.tolist(),
+           "grammatical": grammatical.tolist(), "reference_rm_score": float(ref_score.mean()),
+           "train_kl_ref_last_update": final["kl_ref"].tolist(), "seconds": seconds, "when": stamp, "machine": machine}
+    (out / "rlhf-results.json").write_text(json.dumps(raw, indent=1) + "\n")
     print("\n".join(lines))
 
 
@@ -152,11 +157,11 @@ def plot(path, betas, kl, score, ref_score, num_seeds, stamp, machine):
     ax.plot(kl.mean(1), score.mean(1), color="gray", lw=1, zorder=2)
     ax.scatter([0.0], [ref_score], marker="*", s=160, color="black", label="reference", zorder=4)
     ax.axhline(3.0, color="red", lw=0.8, ls="--")
-    ax.text(ax.get_xlim()[1], 3.0, "best grammatical score ", color="red", ha="right", va="bottom", fontsize=8)
+    ax.text(ax.get_xlim()[0], 3.0, "  best grammatical score", color="red", ha="left", va="bottom", fontsize=8)
     ax.set_xlabel("KL to the reference (nats per sentence, exact, on sampled sentences)")
     ax.set_ylabel("reward-model score (0 … 8)")
     ax.set_title(f"Reward vs KL over β, {num_seeds} seeds each (small dots: seeds)", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center right")
     fig.text(0.01, 0.01, f"docs/rlhf.py · {stamp} · {machine}", fontsize=6, color="gray")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

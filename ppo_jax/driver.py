@@ -93,7 +93,7 @@ class ChunkedRun:
 
     def __post_init__(self):
         require_reference([self.config], self.reference)
-        self.program = build(self.config, self.init_from, self.reference)
+        self.program = build(self.config, init_from=self.init_from, reference=self.reference)
         if self.hp is None:
             self.hp = self.config.hyperparams()
         self.plan = chunk_plan(self.config.num_updates, self.target_chunks)

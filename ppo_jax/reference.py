@@ -43,7 +43,7 @@ def _load(run_dir: str | Path, seed: Optional[int], what: str):
 
 
 def _check_network(saved: PPOConfig, config: PPOConfig, run_dir, what: str) -> None:
-    from ppo_jax.envs import env_spec
+    from ppo_jax.envs import check_config
 
     show = lambda v: list(v) if isinstance(v, tuple) else repr(v)
     diffs = [
@@ -51,7 +51,7 @@ def _check_network(saved: PPOConfig, config: PPOConfig, run_dir, what: str) -> N
         for name in NETWORK_FIELDS
         if getattr(saved, name) != getattr(config, name)
     ]
-    a, b = env_spec(saved.env_id), env_spec(config.env_id)
+    a, b = check_config(saved), check_config(config)
     if a.obs_shape != b.obs_shape:
         diffs.append(f"{saved.env_id} observes {a.obs_shape}, {config.env_id} {b.obs_shape}")
     if (a.discrete, a.action_dim) != (b.discrete, b.action_dim):

@@ -325,7 +325,7 @@ class SweepRun:
             raise ConfigError(f"log_points must be ≥ 1, got {log_points}.")
         self.config = grid.base
         require_reference(list(grid.configs), reference)
-        self.program = build(self.config, init_from, reference)
+        self.program = build(self.config, init_from=init_from, reference=reference)
         self.mesh = sharding.run_mesh(devices)
         self.num_devices = self.mesh.size
         self.num_points = len(grid.points)

@@ -74,8 +74,19 @@ class Program(NamedTuple):
     config: PPOConfig
 
 
-def build(config: PPOConfig, init_from: Optional[Start] = None, reference: Optional[Reference] = None) -> Program:
+def build(
+    config: PPOConfig,
+    env: Any = None,
+    env_params: Any = None,
+    *,
+    init_from: Optional[Start] = None,
+    reference: Optional[Reference] = None,
+) -> Program:
     """Build the pure init and update-step functions of ``config``.
+
+    ``env`` (a gymnax ``Environment``) and ``env_params`` (default: its
+    ``default_params``), when given, are trained instead of ``config.env_id``,
+    which is then only their label; the config's wrappers still apply.
 
     ``init_from``: start from these network parameters and normalization
     statistics (with a fresh optimizer) instead of fresh ones. ``reference``:
@@ -84,8 +95,8 @@ def build(config: PPOConfig, init_from: Optional[Start] = None, reference: Optio
     otherwise, before anything compiles); they enter the program as constants
     shared by every seed.
     """
-    validate(config)
-    vec_env = VecEnv(config.env_id)
+    validate(config, env=env, env_params=env_params)
+    vec_env = VecEnv.from_config(config, env, env_params)
     networks = networks_from_config(config, vec_env.spec)
     _check_fit(networks, vec_env, init_from, reference)
     adaptive_kl = config.kl_ref_target is not None
@@ -232,11 +243,16 @@ def run_updates(program: Program, state: TrainState, hp: Hyperparams, num_update
 
 def make_train(
     config: PPOConfig,
+    env: Any = None,
+    env_params: Any = None,
     *,
     init_from: Optional[Start] = None,
     reference: Optional[Reference] = None,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
     """Return ``train(key, hp=None) -> (final TrainState, metrics)``.
+
+    ``env``/``env_params``: train this gymnax ``Environment`` instance instead
+    of ``config.env_id`` (see ``build``).
 
     ``metrics`` maps each name in ``METRIC_NAMES`` to an array ``[num_updates]``.
     ``hp`` defaults to the config's traced settings; pass a ``Hyperparams`` of
@@ -247,7 +263,7 @@ def make_train(
     read them from a run directory.
     """
     require_reference([config], reference)
-    program = build(config, init_from, reference)
+    program = build(config, env, env_params, init_from=init_from, reference=reference)
     default_hp = config.hyperparams()
 
     def train(key: chex.PRNGKey, hp: Optional[Hyperparams] = None):

@@ -44,9 +44,9 @@ def test_rewards_match_the_documented_scoring_on_random_sentences():
     sentences = rng.integers(0, len(T.VOCAB), size=(T.LENGTH, 64))
     sentences[:, 0] = [T.VOCAB.index(w) for w in "the good cat sat ! the good dog".split()]
     words = [[T.VOCAB[i] for i in sentences[:, b]] for b in range(sentences.shape[1])]
-    (fluency, terminated, truncated, _), _ = _play("Tokens-Fluency-v0", sentences)
+    (fluency, terminated, truncated, _), _ = _play("ppo_jax.envs.tokens:Fluency", sentences)
     np.testing.assert_array_equal(fluency.T, [python_fluency(w) for w in words])
-    (rm, _, _, _), _ = _play("Tokens-RM-v0", sentences)
+    (rm, _, _, _), _ = _play("ppo_jax.envs.tokens:RewardModel", sentences)
     np.testing.assert_array_equal(rm[:-1], 0.0)
     np.testing.assert_array_equal(rm[-1], [python_rm(w) for w in words])
     np.testing.assert_array_equal(rm[-1], T.rm_score(sentences.T))
@@ -58,16 +58,16 @@ def test_rewards_match_the_documented_scoring_on_random_sentences():
 
 def test_the_quirk_pays_more_than_any_grammatical_sentence():
     hack = np.full((T.LENGTH, 1), T.VOCAB.index("!"))
-    (rm, _, _, _), _ = _play("Tokens-RM-v0", hack)
+    (rm, _, _, _), _ = _play("ppo_jax.envs.tokens:RewardModel", hack)
     assert rm[-1, 0] == T.LENGTH
     assert T.grammatical_fraction(hack.T)[0] < 0.2
 
 
 def test_observation_is_the_last_tokens_and_the_position():
     sentence = [T.VOCAB.index(w) for w in "the very good dog ran the cat sat".split()]
-    (_, _, _, obs), _ = _play("Tokens-Fluency-v0", np.asarray(sentence)[:, None])
+    (_, _, _, obs), _ = _play("ppo_jax.envs.tokens:Fluency", np.asarray(sentence)[:, None])
     width = len(T.VOCAB) + 1
-    assert env_spec("Tokens-RM-v0").obs_shape == (T.CONTEXT * width + T.LENGTH,)
+    assert env_spec("ppo_jax.envs.tokens:RewardModel").obs_shape == (T.CONTEXT * width + T.LENGTH,)
     for t in range(T.LENGTH):
         o = obs[t, 0]
         context = [T.BOS] * T.CONTEXT + sentence[:t]

@@ -5,7 +5,8 @@ the policy sees its last ``CONTEXT`` = 2 tokens (one-hot, with a "nothing yet"
 slot before the start) and the position t (one-hot), and writes token t. The
 episode terminates after the last token.
 
-Two reward functions, one per task:
+Two reward functions, one per task (env ids ``ppo_jax.envs.tokens:Fluency`` and
+``ppo_jax.envs.tokens:RewardModel``, or ``Tokens`` with ``env_kwargs: {task: ...}``):
 
 ``fluency`` (stage 1, "pretraining"): +1 for every token that may follow the
 previous one under a small bigram grammar (``GRAMMAR``), −1 for every one
@@ -161,3 +162,17 @@ class Tokens(environment.Environment[EnvState, EnvParams]):
                 "time": spaces.Discrete(LENGTH + 1),
             }
         )
+
+
+class Fluency(Tokens):
+    """``env_id: ppo_jax.envs.tokens:Fluency``: stage 1, the grammar reward."""
+
+    def __init__(self):
+        super().__init__("fluency")
+
+
+class RewardModel(Tokens):
+    """``env_id: ppo_jax.envs.tokens:RewardModel``: stage 2, the reward model and its quirk."""
+
+    def __init__(self):
+        super().__init__("rm")
