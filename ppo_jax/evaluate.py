@@ -62,9 +62,8 @@ def play_episodes(
 
 
 @functools.lru_cache(maxsize=16)
-def _evaluator(act: Act, env_id: str, num_episodes: int, stochastic: bool):
+def _evaluator(act: Act, vec_env: VecEnv, num_episodes: int, stochastic: bool):
     """``evaluate(params[seeds], key) -> (returns, lengths)[seeds, episodes]``, jitted once per policy."""
-    vec_env = VecEnv(env_id)
 
     def one_seed(params, key):
         return play_episodes(act, params, vec_env, key, num_episodes, stochastic)
@@ -75,7 +74,7 @@ def _evaluator(act: Act, env_id: str, num_episodes: int, stochastic: bool):
 def evaluate_run(run: LoadedRun, num_episodes: int = 100, stochastic: bool = False, seed: int = 0) -> dict[str, Any]:
     """Evaluate every training seed of ``run`` on the same ``num_episodes`` env
     resets (``PRNGKey(seed)``); return a JSON-ready dict of the returns."""
-    evaluate = _evaluator(run.act, run.config.env_id, num_episodes, stochastic)
+    evaluate = _evaluator(run.act, run.vec_env, num_episodes, stochastic)
     returns, lengths = jax.device_get(evaluate(run.params, jax.random.PRNGKey(seed)))
     returns = np.asarray(returns, np.float64)
     per_seed = [
