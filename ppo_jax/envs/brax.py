@@ -19,8 +19,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from brax import envs as brax_envs  # a missing package names the extra (ppo_jax.envs.suite_module)
 from flax import struct
 from gymnax.environments import environment, spaces
+
+from ppo_jax.envs import EnvError
 
 BACKENDS = ("mjx", "generalized", "positional", "spring")
 
@@ -123,13 +126,6 @@ class PipelineEnv(environment.Environment):
         return spaces.Box(-jnp.inf, jnp.inf, self._obs_shape, jnp.float32)
 
 
-def _missing_extra(suite: str, extra: str, error: ImportError) -> ImportError:
-    return ImportError(
-        f"{suite} environments need the optional dependency {extra!r}, which is not installed "
-        f"({error}). Install it with: pip install -e \".[{extra}]\""
-    )
-
-
 def make(name: str, backend: str | None = None, episode_length: int = 1000, **env_kwargs):
     """``(env, params)`` for Brax's environment ``name`` (``ant``, ``humanoid``, ...).
 
@@ -142,20 +138,16 @@ def make(name: str, backend: str | None = None, episode_length: int = 1000, **en
 
     Actions are in [-1, 1] (Brax's convention: each actuator's control range).
     """
-    try:
-        import brax.envs
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise _missing_extra("brax", "brax", error) from None
-    known = sorted(brax.envs._envs)
+    known = sorted(brax_envs._envs)
     if name not in known:
-        raise ValueError(f"brax:{name}: not one of Brax's environments; known: {', '.join(known)}")
+        raise EnvError(f"brax:{name}: not one of Brax's environments; known: {', '.join(known)}")
     if backend is not None:
         if backend not in BACKENDS:
-            raise ValueError(f"brax:{name}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
+            raise EnvError(f"brax:{name}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
         env_kwargs = {**env_kwargs, "backend": backend}
     if int(episode_length) < 1:
-        raise ValueError(f"brax:{name}: episode_length must be a positive number of steps, got {episode_length}")
-    inner = brax.envs.get_environment(name, **env_kwargs)
+        raise EnvError(f"brax:{name}: episode_length must be a positive number of steps, got {episode_length}")
+    inner = brax_envs.get_environment(name, **env_kwargs)
     env = PipelineEnv(inner, f"brax:{name}", int(episode_length))
     return env, env.default_params
 

@@ -19,10 +19,18 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from ppo_jax.envs.brax import _missing_extra, _suite_numpy
+from craftax.craftax_env import make_craftax_env_from_name  # a missing package names the extra
+
+from ppo_jax.envs import EnvError
 
 NAMES = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1")
 _NO_LIMIT = 2**31 - 1
+
+
+def _suite_numpy():
+    """Trace Craftax's code with JAX's default rank promotion, which it relies on
+    (our tests set ``jax_numpy_rank_promotion="raise"``)."""
+    return jax.numpy_rank_promotion("allow")
 
 
 @struct.dataclass
@@ -95,21 +103,17 @@ def make(name: str, max_steps_in_episode: int | None = None, **env_kwargs):
         ``max_timesteps`` (10,000 for Classic, 100,000 for Craftax).
       **env_kwargs: fields of Craftax's ``EnvParams`` (``day_length``, ...).
     """
-    try:
-        from craftax.craftax_env import make_craftax_env_from_name
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise _missing_extra("craftax", "craftax", error) from None
     if name not in NAMES:
-        raise ValueError(f"craftax:{name}: not a supported Craftax environment; supported: {', '.join(NAMES)}")
+        raise EnvError(f"craftax:{name}: not a supported Craftax environment; supported: {', '.join(NAMES)}")
     env = CraftaxEnv(make_craftax_env_from_name(name, auto_reset=False), f"craftax:{name}")
     params = env.default_params
     fields = set(params.inner.__dataclass_fields__)
     unknown = sorted(set(env_kwargs) - fields)
     if unknown:
-        raise ValueError(f"craftax:{name}: unknown settings {unknown}; Craftax's EnvParams has {sorted(fields)}")
+        raise EnvError(f"craftax:{name}: unknown settings {unknown}; Craftax's EnvParams has {sorted(fields)}")
     params = params.replace(inner=params.inner.replace(**env_kwargs))
     if max_steps_in_episode is not None:
         if int(max_steps_in_episode) < 1:
-            raise ValueError(f"craftax:{name}: max_steps_in_episode must be positive, got {max_steps_in_episode}")
+            raise EnvError(f"craftax:{name}: max_steps_in_episode must be positive, got {max_steps_in_episode}")
         params = params.replace(max_steps_in_episode=int(max_steps_in_episode))
     return env, params

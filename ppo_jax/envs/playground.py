@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from ppo_jax.envs.brax import PipelineEnv, _missing_extra
+from mujoco_playground import registry  # a missing package names the extra (ppo_jax.envs.suite_module)
+
+from ppo_jax.envs import EnvError
+from ppo_jax.envs.brax import PipelineEnv
 
 
 def make(name: str, obs_key: str = "state", **config_overrides):
@@ -30,21 +33,17 @@ def make(name: str, obs_key: str = "state", **config_overrides):
     Actions are in [-1, 1], the range Playground's environments take
     (their PPO squashes actions with tanh).
     """
-    try:
-        from mujoco_playground import registry
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise _missing_extra("playground", "playground", error) from None
     if name not in registry.ALL_ENVS:
-        raise ValueError(f"playground:{name}: not one of MuJoCo Playground's environments; known: "
+        raise EnvError(f"playground:{name}: not one of MuJoCo Playground's environments; known: "
                          f"{', '.join(sorted(registry.ALL_ENVS))}")
     impl = config_overrides.pop("impl", "jax")
     if impl != "jax":
-        raise ValueError(f"playground:{name}: impl {impl!r} is not supported; ppo_jax runs Playground's JAX "
+        raise EnvError(f"playground:{name}: impl {impl!r} is not supported; ppo_jax runs Playground's JAX "
                          "implementation (impl: jax), not Warp")
     config = registry.get_default_config(name)
     unknown = sorted(set(config_overrides) - set(config.keys()))
     if unknown:
-        raise ValueError(f"playground:{name}: unknown config entries {unknown}; known: {sorted(config.keys())}")
+        raise EnvError(f"playground:{name}: unknown config entries {unknown}; known: {sorted(config.keys())}")
     inner = registry.load(name, config_overrides={**config_overrides, "impl": "jax"})
     config = inner._config
     action_repeat = int(config.get("action_repeat", 1))
@@ -53,7 +52,7 @@ def make(name: str, obs_key: str = "state", **config_overrides):
     def obs_fn(obs):
         if isinstance(obs, Mapping):
             if obs_key not in obs:
-                raise ValueError(f"playground:{name}: the observation has entries {sorted(obs)}; "
+                raise EnvError(f"playground:{name}: the observation has entries {sorted(obs)}; "
                                  f"obs_key {obs_key!r} is not one of them")
             return obs[obs_key]
         return obs
