@@ -87,3 +87,22 @@ def test_cli_checkpoint_resume_and_eval(suite, tmp_path, cli_env):
     assert evaluated.returncode == 0, evaluated.stderr
     (seed,) = json.loads((out / "eval.json").read_text())["per_seed"]
     assert len(seed["returns"]) == 2 and np.isfinite(seed["returns"]).all()
+
+
+GPU_PRESETS = {
+    "brax_ant": "brax",
+    "playground_cartpole_balance": "mujoco_playground",
+    "craftax_classic": "craftax",
+}
+
+
+@pytest.mark.parametrize("name", list(GPU_PRESETS))
+def test_gpu_preset_loads_builds_and_states_budget_and_source(name):
+    path = ROOT / "configs" / "gpu" / f"{name}.yaml"
+    text = path.read_text()
+    assert "# budget:" in text and "# reaches:" in text
+    pytest.importorskip(GPU_PRESETS[name])
+    config = ppo_jax.load_config(path)
+    program = ppo_jax.build(config)
+    assert program.vec_env.spec.env_id == config.env_id
+    assert config.num_updates >= 100

@@ -18,7 +18,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from brax import envs as brax_envs  # a missing package names the extra (ppo_jax.envs.suite_module)
 from flax import struct
 from gymnax.environments import environment, spaces
@@ -151,19 +150,3 @@ def make(name: str, backend: str | None = None, episode_length: int = 1000, **en
     env = PipelineEnv(inner, f"brax:{name}", int(episode_length))
     return env, env.default_params
 
-
-def render_frames(env: PipelineEnv, states: Any, width: int = 320, height: int = 240) -> list[np.ndarray]:
-    """RGB frames ``[H, W, 3]`` of a sequence of ``PipelineEnvState`` (leaves ``[T, ...]``).
-
-    Uses MuJoCo's offscreen renderer, which needs an OpenGL context (EGL or
-    OSMesa, picked by ``MUJOCO_GL``); without one this raises ``RuntimeError``.
-    """
-    from brax.io import image
-
-    pipeline_states = states.inner.pipeline_state
-    steps = jax.tree.leaves(pipeline_states)[0].shape[0]
-    trajectory = [jax.tree.map(lambda x, i=i: x[i], pipeline_states) for i in range(steps)]
-    try:
-        return list(image.render_array(env.inner.sys, trajectory, width, height))
-    except Exception as error:
-        raise RuntimeError(f"{env.name}: MuJoCo could not render offscreen here ({error})") from error
