@@ -512,8 +512,42 @@ def job_cnn(a: dict) -> None:
         emit(row)
 
 
+# ---------------------------------------------------------------------------
+# Agreement: the same program twice on the default device, at two matmul
+# precisions, and on the CPU
+# ---------------------------------------------------------------------------
+
+def job_agreement(a: dict) -> None:
+    """Final parameters of ``jax.vmap(train)`` (a few seeds, a short budget):
+    twice on the default device (bitwise equal?), with matmul precision
+    ``tensorfloat32`` and ``float32``, and on the CPU; the largest relative
+    difference of each from the CPU run."""
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    train = ppo_jax.make_train(config)
+    keys = seed_keys(list(range(a.get("seeds", 4))))
+    run = jax.jit(jax.vmap(train))
+
+    def params(device, precision):
+        with jax.default_matmul_precision(precision), jax.default_device(device):
+            out = run(jax.device_put(keys, device))
+        state = out[0]
+        return np.concatenate([np.ravel(np.asarray(x)) for x in jax.tree.leaves(state.params)])
+
+    cpu = jax.devices("cpu")[0]
+    dev = jax.devices()[0]
+    ref = params(cpu, "float32")
+    row = {"kind": "agreement", "device": str(dev.device_kind), "config": a["config"],
+           "seeds": len(keys), "env_steps_per_seed": config.env_steps}
+    for precision in ("tensorfloat32", "float32"):
+        first, second = params(dev, precision), params(dev, precision)
+        row[f"{precision}_bitwise_repeatable"] = bool(np.array_equal(first, second))
+        row[f"{precision}_max_rel_diff_vs_cpu"] = float(np.max(np.abs(first - ref)) / (np.max(np.abs(ref)) + 1e-30))
+    emit(row)
+
+
 JOBS = {"throughput": job_throughput, "speed": job_speed, "solve": job_solve, "seeds": job_seeds,
-        "cores": job_cores, "compile": job_compile, "memory": job_memory, "cnn": job_cnn}
+        "cores": job_cores, "compile": job_compile, "memory": job_memory, "cnn": job_cnn,
+        "agreement": job_agreement}
 
 if __name__ == "__main__":
     _args = json.loads(sys.argv[2])

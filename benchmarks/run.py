@@ -28,14 +28,14 @@ from pathlib import Path
 from benchmarks import common, peers_env
 from benchmarks.common import REPO, THRESHOLDS, REACH_WINDOW, run_job
 
-SECTIONS = ("throughput", "torch", "peers", "seeds", "cores", "compile", "memory", "cnn")
+SECTIONS = ("throughput", "torch", "peers", "seeds", "cores", "compile", "memory", "cnn", "agreement")
 # --gpu runs the 2048-agent headline first, so that a spent budget never drops it.
-GPU_ORDER = ("seeds", "torch", "throughput", "memory", "cnn")
+GPU_ORDER = ("seeds", "torch", "agreement", "cnn", "memory", "throughput")
 PRESETS = tuple(sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.yaml")))
 
 # Sizes. "full" fits about 30 minutes on a 2-core CPU (SB3 trains CartPole at
 # ~2.4k steps/s there, so its runs are capped by time, not budget); "quick" is
-# the CI smoke run (< 3 minutes); "gpu" fits one 10-minute call on a GPU.
+# the CI smoke run (< 3 minutes); "gpu" fits one 8-minute call on a GPU.
 SIZES = {
     "full": {
         "throughput": [
@@ -67,7 +67,7 @@ SIZES = {
     },
     "quick": {
         "throughput": [{"config": "configs/cartpole.yaml", "num_envs": [64], "env_steps": 2**14}],
-        "repeats": 1, "matmul_n": 512, "coldwarm_overrides": ["total_timesteps=8192"], "throughput_cap": 150,
+        "repeats": 1, "matmul_n": 512, "coldwarm_overrides": None, "throughput_cap": 150,
         "torch": {
             "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 2, "torch_seeds": 1,
                             "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4, "sbx_seeds": 1, "sbx_cap": 4,
@@ -109,7 +109,9 @@ SIZES = {
                    {"config": "configs/breakout_minatar.yaml", "sizes": [[128, 1], [512, 16]]}],
         "memory_gib": [24, 80],
         "cnn": {"sizes": [[1, 4096], [64, 1024], [512, 256], [2048, 64]], "repeats": 10},
-        "budget": 560,
+        "agreement": {"config": "configs/cartpole.yaml", "seeds": 4, "overrides": {"total_timesteps": 65536}},
+        # benchmarks/gpu_session.sh must end within ~8 minutes, start-up and packing included
+        "budget": 400,
     },
 }
 
@@ -158,7 +160,8 @@ class Suite:
                 **spec, "min_updates": 2, "repeats": s["repeats"],
                 "matmul_n": s["matmul_n"] if i == 0 else None,
             }, s["throughput_cap"]))
-        coldwarm = self.cold_warm(s["coldwarm_overrides"])
+        # --quick leaves the CLI's cold/warm start to the compile section's own cold/warm pair
+        coldwarm = self.cold_warm(s["coldwarm_overrides"]) if s["coldwarm_overrides"] is not None else {}
         self.save("throughput", {"jobs": jobs, "cold_warm": coldwarm})
 
     def cold_warm(self, overrides: list[str]) -> dict:
@@ -311,7 +314,11 @@ class Suite:
         if s.get("one_process"):
             jobs = [self.job("seeds", {**args, "counts": s["counts"]}, s["cap"])]
         else:
-            jobs = [self.job("seeds", {**args, "counts": [n]}, s["cap"]) for n in s["counts"]]
+            jobs = []
+            for n in s["counts"]:
+                jobs.append(self.job("seeds", {**args, "counts": [n]}, s["cap"]))
+                # saved after each count, so a run cut short keeps what it measured (--gpu: 2048 first)
+                self.save("seeds", {"jobs": jobs})
         self.save("seeds", {"jobs": jobs})
 
 
@@ -358,6 +365,13 @@ class Suite:
             return
         jobs = [self.job("memory", {**m, "memory_gib": self.sizes["memory_gib"]}, 300) for m in specs]
         self.save("memory", {"jobs": jobs})
+
+    def agreement(self) -> None:
+        spec = self.sizes.get("agreement")
+        if not spec:
+            self.save("agreement", {"skipped": "not run in this mode (GPU against CPU: --gpu only)"})
+            return
+        self.save("agreement", {"jobs": [self.job("agreement", spec, 240)]})
 
     def cnn(self) -> None:
         spec = self.sizes.get("cnn")
