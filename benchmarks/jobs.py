@@ -346,7 +346,7 @@ def job_cores(a: dict) -> None:
         "env_id": config.env_id,
         "config": a["config"],
         "devices_visible": jax.local_device_count(),
-        "devices_used": int(run.mesh.devices.size),
+        "devices_used": int(run.mesh.devices.size) if hasattr(run, "mesh") else None,
         "seeds": len(seeds),
         "env_steps_per_seed": config.env_steps,
         "compile_seconds": round(compile_seconds, 3),
@@ -382,19 +382,21 @@ def job_compile(a: dict) -> None:
     run = ChunkedRun(config, list(range(a.get("seeds", 1))))
     run.compile()
     compile_seconds = time.perf_counter() - start
-    length = max(run.plan)
-    state = jax.eval_shape(lambda: run.program.init(jax.random.PRNGKey(0), run.hp))
-    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct((len(run.seeds),) + x.shape, x.dtype), state)
-    start = time.perf_counter()
-    run._chunk_fn(length).lower(state, run.hp)
-    lower_seconds = time.perf_counter() - start
+    lower_seconds = None
+    chunk_fn = getattr(run, "_chunk_fn", None)  # the driver's own chunk program, when it still has one
+    if chunk_fn is not None:
+        state = jax.eval_shape(lambda: run.program.init(jax.random.PRNGKey(0), run.hp))
+        state = jax.tree.map(lambda x: jax.ShapeDtypeStruct((len(run.seeds),) + x.shape, x.dtype), state)
+        start = time.perf_counter()
+        chunk_fn(max(run.plan)).lower(state, run.hp)
+        lower_seconds = round(time.perf_counter() - start, 3)
     emit({
         "kind": "compile",
         "config": a["config"],
         "env_id": config.env_id,
         "phase": a["phase"],
         "compile_seconds": round(compile_seconds, 3),
-        "lower_seconds": round(lower_seconds, 3),
+        "lower_seconds": lower_seconds,
         "chunk_lengths": sorted(set(run.plan)),
         "peak_rss_mib": peak_rss_mib(),
     })

@@ -53,7 +53,10 @@ def _provenance(d: dict) -> str:
     ver = ", ".join(f"{k} {x}" for k, x in v.items() if x)
     return (
         f"- **Machine:** {machine_line(d['machine'])}\n"
-        f"- **Date:** {d['date']} · **mode:** {d['mode']}\n"
+        f"- **Date:** {d['date']} · **mode:** {d['mode']}"
+        + (f" · **load average** (1 min, when written): {d['load_average']}"
+           + (" — a loaded machine: timings are not quiet-machine numbers" if d["load_average"] > 1.5 else "")
+           if d.get("load_average") is not None else "") + "\n"
         f"- **Command:** `{d['command']}`\n"
         f"- **Versions:** {ver}\n"
     )
@@ -622,8 +625,8 @@ def write(out: Path) -> Path:
         parts.append("\n" + body)
 
     parts.append("## 9. GPU\n")
-    parts.append(f"Command, on a machine with a CUDA device and jax's CUDA wheels: `{GPU_COMMAND}` (one 10-minute "
-                 "call; the 2048-agent target runs first). On the lent H100 of this project: "
+    parts.append(f"Command, on a machine with a CUDA device and jax's CUDA wheels: `{GPU_COMMAND}` (one call, a "
+                 "400 s budget; the 2048-agent target runs first). On the lent H100 of this project: "
                  "`bash benchmarks/gpu_session.sh` (see `benchmarks/README.md`).\n")
     parts.append(gpu_model(facts, facts.get("throughput")))
     gpu = res / "gpu"

@@ -144,6 +144,9 @@ class Suite:
             "machine": common.machine(),
             "versions": common.versions(),
             "matmul_precision": self.matmul_precision or "default (float32 on a CPU)",
+            # the machine's 1-minute load average when the section was written: timings on a
+            # loaded machine are labelled so
+            "load_average": round(os.getloadavg()[0], 2),
             **body,
         }
         path = self.results / f"{section}.json"
@@ -386,7 +389,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: the CI smoke run (< 3 min)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated among {', '.join(SECTIONS)}")
     parser.add_argument("--out", default=None, help="where RESULTS.md goes; raw numbers and plots in OUT/results/")
-    parser.add_argument("--gpu", action="store_true", help="the suite on a CUDA device, sized for one 10-minute call")
+    parser.add_argument("--gpu", action="store_true", help="the suite on a CUDA device, sized for one call of about 7 minutes (budget 400 s)")
     parser.add_argument("--matmul-precision", default=None,
                         help="jax_default_matmul_precision for every job (--gpu default: tensorfloat32, which "
                              "is jax's own default on recent NVIDIA GPUs, set explicitly; 'float32' for true fp32)")

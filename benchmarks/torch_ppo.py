@@ -17,7 +17,7 @@ linearly to 0 over the budget.
 Written for speed as a PyTorch user would: one forward of actor and critic per
 env step, sampling and log-densities written out (no ``torch.distributions``
 objects or their argument checks), GAE in numpy, gradients set to None,
-foreach gradient clipping, a tensor learning rate; ``--compile`` wraps the
+foreach gradient clipping; ``--compile`` wraps the
 minibatch step (loss + backward, and clip + Adam) in ``torch.compile``. The
 suite runs both and reports which pays. ``--device cuda`` runs the networks
 on a GPU (the envs stay gymnasium's, on the CPU).
@@ -224,8 +224,10 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     action_dim = int(envs.single_action_space.n) if discrete else int(np.prod(envs.single_action_space.shape))
     model = ActorCritic(obs_dim, action_dim, discrete, s).to(device)
-    # A tensor learning rate, so that annealing it does not recompile a compiled step.
-    optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(float(s["learning_rate"])), eps=1e-5)
+    # Compiled: a tensor learning rate, so that annealing it does not recompile the step
+    # (CPU only: CUDA's default foreach Adam refuses a tensor rate without capturable).
+    lr0 = torch.tensor(float(s["learning_rate"])) if compile_update else float(s["learning_rate"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr0, eps=1e-5)
     update_step = make_update_step(model, optimizer, s, compile_update)
     obs_rms, ret_rms = RunningMeanStd((obs_dim,)), RunningMeanStd(())
     observe = obs_rms.normalize if s["normalize_obs"] else (lambda x: x.astype(np.float32))
@@ -300,7 +302,10 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
 
         lr = s["learning_rate"] * (1.0 - update / num_updates) if s["anneal_lr"] else s["learning_rate"]
         for group in optimizer.param_groups:
-            group["lr"].fill_(lr)
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
         stop = False
         for _ in range(s["update_epochs"]):
             perm = torch.as_tensor(rng.permutation(batch_size), device=device)
