@@ -172,6 +172,8 @@ def torch_section(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
            "suite fits its budget; a capped run says so.\n"]
     if d.get("skipped"):
         out.append(f"**PyTorch and SB3 {d['skipped']}.** Only ppo_jax's side was measured.\n")
+    if d.get("note"):
+        out.append(f"**{d['note']}**\n")
     if d.get("torch_python"):
         out.append(f"PyTorch and SB3 ran in {d['torch_python']}.\n")
     if d.get("sbx_env"):
