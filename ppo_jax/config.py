@@ -69,7 +69,7 @@ class PPOConfig:
     gae_lambda: float = _traced(0.95, "GAE λ")
     max_grad_norm: float = _traced(0.5, "global gradient-norm clip")
     vf_clip: Optional[float] = _traced(None, "value clipping range (None = off)")
-    target_kl: Optional[float] = _traced(None, "early-stop KL per rollout (None = off)")
+    target_kl: Optional[float] = _traced(None, "stop a rollout's minibatch steps before one whose approx_kl > 1.5 × target_kl (SB3's rule; None = off)")
     kl_ref_coef: float = _traced(0.0, "β of the per-step KL penalty to a frozen reference policy (0 = off)")
     kl_ref_target: Optional[float] = _traced(
         None, "adaptive β: target of kl_ref, the mean per-step KL to the reference (None = fixed β)"
