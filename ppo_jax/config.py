@@ -49,6 +49,8 @@ class PPOConfig:
     log_std_init: float = _static(0.0, "initial log std of the Gaussian head")
     normalize_obs: bool = _static(False, "running mean/var observation normalization")
     normalize_reward: bool = _static(False, "scale rewards by the std of discounted returns")
+    reward_clip: Optional[float] = _static(
+        10.0, "with normalize_reward: clip scaled rewards to [-reward_clip, reward_clip] (CleanRL: 10; null = off)")
     normalize_advantages: bool = _static(True, "per-minibatch advantage normalization")
     anneal_lr: bool = _static(True, "linear learning-rate decay to 0")
 
@@ -305,7 +307,7 @@ def validate(config: PPOConfig, where: str = "config") -> None:
         value = getattr(config, name)
         if not (0.0 <= value <= 1.0):
             fail(f"'{name}' must lie in [0, 1], got {value}.")
-    for name in ("vf_clip", "target_kl"):
+    for name in ("vf_clip", "target_kl", "reward_clip"):
         value = getattr(config, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             fail(f"'{name}' must be a positive number or null (off), got {value}.")
