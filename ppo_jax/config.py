@@ -239,32 +239,65 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PPOConfig:
       **overrides: settings that replace the file's.
 
     Raises:
-      ConfigError: unreadable or malformed file, unknown keys, bad values.
+      ConfigError: unreadable or malformed file, unknown keys, bad values; the
+        message names where the bad value came from (the file or the keyword).
     """
-    values: dict[str, Any] = {}
-    where = "config"
-    if path is not None:
-        where = str(path)
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: no such config file.") from None
-        except OSError as err:
-            raise ConfigError(f"{where}: cannot read the config file ({err.strerror}).") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{where}: malformed YAML: {err}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{where}: expected a mapping of setting: value, got {type(loaded).__name__}.")
-        values.update(loaded)
+    return load_config_from(path, overrides, source=KEYWORD_SOURCE)
+
+
+KEYWORD_SOURCE = "load_config(..., {key}={value!r})"
+CLI_SOURCE = "--set {key}={value}"
+
+
+def load_config_from(path: str | Path | None, overrides: dict[str, Any], source: str = CLI_SOURCE) -> PPOConfig:
+    """``load_config`` whose overrides came from ``source``, a pattern such as
+    ``"--set {key}={value}"``: error messages blame the value's real source."""
+    values = _read_yaml(path)
+    where = "config" if path is None else str(path)
+    blame = lambda keys: ", ".join(source.format(key=k, value=overrides[k]) for k in keys)
     for key in overrides:
         if key not in _FIELD_TYPES:
-            raise ConfigError(_unknown_key_message(key, "override"))
-    values.update(overrides)
-    return from_dict(values, where)
+            raise ConfigError(_unknown_key_message(str(key), blame([key])))
+        _coerce(key, overrides[key], blame([key]))
+    try:
+        return from_dict({**values, **overrides}, where)
+    except ConfigError:
+        if not overrides:
+            raise
+    # Which overrides does the failure need? Without each culprit the rest validates.
+    culprits = [k for k in overrides if _valid({**values, **{o: v for o, v in overrides.items() if o != k}})]
+    if culprits:
+        where = blame(culprits) + ("" if path is None else f" (on {path})")
+    return from_dict({**values, **overrides}, where)  # raises again, now naming its source
+
+
+def _valid(values: dict[str, Any]) -> bool:
+    try:
+        from_dict(values)
+    except ConfigError:
+        return False
+    return True
+
+
+def _read_yaml(path: str | Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    where = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such config file.") from None
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot read the config file ({err.strerror}).") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: malformed YAML: {err}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{where}: expected a mapping of setting: value, got {type(loaded).__name__}.")
+    return loaded
 
 
 def validate(config: PPOConfig, where: str = "config") -> None:

@@ -98,11 +98,11 @@ def _plan(args):
     # Before anything starts a JAX backend (validating the env id imports gymnax, which does).
     start_distributed(args)
 
-    from ppo_jax.config import ConfigError, load_config
+    from ppo_jax.config import ConfigError, load_config_from
     from ppo_jax.sweeps import make_grid
 
     try:
-        config = load_config(args.config, **overrides)
+        config = load_config_from(args.config, overrides)
         grid = make_grid(config, grid_values)
     except ConfigError as err:
         raise UserError(str(err)) from None

@@ -77,13 +77,13 @@ def _checkpoint_options(args, config, saved: Optional[dict] = None) -> tuple[int
 
 
 def plan_fresh(args) -> Plan:
-    from ppo_jax.config import ConfigError, load_config
+    from ppo_jax.config import ConfigError, load_config_from
 
     if args.config is None:
         raise UserError("train: give a CONFIG.yaml to start a run, or --resume RUN_DIR to continue one.")
     overrides = common.parse_sets(args.set or [])
     try:
-        config = load_config(args.config, **overrides)
+        config = load_config_from(args.config, overrides)
     except ConfigError as err:
         raise UserError(str(err)) from None
     seeds = common.seed_list(1 if args.seeds is None else args.seeds, 0 if args.seed is None else args.seed)
