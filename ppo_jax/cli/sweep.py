@@ -157,12 +157,15 @@ def _report(out: Path, result, run, err) -> None:
 
     extra = {**common.environment(), "memory_estimate_bytes_per_device": run.memory.per_device_bytes}
     summary = report.write_sweep_dir(out, result, common.command_line(), extra)
+    warning = report.too_few_seeds(len(result.seeds))
     for rank, p in enumerate(summary.ranking[:3]):
         st = summary.points[p]
         err.print(f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · "
-                  f"final return IQM {report.format_interval(st.iqm)}")
+                  f"final return IQM {report.format_interval(st.iqm, 1, warning is None)}")
     if summary.comparison is not None:
-        err.print(f"P(best > second) = {report.format_interval(summary.comparison.probability, 3)}")
+        err.print(f"P(best > second) = {report.format_interval(summary.comparison.probability, 3, warning is None)}")
+    if warning:
+        err.print(f"ppo-jax: warning: {warning}")
     diverged = int((result.nonfinite != 0).sum())
     if diverged:
         err.print(f"ppo-jax: warning: {diverged} run(s) went non-finite; see {out / 'report.md'}.")
