@@ -271,6 +271,27 @@ def load_config_from(path: str | Path | None, overrides: dict[str, Any], source:
     return from_dict({**values, **overrides}, where)  # raises again, now naming its source
 
 
+# Starting points for an env without a preset, by action type. Discrete: the
+# defaults of PPOConfig (CleanRL's classic-control PPO). Continuous: CleanRL's
+# continuous PPO (lr 3e-4, 10 epochs of 32 minibatches of a 2,048-step batch,
+# no entropy bonus, observations and rewards normalized), its batch gathered
+# from 8 envs × 256 steps.
+CONTINUOUS_DEFAULTS = dict(
+    total_timesteps=1_000_000, num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32,
+    learning_rate=3e-4, ent_coef=0.0, normalize_obs=True, normalize_reward=True,
+)
+
+
+def env_defaults(env_id: str) -> dict[str, Any]:
+    """Settings to train ``env_id`` without a preset, chosen by its action type."""
+    from ppo_jax import envs
+
+    if env_id not in envs.registered_env_ids():
+        from_dict({"env_id": env_id}, where="--env")  # raises, naming close matches
+    extra = {} if envs.env_spec(env_id).discrete else CONTINUOUS_DEFAULTS
+    return {"env_id": env_id, **extra}
+
+
 def _valid(values: dict[str, Any]) -> bool:
     try:
         from_dict(values)

@@ -120,6 +120,8 @@ def _header(run, err) -> None:
         + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
         + (f" ({run.padded_runs - run.num_runs} padding runs)" if run.padded_runs > run.num_runs else "")
     )
+    if common.rounding_notice(config):
+        err.print(common.rounding_notice(config))
     err.print(f"memory (from shapes, before compiling): {run.memory.describe()}")
 
 
