@@ -46,6 +46,7 @@ class RolloutOptions(NamedTuple):
     num_steps: int
     normalize_obs: bool
     normalize_reward: bool
+    reward_clip: Optional[float] = None  # bound on |scaled reward| (with normalize_reward); None: no bound
 
 
 def _observe(norm: NormState, obs: chex.Array, enabled: bool) -> chex.Array:
@@ -176,7 +177,10 @@ def collect(
         # can be scaled with statistics that already include it: no jump in
         # scale between the first rollout and the next.
         new_ret_rms = core.rms_update(norm.ret, returns_seen)
-        traj = traj._replace(reward=core.scale(new_ret_rms, traj.reward))
+        scaled = core.scale(new_ret_rms, traj.reward)
+        if options.reward_clip is not None:
+            scaled = jnp.clip(scaled, -options.reward_clip, options.reward_clip)
+        traj = traj._replace(reward=scaled)
     new_norm = NormState(obs=new_obs_rms, ret=new_ret_rms, discounted_return=discounted_return)
 
     done_f = done.astype(jnp.float32)

@@ -104,6 +104,7 @@ def build(
         num_steps=config.num_steps,
         normalize_obs=config.normalize_obs,
         normalize_reward=config.normalize_reward,
+        reward_clip=config.reward_clip,
     )
     update_options = UpdateOptions.from_config(config)
     num_updates = config.num_updates
