@@ -5,14 +5,14 @@ Output is time-major: every leaf of ``Transition`` is ``[T, B, ...]``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import chex
 import jax
 import jax.numpy as jnp
 
 from ppo_jax import core
-from ppo_jax.core.distributions import Categorical, DiagGaussian
+from ppo_jax.core.distributions import Categorical, DiagGaussian, with_action_mask
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.networks import Networks
 
@@ -27,6 +27,7 @@ class Transition(NamedTuple):
     done: chex.Array  # [T, B] bool: the episode ended at t (terminated or truncated)
     final_obs: chex.Array  # [T, B, *obs] the true successor s'_t (normalized if on)
     next_value: chex.Array  # [T, B] V(s'_t); where s'_t is terminal, whatever (GAE ignores it)
+    action_mask: Optional[chex.Array] = None  # [T, B, K] bool, valid actions at obs; None: env has no mask
 
 
 class EpisodeStats(NamedTuple):
@@ -118,6 +119,7 @@ def collect(
         noise, keys_step, step_resets = per_step
         obs = _observe(norm, env_state.obs, options.normalize_obs)
         dist, value = networks.apply(params, obs)
+        dist = with_action_mask(dist, env_state.action_mask)
         action = dist.sample_from_noise(noise)
         log_prob = dist.log_prob(action)
         next_env_state, result = vec_env.step_with(keys_step, step_resets, env_state, action)
@@ -134,6 +136,7 @@ def collect(
             done=done,
             final_obs=_observe(norm, result.final_obs, options.normalize_obs),
             next_value=jnp.zeros_like(value),  # filled in after the loop
+            action_mask=env_state.action_mask,
         )
         extras = (env_state.obs, discounted_return, result.episode_return, result.episode_length, done)
         # The accumulator restarts with each episode, after its last reward is counted.

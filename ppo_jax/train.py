@@ -137,6 +137,7 @@ def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program
             value=flat(traj.value),
             advantage=flat(advantages),
             target=flat(targets),
+            action_mask=None if traj.action_mask is None else flat(traj.action_mask),
         )
         if anneal_lr:
             learning_rate = hp.learning_rate * (1.0 - state.update_step / num_updates)
