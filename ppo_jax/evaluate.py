@@ -42,7 +42,7 @@ def play_episodes(
     def body(carry):
         t, key, env_state, finished, returns, lengths = carry
         key, key_action, key_env = jax.random.split(key, 3)
-        action = act(params, env_state.obs, key_action if stochastic else None)
+        action = act(params, env_state.obs, key_action if stochastic else None, env_state.action_mask)
         env_state, result = vec_env.step(key_env, env_state, action)
         ended = (result.terminated | result.truncated) & ~finished
         returns = jnp.where(ended, result.episode_return, returns)

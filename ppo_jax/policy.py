@@ -20,7 +20,9 @@ from flax import struct
 
 from ppo_jax import core
 from ppo_jax.config import PPOConfig, from_dict
+from ppo_jax.core.distributions import with_action_mask
 from ppo_jax.envs import EnvSpec, VecEnv
+from ppo_jax.envs.wrappers import split_action_mask
 from ppo_jax.networks import Networks
 from ppo_jax.train import Program, TrainState, build
 
@@ -36,19 +38,26 @@ class PolicyParams:
 
 
 def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
-    """Return ``act(params, obs, key=None) -> action``, pure and jittable.
+    """Return ``act(params, obs, key=None, action_mask=None) -> action``, pure and jittable.
 
-    ``obs`` is raw, as the env returns it, ``[..., *obs_shape]``. Without a key
+    ``obs`` is raw, as the env returns it, ``[..., *obs_shape]`` (for an env
+    with action masks, its ``MaskedObservation``, or the array and
+    ``action_mask`` ``[..., K]`` apart: invalid actions are never chosen). Without a key
     the action is the distribution's mode (argmax, or the Gaussian mean); with
     one it is a sample. Continuous actions come clipped to the env's bounds,
     ready to step the env.
     """
 
-    def act(params: PolicyParams, obs: chex.Array, key: Optional[chex.PRNGKey] = None) -> chex.Array:
+    def act(
+        params: PolicyParams, obs: Any, key: Optional[chex.PRNGKey] = None, action_mask: Optional[chex.Array] = None
+    ) -> chex.Array:
+        obs, env_mask = split_action_mask(obs)
+        action_mask = env_mask if action_mask is None else action_mask
         obs = jnp.asarray(obs, jnp.float32)
         if normalize_obs:
             obs = core.normalize(params.obs_norm, obs)
         dist, _ = networks.apply(params.network, obs)
+        dist = with_action_mask(dist, action_mask)
         action = dist.mode() if key is None else dist.sample(key)
         return vec_env.to_env_action(action)
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from ppo_jax import core
-from ppo_jax.core.distributions import Categorical, DiagGaussian
+from ppo_jax.core.distributions import Categorical, DiagGaussian, with_action_mask
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.finetune import Reference
 from ppo_jax.networks import Networks
@@ -30,6 +30,7 @@ class Transition(NamedTuple):
     next_value: chex.Array  # [T, B] V(s'_t); where s'_t is terminal, whatever (GAE ignores it)
     reward_raw: chex.Array  # [T, B] the env's reward, before the KL penalty and scaling
     kl_ref: chex.Array  # [T, B] log π(a_t|s_t) − log π_ref(a_t|s_t); 0 without a reference
+    action_mask: Optional[chex.Array] = None  # [T, B, K] bool, valid actions at obs; None: env has no mask
 
 
 class EpisodeStats(NamedTuple):
@@ -135,6 +136,7 @@ def collect(
         noise, keys_step, step_resets = per_step
         obs = _observe(norm, env_state.obs, options.normalize_obs)
         dist, value = networks.apply(params, obs)
+        dist = with_action_mask(dist, env_state.action_mask)
         action = dist.sample_from_noise(noise)
         log_prob = dist.log_prob(action)
         next_env_state, result = vec_env.step_with(keys_step, step_resets, env_state, action)
@@ -157,6 +159,7 @@ def collect(
             next_value=jnp.zeros_like(value),  # filled in after the loop
             reward_raw=result.reward,
             kl_ref=kl_t,
+            action_mask=env_state.action_mask,
         )
         extras = (env_state.obs, discounted_return, result.episode_return, result.episode_length, done)
         # The accumulator restarts with each episode, after its last reward is counted.

@@ -168,6 +168,7 @@ def build(
             value=flat(traj.value),
             advantage=flat(advantages),
             target=flat(targets),
+            action_mask=None if traj.action_mask is None else flat(traj.action_mask),
         )
         if anneal_lr:
             learning_rate = hp.learning_rate * (1.0 - state.update_step / num_updates)

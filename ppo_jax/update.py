@@ -11,7 +11,7 @@ optimizer state pass through unchanged), so the program shape never changes.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import chex
 import jax
@@ -20,6 +20,7 @@ import optax
 
 from ppo_jax import core
 from ppo_jax.config import Hyperparams
+from ppo_jax.core.distributions import with_action_mask
 from ppo_jax.networks import Networks
 
 
@@ -32,6 +33,7 @@ class Batch(NamedTuple):
     value: chex.Array
     advantage: chex.Array
     target: chex.Array  # A + V_old
+    action_mask: Optional[chex.Array] = None  # [N, K] bool, valid actions at obs; None: env has no mask
 
 
 class UpdateOptions(NamedTuple):
@@ -97,6 +99,7 @@ def make_optimizer(max_grad_norm: chex.Numeric) -> optax.GradientTransformation:
 def ppo_loss(params, batch: Batch, hp: Hyperparams, networks: Networks, options: UpdateOptions):
     """Total loss and its parts on one minibatch ``[M, ...]``."""
     dist, value = networks.apply(params, batch.obs)
+    dist = with_action_mask(dist, batch.action_mask)
     log_prob = dist.log_prob(batch.action)
     advantage = batch.advantage
     if options.normalize_advantages:
