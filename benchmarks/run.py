@@ -67,7 +67,7 @@ SIZES = {
     },
     "quick": {
         "throughput": [{"config": "configs/cartpole.yaml", "num_envs": [64], "env_steps": 2**14}],
-        "repeats": 1, "matmul_n": 512, "coldwarm_overrides": None, "throughput_cap": 150,
+        "repeats": 1, "matmul_n": 512, "coldwarm_overrides": None, "throughput_cap": 300,
         "torch": {
             "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 2, "torch_seeds": 1,
                             "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4, "sbx_seeds": 1, "sbx_cap": 4,
@@ -82,8 +82,8 @@ SIZES = {
         "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 4],
                   "overrides": {"total_timesteps": 4096}, "cap": 120, "one_process": True},
         "cores": {"config": "configs/cartpole.yaml", "devices": [2], "seeds": [2],
-                  "overrides": {"total_timesteps": 4096}, "cap": 120},
-        "compile": {"configs": ["configs/cartpole.yaml"], "overrides": {"total_timesteps": 8192}, "cap": 120},
+                  "overrides": {"total_timesteps": 4096}, "cap": 300},
+        "compile": {"configs": ["configs/cartpole.yaml"], "overrides": {"total_timesteps": 8192}, "cap": 300},
         "memory": [{"config": "configs/cartpole.yaml", "sizes": [[4, 1], [8, 2]]}],
         "memory_gib": [24, 80],
         "cnn": {"sizes": [[2, 16]], "repeats": 1},
