@@ -83,7 +83,7 @@ for p in $PRESETS; do
     [[ -n "${MINATAR_SMOKE_STEPS:-}" ]] && extra=(--set "total_timesteps=$MINATAR_SMOKE_STEPS")
     timeout --signal=INT --kill-after=20 "$BUDGET_S" \
         "$PY" -c "import sys; from ppo_jax.cli import main; sys.exit(main())" sweep "configs/$p.yaml" \
-        --seeds "$SEEDS" --seed "$FIRST" "${extra[@]}" --out "$WORK/$p" >"$WORK/$p.log" 2>&1 &
+        --seeds "$SEEDS" --seed "$FIRST" ${extra[@]+"${extra[@]}"} --out "$WORK/$p" >"$WORK/$p.log" 2>&1 &
     pids+=($!)
 done
 PENDULUM_RUNS=()
@@ -120,7 +120,7 @@ echo "== all sweeps done in $(( $(date +%s) - start )) s"
             echo; echo '```'; tail -5 "$WORK/$p.log"; echo '```'; echo
         fi
     done
-    for d in "${PENDULUM_RUNS[@]}"; do
+    for d in ${PENDULUM_RUNS[@]+"${PENDULUM_RUNS[@]}"}; do
         if [[ -f "$WORK/$d/results.csv" ]]; then
             "$PY" docs/tuning/summarize.py "$WORK/$d" --bar -200 --iqm-bar -150
         else

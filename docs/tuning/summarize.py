@@ -72,9 +72,13 @@ def summarize(sweep_dir: Path, bar: float, iqm_bar: float, allowed_misses: int) 
             f"| {p} | {label} | {span} | {value_iqm:.1f} | {np.nanmean(v):.1f} | {np.nanmin(v):.1f} | "
             f"{count}/{len(v)} | {'yes' if passes else 'no'} | {per_seed} |"
         )
-    timing = meta.get("timing") or {}
     lines.append("")
-    lines.append(f"sweep.json timing: {json.dumps(timing)}" if timing else "")
+    lines.append(
+        f"{meta.get('runs', '?')} runs of {meta.get('env_steps', 0):,} env steps on {meta.get('device', '?')}"
+        f" ({meta.get('platform', '?')}), jax {meta.get('jax_version', '?')}: compile "
+        f"{meta.get('compile_seconds', float('nan')):.1f} s, train {meta.get('train_seconds', float('nan')):.1f} s, "
+        f"{meta.get('steps_per_second', float('nan')):,.0f} env steps/s in all; finished {meta.get('finished_at', '?')}."
+    )
     return "\n".join(lines) + "\n"
 
 
