@@ -69,7 +69,12 @@ class PPOConfig:
     gae_lambda: float = _traced(0.95, "GAE λ")
     max_grad_norm: float = _traced(0.5, "global gradient-norm clip")
     vf_clip: Optional[float] = _traced(None, "value clipping range (None = off)")
-    target_kl: Optional[float] = _traced(None, "early-stop KL per rollout (None = off)")
+    target_kl: Optional[float] = _traced(None, "stop a rollout's minibatch steps before one whose approx_kl > 1.5 × target_kl (SB3's rule; None = off)")
+    kl_ref_coef: float = _traced(0.0, "β of the per-step KL penalty to a frozen reference policy (0 = off)")
+    kl_ref_target: Optional[float] = _traced(
+        None, "adaptive β: target of kl_ref, the mean per-step KL to the reference (None = fixed β)"
+    )
+    kl_ref_horizon: float = _traced(10_000.0, "adaptive β: env steps over which β closes the KL gap")
 
     # --- derived ------------------------------------------------------------
     @property
@@ -111,7 +116,7 @@ TRACED_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig) if f.metadat
 class Hyperparams:
     """The traced settings as float32 arrays: an argument of the compiled program.
 
-    ``vf_clip`` and ``target_kl`` hold NaN when off; whether they are on is
+    ``vf_clip``, ``target_kl`` and ``kl_ref_target`` hold NaN when off; whether they are on is
     static (read from the config), so NaN never reaches the math.
     """
 
@@ -124,6 +129,9 @@ class Hyperparams:
     max_grad_norm: jnp.ndarray
     vf_clip: jnp.ndarray
     target_kl: jnp.ndarray
+    kl_ref_coef: jnp.ndarray
+    kl_ref_target: jnp.ndarray  # NaN when off (fixed β)
+    kl_ref_horizon: jnp.ndarray
 
     @classmethod
     def from_config(cls, config: PPOConfig) -> "Hyperparams":
@@ -334,7 +342,16 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
         value = getattr(config, name)
         if not (0.0 <= value <= 1.0):
             fail(f"'{name}' must lie in [0, 1], got {value}.")
-    for name in ("vf_clip", "target_kl"):
+    if not (math.isfinite(config.kl_ref_coef) and config.kl_ref_coef >= 0):
+        fail(f"'kl_ref_coef' must be a number ≥ 0 (0: no KL penalty), got {config.kl_ref_coef}.")
+    if not (math.isfinite(config.kl_ref_horizon) and config.kl_ref_horizon > 0):
+        fail(f"'kl_ref_horizon' must be a positive number of env steps, got {config.kl_ref_horizon}.")
+    if config.kl_ref_target is not None and config.kl_ref_coef == 0:
+        fail(
+            "'kl_ref_target' adapts β by multiplying it, so it needs a starting 'kl_ref_coef' > 0 "
+            "(Ziegler et al. start at 0.1 or so); got kl_ref_coef = 0."
+        )
+    for name in ("vf_clip", "target_kl", "kl_ref_target"):
         value = getattr(config, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             fail(f"'{name}' must be a positive number or null (off), got {value}.")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from ppo_jax.cli import common
+from ppo_jax.cli import common, finetune
 from ppo_jax.cli.common import UserError
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     sweep.add_argument("--out", help="sweep directory (default: runs/sweep-<config>-<time>)")
     sweep.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
+    finetune.add_arguments(sweep)
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
     hosts.add_argument("--distributed", action="store_true",
                        help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)")
@@ -183,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
 
     common.enable_compile_cache()
     main_process = jax.process_index() == 0
-    sweep_run = SweepRun(grid, seeds)
+    tune = finetune.resolve(grid.configs, args)
+    sweep_run = SweepRun(grid, seeds, init_from=tune.start, reference=tune.reference)
     err = Console(stderr=True, quiet=not main_process)
     if main_process:
         out.mkdir(parents=True, exist_ok=True)

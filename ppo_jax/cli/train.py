@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from ppo_jax.cli import common
+from ppo_jax.cli import common, finetune
 from ppo_jax.cli.common import EXIT_CHECKPOINT, EXIT_NONFINITE, UserError
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
@@ -55,6 +55,7 @@ def add_parser(sub) -> None:
     train.add_argument("--wandb", nargs="?", const="online", choices=("online", "offline"),
                        help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network")
     train.add_argument("--no-progress", action="store_true", help="no progress output")
+    finetune.add_arguments(train)
     train.set_defaults(func=run)
 
 
@@ -99,6 +100,7 @@ def _refuse_options_with_resume(args) -> None:
         for name, value in (
             ("CONFIG", args.config), ("--set", args.set), ("--seeds", args.seeds), ("--seed", args.seed),
             ("--out", args.out), ("--overwrite", args.overwrite or None),
+            ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
         )
         if value is not None
     ]
@@ -280,10 +282,12 @@ def _train(args, plan: Plan, err):
     from ppo_jax.driver import ChunkedRun
 
     common.enable_compile_cache()
-    run = ChunkedRun(plan.config, plan.seeds)
+    tune = finetune.resolve([plan.config], args, resume=None if plan.fresh else plan.out)
+    run = ChunkedRun(plan.config, plan.seeds, init_from=tune.start, reference=tune.reference)
     restored = _check_space_and_restore(run, plan, not args.no_tensorboard)
     if plan.fresh:
         _start_dir(plan, args.overwrite)
+        tune.save(plan.out)
     loggers = make_loggers(plan.out, plan.seeds, plan.config, plan.start_update,
                            tensorboard=not args.no_tensorboard, wandb_mode=args.wandb)
     err.print(_header(plan))
