@@ -3,8 +3,9 @@
 These suites learn only on an accelerator (``configs/brax_ant.yaml``,
 ``configs/playground_cartpole_balance.yaml``, ``configs/craftax_classic.yaml``);
 on a CPU we check that a few updates run through ``make_train(config, env=...)``
-with finite metrics, and (slow) that the CLI's checkpoint → ``--resume`` →
-``eval`` works on each. Skipped where the suite's extra is not installed.
+with finite metrics and that the CLI's checkpoint → ``--resume`` → ``eval``
+works on each (both slow: minutes of compiling each), and that the GPU presets
+load and build. Skipped where the suite's extra is not installed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ TINY = dict(total_timesteps=256, num_envs=4, num_steps=32, num_minibatches=2, up
 LOSSES = ("policy_loss", "value_loss", "entropy", "approx_kl", "grad_norm")
 
 
+@pytest.mark.slow  # 4-7 min each on the loaded 2-core CPU (compiling the suite's physics under PPO)
 @pytest.mark.parametrize("suite", list(SUITES))
 def test_a_few_updates_through_make_train_have_finite_metrics(suite):
     package, settings = SUITES[suite]
