@@ -54,11 +54,14 @@ def _observe(norm: NormState, obs: chex.Array, enabled: bool) -> chex.Array:
     return core.normalize(norm.obs, obs) if enabled else obs
 
 
-def _reference_log_prob(reference: Reference, networks: Networks, raw_obs: chex.Array, action: chex.Array):
-    """log π_ref(a|s), the reference seeing s through its own frozen statistics."""
+def _reference_log_prob(
+    reference: Reference, networks: Networks, raw_obs: chex.Array, action: chex.Array, action_mask=None
+):
+    """log π_ref(a|s), the reference seeing s through its own frozen statistics
+    and restricted to the same valid actions as the learner."""
     obs = raw_obs if reference.obs_norm is None else core.normalize(reference.obs_norm, raw_obs)
     dist, _ = networks.apply(reference.params, obs)
-    return dist.log_prob(action)
+    return with_action_mask(dist, action_mask).log_prob(action)
 
 
 def _next_values(
@@ -143,7 +146,7 @@ def collect(
         done = result.terminated | result.truncated
         reward, kl_t = result.reward, jnp.zeros_like(log_prob)
         if reference is not None:
-            ref_log_prob = _reference_log_prob(reference, networks, env_state.obs, action)
+            ref_log_prob = _reference_log_prob(reference, networks, env_state.obs, action, env_state.action_mask)
             reward, kl_t = core.kl_penalty(result.reward, log_prob, ref_log_prob, kl_coef)
         if options.normalize_reward:
             discounted_return = discounted_return * gamma + reward
