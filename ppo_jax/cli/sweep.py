@@ -112,14 +112,16 @@ def _plan(args):
 def _header(run, err) -> None:
     import jax
 
+    from ppo_jax.cli.console import header_lines
+
     config = run.config
-    err.print(
-        f"ppo-jax sweep: {config.env_id}, {run.num_points} grid point(s) × {len(run.seeds)} seed(s) = "
-        f"{run.num_runs} runs × {config.env_steps:,} env steps, in 1 compiled program on {run.num_devices} "
-        f"{jax.devices()[0].platform} device(s)"
-        + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
-        + (f" ({run.padded_runs - run.num_runs} padding runs)" if run.padded_runs > run.num_runs else "")
-    )
+    what = (f"ppo-jax sweep: {config.env_id}, {run.num_points} grid point(s) × {len(run.seeds)} seed(s) = "
+            f"{run.num_runs} runs")
+    detail = f"each {config.env_steps:,} env steps, all in 1 compiled program"
+    if run.padded_runs > run.num_runs:
+        detail += f" (+{run.padded_runs - run.num_runs} padding runs)"
+    for line in header_lines(what, detail, run.num_devices, jax.devices()[0].platform, jax.process_count()):
+        err.print(line, soft_wrap=True)
     if common.rounding_notice(config):
         err.print(common.rounding_notice(config))
     err.print(f"memory (from shapes, before compiling): {run.memory.describe()}")
