@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     sweep.add_argument("--out", help="sweep directory (default: runs/sweep-<config>-<time>)")
     sweep.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
+    sweep.add_argument("--cpu-devices", type=int, metavar="N",
+                       help="on a CPU backend, split it into N devices that train seeds in parallel "
+                            "(default: one per core; 1: one device)")
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
     hosts.add_argument("--distributed", action="store_true",
                        help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)")
@@ -180,6 +183,7 @@ def _report(out: Path, result, run, err) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
     grid, seeds, out = _plan(args)
 
     import jax

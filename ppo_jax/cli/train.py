@@ -58,6 +58,9 @@ def add_parser(sub) -> None:
     train.add_argument("--wandb", nargs="?", const="online", choices=("online", "offline"),
                        help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network")
     train.add_argument("--no-progress", action="store_true", help="no progress output")
+    train.add_argument("--cpu-devices", type=int, metavar="N",
+                       help="on a CPU backend, split it into N devices that train seeds in parallel "
+                            "(default: one per core; 1: one device)")
     train.set_defaults(func=run)
 
 
@@ -404,6 +407,7 @@ def run(args: argparse.Namespace) -> int:
     from ppo_jax import logs
     from ppo_jax.cli.loggers import check_wandb
 
+    common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
     plan = plan_fresh(args) if args.resume is None else plan_resume(args)
     check_wandb(args.wandb)
     err = Console(stderr=True)
