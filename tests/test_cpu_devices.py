@@ -1,5 +1,5 @@
 """--cpu-devices: the CPU split into one device per core by default (runs in
-parallel) trains the same sweep, to float32 rounding, as one device."""
+parallel) trains the same runs and sweeps, to float32 rounding, as one device."""
 
 import csv
 import json
@@ -34,6 +34,17 @@ def _close(a, b, columns):
         for c in columns:
             u, v = (float(r[c]) if r[c] not in ("", "nan") else np.nan for r in (x, y))
             np.testing.assert_allclose(u, v, rtol=1e-3, atol=1e-3, equal_nan=True, err_msg=f"{c}: {x}")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores for the default to split")
+def test_train_default_devices_match_one_device(tmp_path):
+    _cli("train", "configs/cartpole.yaml", "--seeds", "2", "--out", str(tmp_path / "many"), "--no-tensorboard", *TINY)
+    _cli("train", "configs/cartpole.yaml", "--seeds", "2", "--out", str(tmp_path / "one"), "--no-tensorboard",
+         "--cpu-devices", "1", *TINY)
+    many, one = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("many", "one"))
+    assert many["devices"] == 2 and one["devices"] == 1
+    _close(_rows(tmp_path / "many" / "metrics.csv"), _rows(tmp_path / "one" / "metrics.csv"),
+           ["env_steps", "episode_return", "episodes", "value_loss", "approx_kl"])
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores for the default to split")

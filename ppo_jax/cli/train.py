@@ -402,12 +402,12 @@ def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    common.set_cpu_devices(args.cpu_devices)  # first: importing ppo_jax.logs starts JAX's backend
     from rich.console import Console
 
     from ppo_jax import logs
     from ppo_jax.cli.loggers import check_wandb
 
-    common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
     plan = plan_fresh(args) if args.resume is None else plan_resume(args)
     check_wandb(args.wandb)
     err = Console(stderr=True)
