@@ -34,6 +34,9 @@ def test_train_writes_a_run_directory(tmp_path):
         assert key in summary, key
     assert summary["env_id"] == "CartPole-v1" and summary["seeds"] == [0, 1]
     assert summary["env_steps"] == 8192 and len(summary["final_return"]) == 2
+    assert summary["devices"] >= 1 and summary["processes"] == 1
+    assert f"on {summary['devices']} cpu device(s)" in result.stderr
+    assert all(len(line) <= 80 for line in result.stderr.splitlines() if "env steps" in line or "updates of" in line)
     # null only when a seed finished no episode in the last 5% of training
     assert all(x is None or np.isfinite(x) for x in summary["final_return"])
     assert summary["steps_per_second"] > 0 and summary["compile_seconds"] > 0

@@ -85,3 +85,27 @@ def rounding_notice(config) -> str | None:
         return None
     return (f"note: total_timesteps {config.total_timesteps:,} rounded down to {config.env_steps:,} env steps: "
             f"{config.num_updates} whole rollouts of num_envs × num_steps = {config.batch_size:,}.")
+
+
+def cpu_device_count() -> int:
+    """The cores this process may run on: the default of ``--cpu-devices``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_cpu_devices(count: int | None) -> None:
+    """Split a CPU backend into ``count`` devices (default: one per core) so seeds run in parallel.
+
+    XLA reads the flag when JAX starts its backend, so this must run first; a
+    device count already given in ``XLA_FLAGS`` is kept. On GPU or TPU it
+    changes nothing: only the host platform's device count is set.
+    """
+    if count is not None and count < 1:
+        raise UserError(f"--cpu-devices must be at least 1, got {count}.")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    count = cpu_device_count() if count is None else count
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()

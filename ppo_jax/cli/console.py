@@ -1,8 +1,26 @@
-"""Progress on stderr: a rich bar on a terminal, a plain line per ~10% elsewhere."""
+"""Progress and the header on stderr, made to fit an 80-column terminal: a rich
+bar on a terminal, a plain line per ~10% elsewhere (a file, a pipe, CI logs)."""
 
 from __future__ import annotations
 
 import math
+
+WIDTH = 80
+
+
+def short(n: float) -> str:
+    """``n`` in at most ~5 characters: 950, 12.3k, 1.50M, 2.00G."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= limit:
+            value = n / limit
+            return f"{value:.3g}{suffix}" if value < 100 else f"{value:.0f}{suffix}"
+    return f"{n:.0f}"
+
+
+def header_lines(what: str, detail: str, devices: int, platform: str, processes: int = 1) -> list[str]:
+    """The run's header as short lines (no line wraps mid-sentence at 80 columns)."""
+    where = f"{devices} {platform} device(s)" + (f" in {processes} processes" if processes > 1 else "")
+    return [what, f"  {detail}", f"  on {where}, the seeds split over them"]
 
 
 class Progress:
@@ -13,33 +31,43 @@ class Progress:
         self.total = total_steps
         self.enabled = enabled
         self.live = enabled and self.console.is_terminal
-        self._next_report = (math.floor(10 * start / total_steps) + 1) / 10  # a resumed run starts late
+        self._next_tenth = math.floor(10 * start / total_steps) + 1  # a resumed run starts late
         if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichProgress
-
-            self.bar = RichProgress(
-                TextColumn("[bold]training"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("env steps/seed · {task.fields[sps]} · return {task.fields[ret]}"),
-                TimeRemainingColumn(),
-                console=self.console,
-            )
-            self.task = self.bar.add_task("train", total=total_steps, completed=start, sps="-", ret="-")
+            self.bar = make_bar(console)
+            self.task = self.bar.add_task("train", total=total_steps, completed=start,
+                                          text=self._text(start, None, None))
             self.bar.start()
+
+    def _text(self, steps: int, sps, ret) -> str:
+        rate = "-" if sps is None else f"{short(sps)}/s"
+        recent = "-" if ret is None else f"{ret:.1f}"
+        return f"{short(steps)}/{short(self.total)} steps/seed · {rate} · return {recent}"
 
     def update(self, steps: int, sps: float, ret: float) -> None:
         if not self.enabled:
             return
-        sps_text = f"{sps:,.0f} steps/s"
-        ret_text = f"{ret:.1f}"
         if self.live:
-            self.bar.update(self.task, completed=steps, sps=sps_text, ret=ret_text)
-        elif steps >= self._next_report * self.total or steps == self.total:
-            self.console.print(f"  {steps:>12,}/{self.total:,} env steps/seed · {sps_text} · recent return {ret_text}")
-            self._next_report += 0.1
+            self.bar.update(self.task, completed=steps, text=self._text(steps, sps, ret))
+        elif 10 * steps >= self._next_tenth * self.total or steps == self.total:  # integers: no 0.1 drift
+            self.console.print(f"  {steps:>11,}/{self.total:,} env steps/seed · {sps:,.0f} steps/s · "
+                               f"return {ret:.1f}", soft_wrap=True)
+            self._next_tenth = 10 * steps // self.total + 1
 
     def close(self) -> None:
         if self.live:
             self.bar.stop()
+
+
+def make_bar(console):
+    """Bar (20), percentage, steps/rate/return text, time left: at most ~75 columns."""
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as RichProgress
+
+    return RichProgress(
+        BarColumn(bar_width=20),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[text]}"),
+        TimeRemainingColumn(),
+        console=console,
+        expand=False,
+    )

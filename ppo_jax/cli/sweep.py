@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     sweep.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(sweep)
+    sweep.add_argument("--cpu-devices", type=int, metavar="N",
+                       help="on a CPU backend, split it into N devices that train seeds in parallel "
+                            "(default: one per core; 1: one device)")
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
     hosts.add_argument("--distributed", action="store_true",
                        help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)")
@@ -113,14 +116,16 @@ def _plan(args):
 def _header(run, err) -> None:
     import jax
 
+    from ppo_jax.cli.console import header_lines
+
     config = run.config
-    err.print(
-        f"ppo-jax sweep: {config.env_id}, {run.num_points} grid point(s) × {len(run.seeds)} seed(s) = "
-        f"{run.num_runs} runs × {config.env_steps:,} env steps, in 1 compiled program on {run.num_devices} "
-        f"{jax.devices()[0].platform} device(s)"
-        + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
-        + (f" ({run.padded_runs - run.num_runs} padding runs)" if run.padded_runs > run.num_runs else "")
-    )
+    what = (f"ppo-jax sweep: {config.env_id}, {run.num_points} grid point(s) × {len(run.seeds)} seed(s) = "
+            f"{run.num_runs} runs")
+    detail = f"each {config.env_steps:,} env steps, all in 1 compiled program"
+    if run.padded_runs > run.num_runs:
+        detail += f" (+{run.padded_runs - run.num_runs} padding runs)"
+    for line in header_lines(what, detail, run.num_devices, jax.devices()[0].platform, jax.process_count()):
+        err.print(line, soft_wrap=True)
     if common.rounding_notice(config):
         err.print(common.rounding_notice(config))
     err.print(f"memory (from shapes, before compiling): {run.memory.describe()}")
@@ -179,6 +184,7 @@ def _report(out: Path, result, run, err) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
     grid, seeds, out = _plan(args)
 
     import jax

@@ -59,6 +59,9 @@ def add_parser(sub) -> None:
                        help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network")
     train.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(train)
+    train.add_argument("--cpu-devices", type=int, metavar="N",
+                       help="on a CPU backend, split it into N devices that train seeds in parallel "
+                            "(default: one per core; 1: one device)")
     train.set_defaults(func=run)
 
 
@@ -205,14 +208,16 @@ def _start_dir(plan: Plan, overwrite: bool) -> None:
     logs.write_config(plan.out / "config.yaml", plan.config.to_dict())
 
 
-def _header(plan: Plan) -> str:
+def _header(plan: Plan, devices: int) -> list[str]:
     import jax
 
+    from ppo_jax.cli.console import header_lines
+
     config = plan.config
-    verb = "ppo-jax" if plan.fresh else f"ppo-jax: resuming {plan.out} after update {plan.start_update},"
-    return (f"{verb} {config.env_id}, {len(plan.seeds)} seed(s) × {config.env_steps:,} env steps "
-            f"({config.num_updates} updates of {config.num_envs}×{config.num_steps}) on "
-            f"{jax.devices()[0].platform}")
+    what = (f"ppo-jax: {config.env_id}, {len(plan.seeds)} seed(s) × {config.env_steps:,} env steps" if plan.fresh
+            else f"ppo-jax: resuming {plan.out} after update {plan.start_update}")
+    detail = f"{config.num_updates} updates of {config.num_envs} envs × {config.num_steps} steps"
+    return header_lines(what, detail, devices, jax.devices()[0].platform, jax.process_count())
 
 
 # ---------------------------------------------------------------------------
@@ -296,7 +301,8 @@ def _train(args, plan: Plan, err):
         tune.save(plan.out)
     loggers = make_loggers(plan.out, plan.seeds, plan.config, plan.start_update,
                            tensorboard=not args.no_tensorboard, wandb_mode=args.wandb)
-    err.print(_header(plan))
+    for line in _header(plan, run.mesh.size):
+        err.print(line, soft_wrap=True)
     if plan.fresh and common.rounding_notice(plan.config):
         err.print(common.rounding_notice(plan.config))
     err.print("compiling…")
@@ -349,6 +355,8 @@ def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
         "updates_done": run.updates_done,
         "checkpoint": None if last is None else str(checkpoint.checkpoint_dir(out) / str(last)),
         **common.environment(),
+        "devices": run.mesh.size,  # the seeds were split over these
+        "processes": 1,  # train runs in one process (a sweep can span several)
         "command": plan.first_command,
     }
     if not plan.fresh:
@@ -398,6 +406,7 @@ def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    common.set_cpu_devices(args.cpu_devices)  # first: importing ppo_jax.logs starts JAX's backend
     from rich.console import Console
 
     from ppo_jax import logs

@@ -1,0 +1,60 @@
+"""--cpu-devices: the CPU split into one device per core by default (runs in
+parallel) trains the same runs and sweeps, to float32 rounding, as one device."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).parent.parent
+TINY = ["--set", "total_timesteps=2048", "--set", "num_envs=4", "--set", "num_steps=64", "--no-progress"]
+
+
+def _cli(*args):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    result = subprocess.run([sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env={**env, "PPO_JAX_NO_CACHE": "1"})
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _close(a, b, columns):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for c in columns:
+            u, v = (float(r[c]) if r[c] not in ("", "nan") else np.nan for r in (x, y))
+            np.testing.assert_allclose(u, v, rtol=1e-3, atol=1e-3, equal_nan=True, err_msg=f"{c}: {x}")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores for the default to split")
+def test_train_default_devices_match_one_device(tmp_path):
+    _cli("train", "configs/cartpole.yaml", "--seeds", "2", "--out", str(tmp_path / "many"), "--no-tensorboard", *TINY)
+    _cli("train", "configs/cartpole.yaml", "--seeds", "2", "--out", str(tmp_path / "one"), "--no-tensorboard",
+         "--cpu-devices", "1", *TINY)
+    many, one = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("many", "one"))
+    assert many["devices"] == 2 and one["devices"] == 1
+    _close(_rows(tmp_path / "many" / "metrics.csv"), _rows(tmp_path / "one" / "metrics.csv"),
+           ["env_steps", "episode_return", "episodes", "value_loss", "approx_kl"])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores for the default to split")
+def test_sweep_default_devices_match_one_device(tmp_path):
+    grid = ["--grid", "learning_rate=2.5e-4,1e-3", "--seeds", "1"]
+    _cli("sweep", "configs/cartpole.yaml", *grid, "--out", str(tmp_path / "many"), *TINY)
+    _cli("sweep", "configs/cartpole.yaml", *grid, "--out", str(tmp_path / "one"), "--cpu-devices", "1", *TINY)
+    many, one = (json.loads((tmp_path / d / "sweep.json").read_text()) for d in ("many", "one"))
+    assert many["devices"] == 2 and one["devices"] == 1
+    rows_many, rows_one = _rows(tmp_path / "many" / "results.csv"), _rows(tmp_path / "one" / "results.csv")
+    assert [{k: v for k, v in r.items() if k != "value"} for r in rows_many] == [
+        {k: v for k, v in r.items() if k != "value"} for r in rows_one]
+    _close(rows_many, rows_one, ["value"])
