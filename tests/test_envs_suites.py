@@ -165,3 +165,30 @@ def test_suite_envs_train_a_few_updates():
         _, metrics = jax.jit(ppo_jax.make_train(config))(jax.random.PRNGKey(0))
         for name in ("policy_loss", "value_loss", "entropy"):
             assert np.isfinite(np.asarray(metrics[name])).all(), (env_id, name)
+
+
+def test_navix_empty_matches_its_own_step():
+    navix = pytest.importorskip("navix")
+    from navix.environments.environment import StepType
+
+    with jax.numpy_rank_promotion("allow"):
+        config = ppo_jax.load_config(None, env_id="navix:Navix-Empty-5x5-v0", env_kwargs={"max_steps": 10})
+        vec = VecEnv.from_config(config)
+    assert not vec.spec.action_mask and vec.spec.max_episode_steps == 10
+    env = navix.make("Navix-Empty-5x5-v0", max_steps=10)
+    reset, step = jax.jit(env.reset), jax.jit(env._step)  # the raw step: NAVIX's step resets inside itself
+
+    def ref_reset(key):
+        timestep = reset(key)
+        return timestep, timestep.observation
+
+    def ref_step(timestep, action):
+        timestep = step(timestep, action)
+        terminated = bool(timestep.step_type == StepType.TERMINATION)
+        truncated = bool(timestep.step_type == StepType.TRUNCATION)  # NAVIX's own time limit
+        return timestep, timestep.observation, float(timestep.reward), terminated, truncated
+
+    p = [0.25, 0.15, 0.6, 0, 0, 0, 0]  # mostly forward (action 2), so the goal is reached too
+    with jax.numpy_rank_promotion("allow"):  # NAVIX's own code broadcasts (1, 2) against (2,)
+        terminations, truncations = check_against_suite(vec, ref_reset, ref_step, 8, 30, seed=2, action_p=p)
+    assert terminations > 0 and truncations > 0
