@@ -15,9 +15,8 @@ that the same number means the same thing:
   been counted (progress remaining = 1 − (k+1)/N at update k), which would
   anneal one update ahead of ppo_jax's lr·(1 − k/N) and take the last update
   at lr 0; the schedule passed adds back 1/N, so update k uses lr·(1 − k/N);
-- reward clip: VecNormalize clips normalized rewards to ±10 by default;
-  ppo_jax scales without clipping unless the preset sets ``reward_clip``, so
-  the preset's value (or none) is passed.
+- reward clip: VecNormalize's ``clip_reward`` gets the preset's ``reward_clip``
+  (ppo_jax's default 10, which is also VecNormalize's; ``null``: no clip).
 
 What stays different (SB3's own choices; they affect learning, not speed):
 
@@ -106,7 +105,7 @@ def matched_kwargs(s: dict) -> dict:
 def make_env(s: dict, seed: int):
     env = make_vec_env(s["env_id"], n_envs=s["num_envs"], seed=seed)
     if s["normalize_obs"] or s["normalize_reward"]:
-        clip = s.get("reward_clip")
+        clip = s["reward_clip"]
         env = VecNormalize(env, norm_obs=s["normalize_obs"], norm_reward=s["normalize_reward"],
                            clip_obs=10.0, clip_reward=float("inf") if clip is None else float(clip),
                            gamma=s["gamma"])

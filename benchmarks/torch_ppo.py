@@ -7,7 +7,8 @@ separate actor and critic MLPs (orthogonal init, gain √2 hidden, 0.01 policy
 head, 1 value head, zero biases); a Categorical head, or a Gaussian with a
 learned state-independent log std whose sample is clipped for the env only;
 observation normalization (statistics frozen during a rollout, merged after)
-and reward scaling by the std of discounted returns when the preset says so;
+and reward scaling by the std of discounted returns, clipped to ±reward_clip,
+when the preset says so;
 GAE with terminations apart from truncations, a truncated step bootstrapped
 from the value of its final observation; epochs of shuffled minibatches,
 per-minibatch advantage normalization, clipped surrogate + c1·value − c2·entropy,
@@ -46,6 +47,7 @@ DEFAULTS = dict(
     normalize_obs=False, normalize_reward=False, normalize_advantages=True, anneal_lr=True,
     learning_rate=2.5e-4, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5, gamma=0.99,
     gae_lambda=0.95, max_grad_norm=0.5, vf_clip=None, target_kl=None, network="mlp",
+    reward_clip=10.0,  # ppo_jax's default: scaled rewards clipped to ±10 under normalize_reward (null: off)
 )
 
 
@@ -286,6 +288,8 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
         if s["normalize_reward"]:
             ret_rms.update(np.stack(buf["seen"]))
             rewards = rewards / np.sqrt(ret_rms.var + 1e-8)
+            if s["reward_clip"] is not None:
+                rewards = np.clip(rewards, -s["reward_clip"], s["reward_clip"])
         with torch.no_grad():
             next_values = model.value(final_obs).cpu().numpy()
             values = torch.stack(buf["value"])
