@@ -394,6 +394,8 @@ def main(argv=None) -> int:
     parser.add_argument("--matmul-precision", default=None,
                         help="jax_default_matmul_precision for every job (--gpu default: tensorfloat32, which "
                              "is jax's own default on recent NVIDIA GPUs, set explicitly; 'float32' for true fp32)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds the suite may spend before it skips what is left (default: the mode's own)")
     args = parser.parse_args(argv)
 
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -418,6 +420,8 @@ def main(argv=None) -> int:
     os.chdir(REPO)
     precision = args.matmul_precision or ("tensorfloat32" if args.gpu else None)
     suite = Suite(mode, results, command.strip(), precision)
+    if args.budget is not None:
+        suite.deadline = time.monotonic() + args.budget
     start = time.monotonic()
     for section in GPU_ORDER if args.gpu else SECTIONS:
         if section in only:
