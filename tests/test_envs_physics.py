@@ -177,13 +177,18 @@ def test_playground_adapter_matches_playground_step():
 
     # CartpoleBalance ends only on a non-finite state; env 0 starts from one, so its
     # first episode terminates at its first step. The others are cut at 10 steps.
+    def poison(suite_state):  # NaN velocities: env 0's of a batch, or every one of a single state
+        return suite_state.replace(data=suite_state.data.replace(qvel=suite_state.data.qvel.at[0].set(jnp.nan)))
+
+    def poison_one(suite_state):
+        return suite_state.replace(data=suite_state.data.replace(qvel=jnp.full_like(suite_state.data.qvel, jnp.nan)))
+
     def start(state):
-        data = state.data if hasattr(state, "data") else state.inner.data
-        qvel = data.qvel.at[0].set(jnp.nan)
-        data = data.replace(qvel=qvel)
-        if hasattr(state, "data"):
-            return state.replace(data=data)
-        return state.replace(inner=state.inner.replace(data=data))
+        if hasattr(state, "data"):  # the suite's own State
+            return poison(state)
+        poisoned = jax.vmap(lambda s: env._pack(poison_one(env.suite_state(s))))(state)  # every env
+        # only env 0, as the reference's batched .at[0] does
+        return state.replace(inner=jax.tree.map(lambda p, o: o.at[0].set(p[0]), poisoned, state.inner))
 
     keys = _keys_and_actions(1, 3, 25, _uniform_actions(1))
     ours = _play_ours(env, params, *keys, start=start)
@@ -191,6 +196,21 @@ def test_playground_adapter_matches_playground_step():
     episodes = _compare(ours, ref)
     _check_brax_episode_sums(episodes, sums)
     assert ours[1][2][0, 0] and not ours[1][2][1:].any(), "only the poisoned start should terminate"
+
+
+def test_playground_state_has_no_empty_arrays_for_checkpoints():
+    """MJX keeps zero-size contact buffers, which orbax refuses to save: the adapter's state drops them."""
+    pytest.importorskip("mujoco_playground")
+    from ppo_jax.envs import playground
+
+    env, params = playground.make("CartpoleBalance")
+    with jax.numpy_rank_promotion("allow"):  # the suite's code relies on it
+        suite = jax.eval_shape(env.inner.reset, jax.random.PRNGKey(0))
+    assert any(leaf.size == 0 for leaf in jax.tree.leaves(suite))
+    _, state = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
+    assert all(leaf.size > 0 for leaf in jax.tree.leaves(state))
+    _, stepped, *_ = jax.eval_shape(env.step_env, jax.random.PRNGKey(1), state, jnp.zeros(1), params)
+    assert jax.tree.structure(stepped) == jax.tree.structure(state)
 
 
 def test_playground_make_refuses_warp_and_unknown_entries():

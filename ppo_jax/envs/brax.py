@@ -35,9 +35,14 @@ def _suite_numpy():
 
 @struct.dataclass
 class PipelineEnvState:
-    """The suite's own state and the steps taken since the reset (gymnax's time limit reads ``time``)."""
+    """The suite's own state and the steps taken since the reset (gymnax's time limit reads ``time``).
 
-    inner: Any  # the suite's State pytree (brax.envs.State, mujoco_playground State)
+    ``inner`` holds the leaves of the suite's State without its zero-size arrays
+    (MJX keeps empty contact buffers; orbax refuses to checkpoint them), in
+    tree order; ``PipelineEnv`` rebuilds the State from them.
+    """
+
+    inner: Any  # tuple of the suite's State leaves that are not empty
     time: jax.Array  # int32 []
 
 
@@ -74,8 +79,12 @@ class PipelineEnv(environment.Environment):
         self._action_low = float(action_low)
         self._action_high = float(action_high)
         with _suite_numpy():
-            obs = jax.eval_shape(lambda k: obs_fn(inner.reset(k).obs), jax.random.PRNGKey(0))
+            abstract = jax.eval_shape(inner.reset, jax.random.PRNGKey(0))
+            obs = jax.eval_shape(obs_fn, abstract.obs)
         self._obs_shape = tuple(int(d) for d in obs.shape)
+        leaves, self._treedef = jax.tree.flatten(abstract)
+        # The suite's zero-size leaves, by position: rebuilt as empty arrays, never stored.
+        self._empty = {i: (leaf.shape, leaf.dtype) for i, leaf in enumerate(leaves) if leaf.size == 0}
         self._action_size = int(inner.action_size)
 
     @property
@@ -89,30 +98,43 @@ class PipelineEnv(environment.Environment):
     def reset_env(self, key: jax.Array, params: PipelineEnvParams) -> tuple[jax.Array, PipelineEnvState]:
         with _suite_numpy():
             inner = self.inner.reset(key)
-        return self._obs(inner), PipelineEnvState(inner=inner, time=jnp.zeros((), jnp.int32))
+        return self._obs(inner), PipelineEnvState(inner=self._pack(inner), time=jnp.zeros((), jnp.int32))
 
     def step_env(self, key: jax.Array, state: PipelineEnvState, action: jax.Array, params: PipelineEnvParams):
         del key
         with _suite_numpy():
             if self._action_repeat == 1:
-                inner = self.inner.step(state.inner, action)
+                inner = self.inner.step(self.suite_state(state), action)
                 reward = inner.reward
             else:
                 def repeat(s, _):
                     s = self.inner.step(s, action)
                     return s, s.reward
 
-                inner, rewards = jax.lax.scan(repeat, state.inner, None, length=self._action_repeat)
+                inner, rewards = jax.lax.scan(repeat, self.suite_state(state), None, length=self._action_repeat)
                 reward = jnp.sum(rewards, axis=0)
         terminated = jnp.asarray(inner.done) > 0.5  # Brax's done is a float 0/1
-        new_state = PipelineEnvState(inner=inner, time=state.time + 1)
+        new_state = PipelineEnvState(inner=self._pack(inner), time=state.time + 1)
         return self._obs(inner), new_state, jnp.asarray(reward, jnp.float32), terminated, {}
+
+    def _pack(self, inner) -> tuple:
+        leaves, treedef = jax.tree.flatten(inner)
+        if treedef != self._treedef:
+            raise ValueError(f"{self._name}: the suite's state changed structure in a step ({treedef} != {self._treedef})")
+        return tuple(leaf for i, leaf in enumerate(leaves) if i not in self._empty)
+
+    def suite_state(self, state: PipelineEnvState):
+        """The suite's own State (``brax.envs.State``, Playground's ``State``) of ``state``."""
+        stored = iter(state.inner)
+        leaves = [jnp.zeros(*self._empty[i]) if i in self._empty else next(stored)
+                  for i in range(self._treedef.num_leaves)]
+        return jax.tree.unflatten(self._treedef, leaves)
 
     def _obs(self, inner) -> jax.Array:
         return jnp.asarray(self._obs_fn(inner.obs), jnp.float32)
 
     def is_terminated(self, state: PipelineEnvState, params: PipelineEnvParams) -> jax.Array:
-        return jnp.asarray(state.inner.done) > 0.5
+        return jnp.asarray(self.suite_state(state).done) > 0.5
 
     @property
     def num_actions(self) -> int:
