@@ -20,8 +20,8 @@ from ppo_jax import core
 from ppo_jax.config import Hyperparams, PPOConfig, validate
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.networks import Networks, networks_from_config
-from ppo_jax.rollout import RolloutOptions, collect
-from ppo_jax.update import Batch, UpdateOptions, make_optimizer, update
+from ppo_jax.rollout import Memory, RolloutOptions, Transition, collect, collect_recurrent
+from ppo_jax.update import Batch, SequenceBatch, UpdateOptions, make_optimizer, update
 
 Metrics = dict[str, chex.Array]
 
@@ -52,6 +52,7 @@ class TrainState:
     norm: NormState
     key: chex.PRNGKey
     update_step: chex.Array  # int32, updates done so far
+    memory: Optional[Memory] = None  # recurrent runs: the carry and episode-start flags of every env
 
 
 class Program(NamedTuple):
@@ -81,6 +82,8 @@ def build(config: PPOConfig) -> Program:
     update_options = UpdateOptions.from_config(config)
     num_updates = config.num_updates
     anneal_lr = config.anneal_lr
+    recurrent = config.recurrent is not None
+    chunk = config.bptt_chunk or config.num_steps
 
     def init(key: chex.PRNGKey, hp: Hyperparams) -> TrainState:
         key_params, key_env, key_loop = jax.random.split(key, 3)
@@ -94,6 +97,12 @@ def build(config: PPOConfig) -> Program:
             ret=core.rms_init(()),
             discounted_return=jnp.zeros((config.num_envs,), jnp.float32),
         )
+        memory = None
+        if recurrent:
+            memory = Memory(
+                carry=networks.initial_carry((config.num_envs,)),
+                start=jnp.ones((config.num_envs,), bool),
+            )
         return TrainState(
             params=params,
             opt_state=opt_state,
@@ -101,20 +110,35 @@ def build(config: PPOConfig) -> Program:
             norm=norm,
             key=key_loop,
             update_step=jnp.asarray(0, jnp.int32),
+            memory=memory,
         )
 
     def step(state: TrainState, hp: Hyperparams) -> tuple[TrainState, Metrics]:
         key, key_rollout, key_update = jax.random.split(state.key, 3)
-        env_state, norm, traj, episodes = collect(
-            key_rollout,
-            state.params,
-            state.env,
-            state.norm,
-            hp.gamma,
-            networks=networks,
-            vec_env=vec_env,
-            options=rollout_options,
-        )
+        memory = state.memory
+        if recurrent:
+            env_state, memory, norm, traj, episodes = collect_recurrent(
+                key_rollout,
+                state.params,
+                state.env,
+                state.memory,
+                state.norm,
+                hp.gamma,
+                networks=networks,
+                vec_env=vec_env,
+                options=rollout_options,
+            )
+        else:
+            env_state, norm, traj, episodes = collect(
+                key_rollout,
+                state.params,
+                state.env,
+                state.norm,
+                hp.gamma,
+                networks=networks,
+                vec_env=vec_env,
+                options=rollout_options,
+            )
         advantages, targets = core.gae(
             traj.reward,
             traj.value,
@@ -124,15 +148,18 @@ def build(config: PPOConfig) -> Program:
             gamma=hp.gamma,
             gae_lambda=hp.gae_lambda,
         )
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])
-        batch = Batch(
-            obs=flat(traj.obs),
-            action=flat(traj.action),
-            log_prob=flat(traj.log_prob),
-            value=flat(traj.value),
-            advantage=flat(advantages),
-            target=flat(targets),
-        )
+        if recurrent:
+            batch = sequence_batch(traj, advantages, targets, chunk)
+        else:
+            flat = lambda x: x.reshape((-1,) + x.shape[2:])
+            batch = Batch(
+                obs=flat(traj.obs),
+                action=flat(traj.action),
+                log_prob=flat(traj.log_prob),
+                value=flat(traj.value),
+                advantage=flat(advantages),
+                target=flat(targets),
+            )
         if anneal_lr:
             learning_rate = hp.learning_rate * (1.0 - state.update_step / num_updates)
         else:
@@ -154,7 +181,7 @@ def build(config: PPOConfig) -> Program:
             "episode_return": jnp.where(count > 0, episodes.return_sum / safe, jnp.nan),
             "episode_length": jnp.where(count > 0, episodes.length_sum / safe, jnp.nan),
             "episodes": count,
-            "explained_variance": core.explained_variance(batch.value, batch.target),
+            "explained_variance": core.explained_variance(batch.value.reshape(-1), batch.target.reshape(-1)),
             "learning_rate": jnp.asarray(learning_rate, jnp.float32),
             **loss_metrics,
         }
@@ -165,10 +192,42 @@ def build(config: PPOConfig) -> Program:
             norm=norm,
             key=key,
             update_step=state.update_step + 1,
+            memory=memory,
         )
         return new_state, metrics
 
     return Program(init=init, step=step, networks=networks, vec_env=vec_env, config=config)
+
+
+def sequence_batch(traj: Transition, advantages: chex.Array, targets: chex.Array, chunk: int) -> SequenceBatch:
+    """A recurrent rollout ``[T, B]`` cut into ``S = B · T / chunk`` sequences ``[chunk, S]``.
+
+    Sequence ``k · B + b`` is env ``b``'s steps ``k · chunk … (k + 1) · chunk − 1``;
+    it starts from the carry the rollout handed to its first step, so that
+    replaying it with the same resets gives the rollout's outputs. With
+    ``chunk < T`` gradients stop at chunk boundaries (truncated backpropagation).
+    """
+    num_steps, num_envs = traj.value.shape
+    num_chunks = num_steps // chunk
+
+    def steps(x):
+        x = x.reshape((num_chunks, chunk, num_envs) + x.shape[2:])
+        return jnp.swapaxes(x, 0, 1).reshape((chunk, num_chunks * num_envs) + x.shape[3:])
+
+    def first(x):
+        x = x.reshape((num_chunks, chunk, num_envs) + x.shape[2:])[:, 0]
+        return x.reshape((num_chunks * num_envs,) + x.shape[2:])
+
+    return SequenceBatch(
+        obs=steps(traj.obs),
+        action=steps(traj.action),
+        log_prob=steps(traj.log_prob),
+        value=steps(traj.value),
+        advantage=steps(advantages),
+        target=steps(targets),
+        start=steps(traj.start),
+        carry=jax.tree.map(first, traj.carry),
+    )
 
 
 def run_updates(program: Program, state: TrainState, hp: Hyperparams, num_updates: int):
