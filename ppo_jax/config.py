@@ -36,7 +36,15 @@ class PPOConfig:
     """Every setting of a PPO run. Defaults are the classic CartPole settings."""
 
     # --- static: shapes and structure -------------------------------------
-    env_id: str = _static("CartPole-v1", "gymnax environment id")
+    env_id: str = _static(
+        "CartPole-v1", "gymnax id, 'suite:name' (e.g. jumanji:Snake-v1) or 'package.module:ClassOrFactory'"
+    )
+    env_kwargs: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata={"traced": False, "help": "keyword arguments of the env's constructor (suite or user env)"},
+    )
+    obs_indices: Optional[tuple[int, ...]] = _static(None, "keep only these features of a flat observation (null: all)")
+    max_episode_steps: Optional[int] = _static(None, "time limit in steps (null: the env params' max_steps_in_episode)")
     total_timesteps: int = _static(500_000, "environment steps over all envs")
     num_envs: int = _static(4, "parallel environments")
     num_steps: int = _static(128, "steps per env per rollout")
@@ -90,6 +98,8 @@ class PPOConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["hidden_sizes"] = list(self.hidden_sizes)
+        if self.obs_indices is not None:
+            out["obs_indices"] = list(self.obs_indices)
         return out
 
     def replace(self, **changes) -> "PPOConfig":
@@ -201,6 +211,18 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             return tuple(_coerce_int_item(v) for v in value)
         except (TypeError, ValueError):
             raise bad("a list of integers such as [64, 64]") from None
+    if kind is dict or typing.get_origin(kind) is dict:
+        if value is None:
+            return {}
+        if isinstance(value, str):  # from --set: a YAML/JSON mapping such as {backend: mjx}
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise bad("a mapping such as {backend: mjx}") from None
+            value = {} if value is None else value
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise bad("a mapping of names to values such as {backend: mjx}")
+        return dict(value)
     raise AssertionError(f"no coercion for {name}: {kind}")
 
 
@@ -218,8 +240,11 @@ def _coerce_int_item(v: Any) -> int:
     return v
 
 
-def from_dict(values: dict[str, Any], where: str = "config") -> PPOConfig:
-    """Build a validated config from plain values; unknown keys are refused."""
+def from_dict(values: dict[str, Any], where: str = "config", env: Any = None, env_params: Any = None) -> PPOConfig:
+    """Build a validated config from plain values; unknown keys are refused.
+
+    ``env``/``env_params``: an env instance the config will train (see ``validate``).
+    """
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping of setting: value, got {type(values).__name__}.")
     kwargs = {}
@@ -228,7 +253,7 @@ def from_dict(values: dict[str, Any], where: str = "config") -> PPOConfig:
             raise ConfigError(_unknown_key_message(str(key), where))
         kwargs[key] = _coerce(key, value, where)
     config = PPOConfig(**kwargs)
-    validate(config, where)
+    validate(config, where, env, env_params)
     return config
 
 
@@ -268,8 +293,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PPOConfig:
     return from_dict(values, where)
 
 
-def validate(config: PPOConfig, where: str = "config") -> None:
-    """Check ranges and consistency; raise ConfigError naming what is wrong."""
+def validate(config: PPOConfig, where: str = "config", env: Any = None, env_params: Any = None) -> None:
+    """Check ranges and consistency; raise ConfigError naming what is wrong.
+
+    The env is built (from ``config.env_id``, or ``env`` when given: then the id
+    is only its label) and checked against the settings, before anything compiles.
+    """
 
     def fail(msg: str) -> None:
         raise ConfigError(f"{where}: {msg}")
@@ -315,7 +344,9 @@ def validate(config: PPOConfig, where: str = "config") -> None:
             fail(f"'{name}' must be a positive number or null (off), got {value}.")
     if not math.isfinite(config.log_std_init):
         fail(f"'log_std_init' must be finite, got {config.log_std_init}.")
-    _validate_env(config, fail)
+    if config.max_episode_steps is not None and config.max_episode_steps <= 0:
+        fail(f"'max_episode_steps' must be a positive integer or null, got {config.max_episode_steps}.")
+    _validate_env(config, fail, env, env_params)
 
 
 def _validate_recurrent(config: PPOConfig, fail) -> None:
@@ -347,15 +378,15 @@ def _validate_recurrent(config: PPOConfig, fail) -> None:
         )
 
 
-def _validate_env(config: PPOConfig, fail) -> None:
+def _validate_env(config: PPOConfig, fail, env: Any = None, env_params: Any = None) -> None:
     from ppo_jax import envs  # late: keeps gymnax off the import path of config users
 
-    known = envs.registered_env_ids()
-    if config.env_id not in known:
-        close = difflib.get_close_matches(config.env_id, known, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        fail(f"unknown 'env_id' {config.env_id!r}.{hint} Known: {', '.join(known)}.")
-    spec = envs.env_spec(config.env_id)
+    try:
+        spec = envs.check_config(config, env, env_params)
+    except envs.EnvError as err:
+        fail(str(err))
+    except Exception as err:  # a user env or suite that fails while being built or inspected
+        fail(f"{config.env_id}: building the env and reading its spaces failed: {type(err).__name__}: {err}")
     if config.network == "cnn" and len(spec.obs_shape) != 3:
         fail(
             f"'network: cnn' needs image observations [H, W, C]; {config.env_id} observes "

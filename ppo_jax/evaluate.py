@@ -70,9 +70,8 @@ def play_episodes(
 
 
 @functools.lru_cache(maxsize=16)
-def _evaluator(act: Act, env_id: str, num_episodes: int, stochastic: bool, initial_carry=None):
+def _evaluator(act: Act, vec_env: VecEnv, num_episodes: int, stochastic: bool, initial_carry=None):
     """``evaluate(params[seeds], key) -> (returns, lengths)[seeds, episodes]``, jitted once per policy."""
-    vec_env = VecEnv(env_id)
 
     def one_seed(params, key):
         return play_episodes(act, params, vec_env, key, num_episodes, stochastic, initial_carry)
@@ -84,7 +83,7 @@ def evaluate_run(run: LoadedRun, num_episodes: int = 100, stochastic: bool = Fal
     """Evaluate every training seed of ``run`` on the same ``num_episodes`` env
     resets (``PRNGKey(seed)``); return a JSON-ready dict of the returns."""
     initial_carry = run.networks.initial_carry if run.recurrent else None
-    evaluate = _evaluator(run.act, run.config.env_id, num_episodes, stochastic, initial_carry)
+    evaluate = _evaluator(run.act, run.vec_env, num_episodes, stochastic, initial_carry)
     returns, lengths = jax.device_get(evaluate(run.params, jax.random.PRNGKey(seed)))
     returns = np.asarray(returns, np.float64)
     per_seed = [

@@ -189,6 +189,8 @@ def _hparam_value(value):
         return "none"
     if isinstance(value, (list, tuple)):
         return str(list(value))
+    if isinstance(value, dict):
+        return str(value)
     return value
 
 

@@ -21,7 +21,7 @@ from flax import struct
 from ppo_jax import core
 from ppo_jax.config import PPOConfig, from_dict
 from ppo_jax.envs import EnvSpec, VecEnv
-from ppo_jax.networks import Networks, RecurrentNetworks, networks_from_config
+from ppo_jax.networks import Networks, RecurrentNetworks
 from ppo_jax.train import Program, TrainState, build
 
 Act = Callable[..., chex.Array]
@@ -93,6 +93,7 @@ class LoadedRun:
     act: Act  # act(params_of_one_seed, obs, key=None) -> action; recurrent: (params, obs, carry, key=None, start=None) -> (action, carry)
     networks: Networks  # or RecurrentNetworks
     spec: EnvSpec
+    vec_env: VecEnv  # the env the run was trained on, wrapped as its config says
 
     @property
     def recurrent(self) -> bool:
@@ -139,8 +140,13 @@ def abstract_state(program: Program, seeds: list[int]) -> TrainState:
     return jax.eval_shape(init, seed_keys(seeds), program.config.hyperparams())
 
 
-def load_run(run_dir: str | Path, update: Optional[int] = None) -> LoadedRun:
+def load_run(
+    run_dir: str | Path, update: Optional[int] = None, env: Any = None, env_params: Any = None
+) -> LoadedRun:
     """Load the latest checkpoint of ``run_dir`` (or the one after ``update`` updates).
+
+    ``env``/``env_params``: the instance a run was trained on with
+    ``make_train(config, env=...)`` (runs of an id, import paths included, rebuild theirs).
 
     Raises:
       ppo_jax.checkpoint.RunDirError: not a run directory, or no usable checkpoint.
@@ -150,14 +156,15 @@ def load_run(run_dir: str | Path, update: Optional[int] = None) -> LoadedRun:
 
     run_dir = Path(run_dir)
     update, meta = checkpoint.latest_checkpoint(run_dir, update)
-    config = from_dict(meta["config"], where=f"{run_dir} (checkpoint {update})")
+    config = from_dict(meta["config"], where=f"{run_dir} (checkpoint {update})", env=env, env_params=env_params)
     seeds = [int(s) for s in meta["seeds"]]
     try:
-        state = checkpoint.restore_state(run_dir, update, abstract_state(build(config), seeds))
+        program = build(config, env, env_params)
+        state = checkpoint.restore_state(run_dir, update, abstract_state(program, seeds))
     except checkpoint.CheckpointError as err:
         raise checkpoint.RunDirError(str(err)) from None
-    vec_env = VecEnv(config.env_id)
-    networks = networks_from_config(config, vec_env.spec)
+    vec_env = program.vec_env
+    networks = program.networks
     params = PolicyParams(network=state.params, obs_norm=state.norm.obs if config.normalize_obs else None)
     return LoadedRun(
         run_dir=run_dir,
@@ -169,4 +176,5 @@ def load_run(run_dir: str | Path, update: Optional[int] = None) -> LoadedRun:
         act=make_act(networks, vec_env, config.normalize_obs),
         networks=networks,
         spec=vec_env.spec,
+        vec_env=vec_env,
     )

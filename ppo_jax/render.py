@@ -39,7 +39,7 @@ def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps
     Returns the env states ``[steps + 1]`` (the reset state first) as numpy,
     the rewards ``[steps]`` and whether the episode ended within ``max_steps``.
     """
-    env, env_params = _make(run.config.env_id)
+    env, env_params = run.vec_env.env, run.vec_env.params  # wrapped as in training
     params = run.params_of(seed)
     act = run.act
 

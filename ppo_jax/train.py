@@ -69,10 +69,15 @@ class Program(NamedTuple):
     config: PPOConfig
 
 
-def build(config: PPOConfig) -> Program:
-    """Build the pure init and update-step functions of ``config``."""
-    validate(config)
-    vec_env = VecEnv(config.env_id)
+def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program:
+    """Build the pure init and update-step functions of ``config``.
+
+    ``env`` (a gymnax ``Environment``) and ``env_params`` (default: its
+    ``default_params``), when given, are trained instead of ``config.env_id``,
+    which is then only their label; the config's wrappers still apply.
+    """
+    validate(config, env=env, env_params=env_params)
+    vec_env = VecEnv.from_config(config, env, env_params)
     networks = networks_from_config(config, vec_env.spec)
     rollout_options = RolloutOptions(
         num_steps=config.num_steps,
@@ -236,15 +241,18 @@ def run_updates(program: Program, state: TrainState, hp: Hyperparams, num_update
 
 
 def make_train(
-    config: PPOConfig,
+    config: PPOConfig, env: Any = None, env_params: Any = None
 ) -> Callable[..., tuple[TrainState, Metrics]]:
     """Return ``train(key, hp=None) -> (final TrainState, metrics)``.
+
+    ``env``/``env_params``: train this gymnax ``Environment`` instance instead
+    of ``config.env_id`` (see ``build``).
 
     ``metrics`` maps each name in ``METRIC_NAMES`` to an array ``[num_updates]``.
     ``hp`` defaults to the config's traced settings; pass a ``Hyperparams`` of
     arrays to vmap over settings. ``train`` is pure: jit it, vmap it.
     """
-    program = build(config)
+    program = build(config, env, env_params)
     default_hp = config.hyperparams()
 
     def train(key: chex.PRNGKey, hp: Optional[Hyperparams] = None):

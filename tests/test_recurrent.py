@@ -15,7 +15,6 @@ import ppo_jax
 from ppo_jax import core
 from ppo_jax.config import ConfigError
 from ppo_jax.driver import ChunkedRun, seed_keys
-from ppo_jax.envs import VecEnv
 from ppo_jax.rollout import Memory, RolloutOptions, collect_recurrent
 from ppo_jax.train import sequence_batch
 from ppo_jax.update import UpdateOptions, ppo_loss, take_sequences
@@ -28,22 +27,15 @@ def _config(cell="gru", **changes):
     return ppo_jax.load_config(None, **{**TINY, "recurrent": cell, **changes})
 
 
-def _short_episodes(env_id="CartPole-v1", max_steps=7):
-    """A VecEnv whose time limit cuts episodes after ``max_steps`` steps, so a rollout holds many cuts."""
-    vec_env = VecEnv(env_id)
-    vec_env.params = vec_env.params.replace(max_steps_in_episode=max_steps)
-    vec_env.spec = vec_env.spec._replace(max_episode_steps=max_steps)
-    return vec_env
-
-
 @functools.lru_cache(maxsize=None)
 def _rollout(cell="gru", num_steps=24, num_envs=3):
     """One rollout of a fresh policy on CartPole with a 7-step time limit, starting from a
     random (non-zero) carry with one env mid-episode, and what produced it."""
-    config = _config(cell, num_envs=num_envs, num_steps=num_steps, num_minibatches=1, total_timesteps=num_envs * num_steps)
+    config = _config(cell, num_envs=num_envs, num_steps=num_steps, num_minibatches=1,
+                     total_timesteps=num_envs * num_steps, max_episode_steps=7)
     program = ppo_jax.build(config)
     networks = program.networks
-    vec_env = _short_episodes()
+    vec_env = program.vec_env
     key_params, key_env, key_carry, key_rollout = jax.random.split(jax.random.PRNGKey(7), 4)
     params = networks.init(key_params)
     env_state = vec_env.reset(key_env, num_envs)

@@ -8,12 +8,14 @@ successor.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from ppo_jax.envs.wrappers import split_action_mask
 
 
 @struct.dataclass
@@ -24,6 +26,7 @@ class VecEnvState:
     obs: chex.Array  # [B, *obs_shape] float32, the current (post-reset) observation
     episode_return: chex.Array  # [B] float32, undiscounted, raw rewards so far
     episode_length: chex.Array  # [B] int32
+    action_mask: Optional[chex.Array] = None  # [B, num_actions] bool, valid actions at obs; None: all valid
 
 
 class StepResult(NamedTuple):
@@ -40,24 +43,47 @@ class StepResult(NamedTuple):
 class VecEnv:
     """``B`` copies of one gymnax env stepped in lockstep with ``vmap``.
 
-    Holds only static things (the env object, its params and spec); every
-    method is a pure function of its arguments.
+    Built from ``(env, params, spec)``: any gymnax ``Environment`` that
+    observes one array (or a ``MaskedObservation``: an array and a mask of
+    valid actions); ``envs.from_config`` makes one from a config. An env id
+    string is accepted too (``VecEnv("CartPole-v1")``: the id's env, no kwargs,
+    no wrappers). Holds only static things; every method is a pure function of
+    its arguments.
     """
 
-    def __init__(self, env_id: str):
-        from ppo_jax.envs import env_spec, make
+    def __init__(self, env: Any, params: Any = None, spec: Optional[Any] = None):
+        from ppo_jax import envs
 
-        self.env, self.params = make(env_id)
-        self.spec = env_spec(env_id)
+        if isinstance(env, str):
+            env_id = env
+            env, params = envs.make(env_id)
+            from ppo_jax.envs import wrappers
+
+            env = wrappers.FlattenObservation.if_needed(env, params)
+            spec = spec or envs.spec_of(env, params, env_id)
+        if params is None:
+            params = env.default_params
+        self.env, self.params = env, params
+        self.spec = spec if spec is not None else envs.spec_of(env, params, getattr(env, "name", type(env).__name__))
+
+    @classmethod
+    def from_config(cls, config, env: Any = None, env_params: Any = None) -> "VecEnv":
+        """The env of ``config`` (or the given instance), wrapped as the config says."""
+        from ppo_jax import envs
+
+        env, env_params = envs.from_config(config, env, env_params)
+        return cls(env, env_params, envs.spec_of(env, env_params, config.env_id))
 
     def reset(self, key: chex.PRNGKey, num_envs: int) -> VecEnvState:
         keys = jax.random.split(key, num_envs)
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(keys, self.params)
+        obs, mask = split_action_mask(obs)
         return VecEnvState(
             env_state=env_state,
             obs=obs.astype(jnp.float32),
             episode_return=jnp.zeros((num_envs,), jnp.float32),
             episode_length=jnp.zeros((num_envs,), jnp.int32),
+            action_mask=mask,
         )
 
     def to_env_action(self, action: chex.Array) -> chex.Array:
@@ -104,11 +130,13 @@ class VecEnv:
         final observation.
         """
         obs_re, state_re = resets
+        obs_re, mask_re = split_action_mask(obs_re)
         env, params = self.env, self.params
         env_action = self.to_env_action(action)
         obs_st, state_st, reward, terminated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
             step_keys, state.env_state, env_action, params
         )
+        obs_st, mask_st = split_action_mask(obs_st)
         truncated = jax.vmap(env.is_truncated, in_axes=(0, None))(state_st, params)
         reward = reward.astype(jnp.float32)
         terminated = terminated.astype(bool)
@@ -122,6 +150,7 @@ class VecEnv:
 
         env_state = jax.tree.map(pick, state_re, state_st)
         obs = pick(obs_re, obs_st).astype(jnp.float32)
+        mask = None if mask_st is None else pick(mask_re, mask_st)
         episode_return = state.episode_return + reward
         episode_length = state.episode_length + 1
         result = StepResult(
@@ -137,6 +166,7 @@ class VecEnv:
             obs=obs,
             episode_return=jnp.where(done, 0.0, episode_return),
             episode_length=jnp.where(done, 0, episode_length),
+            action_mask=mask,
         )
         return new_state, result
 

@@ -1,0 +1,79 @@
+"""What every command shares: the user-error type, exit codes, value parsing, the run's environment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_USAGE = 2
+EXIT_NONFINITE = 3
+EXIT_CHECKPOINT = 4
+
+
+class UserError(Exception):
+    """Bad input from the user: printed without a traceback, exit code 2."""
+
+
+def parse_sets(pairs: Sequence[str]) -> dict:
+    """``--set key=value`` pairs as {key: value}, values read as YAML."""
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set {pair!r}: expected key=value, for example --set learning_rate=3e-4")
+        key, raw = pair.split("=", 1)
+        overrides[key.strip()] = yaml_value(raw)
+    return overrides
+
+
+def yaml_value(raw: str):
+    """A command-line value read as YAML (numbers, null, lists), or the text itself."""
+    import yaml
+
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+def seed_list(num_seeds: int, first_seed: int) -> list[int]:
+    if num_seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {num_seeds}.")
+    if first_seed < 0:
+        raise UserError(f"--seed must be ≥ 0, got {first_seed}.")
+    return list(range(first_seed, first_seed + num_seeds))
+
+
+def environment() -> dict:
+    """Where and when a run ran, for its summary."""
+    import jax
+
+    return {
+        "device": str(jax.devices()[0].device_kind),
+        "platform": jax.devices()[0].platform,
+        "host": platform.node(),
+        "jax_version": jax.__version__,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["ppo-jax"] + sys.argv[1:])
+
+
+def enable_compile_cache() -> None:
+    import jax
+
+    if os.environ.get("PPO_JAX_NO_CACHE"):
+        return
+    cache = os.environ.get("PPO_JAX_CACHE_DIR", str(Path.home() / ".cache" / "ppo_jax" / "xla"))
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

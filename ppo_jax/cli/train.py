@@ -1,0 +1,407 @@
+"""``ppo-jax train``: train from a YAML config, or continue a stopped run with ``--resume``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+from ppo_jax.cli import common
+from ppo_jax.cli.common import EXIT_CHECKPOINT, EXIT_NONFINITE, UserError
+from ppo_jax.cli.rundir import default_out, prepare_out_dir
+
+DEFAULT_CHECKPOINTS_PER_RUN = 10
+DEFAULT_KEEP = 3
+
+
+@dataclasses.dataclass
+class Plan:
+    """What ``train`` will do, settled (and checked) before anything compiles."""
+
+    config: Any
+    seeds: list[int]
+    out: Path
+    checkpoint_every: int  # updates between periodic checkpoints; 0: only at the end or on a signal
+    keep: int
+    start_update: int = 0  # > 0: resuming from the checkpoint after this many updates
+    first_command: str = ""  # the command that started the run (kept across resumes)
+
+    @property
+    def fresh(self) -> bool:
+        return self.start_update == 0
+
+
+def add_parser(sub) -> None:
+    train = sub.add_parser("train", help="train from a YAML config, or resume a run",
+                           description="Train from a YAML config, or continue a stopped run with --resume.")
+    train.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cartpole.yaml")
+    train.add_argument("--seeds", type=int, help="number of seeds trained at once (vmapped; default 1)")
+    train.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    train.add_argument("--out", help="run directory (default: runs/<config>-<time>)")
+    train.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its latest checkpoint")
+    train.add_argument("--checkpoint-every", type=int, metavar="UPDATES",
+                       help="save a checkpoint every UPDATES updates, at the next chunk boundary "
+                            f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per run; 0: only at the end "
+                            "and on SIGINT/SIGTERM)")
+    train.add_argument("--keep", type=int, metavar="N", help=f"keep the last N checkpoints (default {DEFAULT_KEEP})")
+    train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+    train.add_argument("--wandb", nargs="?", const="online", choices=("online", "offline"),
+                       help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network")
+    train.add_argument("--no-progress", action="store_true", help="no progress output")
+    train.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------
+# The plan: checked before anything compiles
+# ---------------------------------------------------------------------------
+
+
+def _checkpoint_options(args, config, saved: Optional[dict] = None) -> tuple[int, int]:
+    saved = saved or {}
+    every = args.checkpoint_every if args.checkpoint_every is not None else saved.get("checkpoint_every")
+    if every is None:
+        every = max(1, math.ceil(config.num_updates / DEFAULT_CHECKPOINTS_PER_RUN))
+    keep = args.keep if args.keep is not None else saved.get("keep", DEFAULT_KEEP)
+    if every < 0:
+        raise UserError(f"--checkpoint-every must be ≥ 0 updates (0: only at the end), got {every}.")
+    if keep < 1:
+        raise UserError(f"--keep must be at least 1 checkpoint, got {keep}.")
+    return int(every), int(keep)
+
+
+def plan_fresh(args) -> Plan:
+    from ppo_jax.config import ConfigError, load_config
+
+    if args.config is None:
+        raise UserError("train: give a CONFIG.yaml to start a run, or --resume RUN_DIR to continue one.")
+    overrides = common.parse_sets(args.set or [])
+    try:
+        config = load_config(args.config, **overrides)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+    seeds = common.seed_list(1 if args.seeds is None else args.seeds, 0 if args.seed is None else args.seed)
+    out = Path(args.out) if args.out else default_out(args.config)
+    prepare_out_dir(out, args.overwrite)
+    every, keep = _checkpoint_options(args, config)
+    return Plan(config, seeds, out, every, keep, first_command=common.command_line())
+
+
+def _refuse_options_with_resume(args) -> None:
+    given = [
+        name
+        for name, value in (
+            ("CONFIG", args.config), ("--set", args.set), ("--seeds", args.seeds), ("--seed", args.seed),
+            ("--out", args.out), ("--overwrite", args.overwrite or None),
+        )
+        if value is not None
+    ]
+    if given:
+        raise UserError(
+            f"--resume {args.resume}: {', '.join(given)} cannot be combined with --resume; the config, seeds "
+            "and directory are the run's own. To change settings, start a new run."
+        )
+
+
+def _saved_config(run_dir: Path, update: int, meta: dict):
+    """The checkpoint's config, refused when config.yaml was edited after it or the run is finished."""
+    from ppo_jax.config import ConfigError, from_dict, load_config
+
+    try:
+        saved = from_dict(meta["config"], where=f"{run_dir}/checkpoints/{update}")
+        current = load_config(run_dir / "config.yaml")
+    except ConfigError as err:
+        raise UserError(f"--resume {run_dir}: {err}") from None
+    if current.env_id != saved.env_id:
+        raise UserError(
+            f"--resume {run_dir}: config.yaml says env_id {current.env_id!r} but the checkpoint belongs to "
+            f"{saved.env_id!r}; this directory holds another env's run. Restore config.yaml or start a new run."
+        )
+    changed = {k: (v, getattr(current, k)) for k, v in saved.to_dict().items() if current.to_dict()[k] != v}
+    if changed:
+        details = "; ".join(f"'{k}' was {a!r}, now {b!r}" for k, (a, b) in changed.items())
+        raise UserError(
+            f"--resume {run_dir}: config.yaml was edited after the checkpoint ({details}). A run resumes with "
+            "the settings it started with: restore config.yaml, or start a new run with the new settings."
+        )
+    if update >= saved.num_updates:
+        raise UserError(
+            f"--resume {run_dir}: the run is finished ({update} of {saved.num_updates} updates); nothing to "
+            f"resume. Evaluate it with: ppo-jax eval {shlex.quote(str(run_dir))}"
+        )
+    return saved
+
+
+def plan_resume(args) -> Plan:
+    from ppo_jax import checkpoint
+
+    _refuse_options_with_resume(args)
+    run_dir = Path(args.resume)
+    try:
+        update, meta = checkpoint.latest_checkpoint(run_dir)
+    except checkpoint.RunDirError as err:
+        raise UserError(f"--resume {err}") from None
+    if not os.access(run_dir, os.W_OK) or not os.access(checkpoint.checkpoint_dir(run_dir), os.W_OK):
+        raise UserError(f"--resume {run_dir}: the run directory is not writable; a resumed run appends to it.")
+    saved = _saved_config(run_dir, update, meta)
+    every, keep = _checkpoint_options(args, saved, meta)
+    return Plan(saved, [int(s) for s in meta["seeds"]], run_dir, every, keep, update, meta.get("command", ""))
+
+
+# ---------------------------------------------------------------------------
+# Preparing the run
+# ---------------------------------------------------------------------------
+
+
+def _check_space_and_restore(run, plan: Plan, tensorboard: bool):
+    """Refuse a disk too small for the run; return the resumed state (None for a fresh run)."""
+    from ppo_jax import checkpoint
+    from ppo_jax.policy import abstract_state
+
+    try:
+        run.remaining_plan(plan.start_update)
+    except ValueError:
+        raise UserError(f"--resume {plan.out}: checkpoint {plan.start_update} is not at a chunk boundary of "
+                        "this version's driver; it cannot be resumed exactly.") from None
+    target = abstract_state(run.program, plan.seeds)  # the program the run compiles, not a second build
+    per_checkpoint = checkpoint.state_nbytes(target)
+    logs_bytes = plan.config.num_updates * len(plan.seeds) * (300 + (600 if tensorboard else 0))
+    try:
+        checkpoint.check_free_space(
+            plan.out, per_checkpoint * (plan.keep + 1) + logs_bytes + 2**20,
+            f"this run ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)} + logs)")
+    except checkpoint.CheckpointError as err:
+        raise UserError(str(err)) from None
+    if plan.fresh:
+        return None
+    try:
+        return checkpoint.restore_state(plan.out, plan.start_update, target)
+    except checkpoint.CheckpointError as err:
+        raise UserError(f"--resume {err}") from None
+
+
+def _start_dir(plan: Plan, overwrite: bool) -> None:
+    from ppo_jax import checkpoint, logs
+
+    plan.out.mkdir(parents=True, exist_ok=True)
+    if overwrite:  # a previous run's checkpoints would be taken for this one's
+        for stale in (checkpoint.CHECKPOINT_DIR, "tensorboard"):
+            if (plan.out / stale).is_dir():
+                shutil.rmtree(plan.out / stale)
+    logs.write_config(plan.out / "config.yaml", plan.config.to_dict())
+
+
+def _header(plan: Plan) -> str:
+    import jax
+
+    config = plan.config
+    verb = "ppo-jax" if plan.fresh else f"ppo-jax: resuming {plan.out} after update {plan.start_update},"
+    return (f"{verb} {config.env_id}, {len(plan.seeds)} seed(s) × {config.env_steps:,} env steps "
+            f"({config.num_updates} updates of {config.num_envs}×{config.num_steps}) on "
+            f"{jax.devices()[0].platform}")
+
+
+# ---------------------------------------------------------------------------
+# Running: callbacks between chunks
+# ---------------------------------------------------------------------------
+
+
+class _Session:
+    """The host side of a run between chunks: loggers, progress, checkpoints, signals."""
+
+    def __init__(self, plan: Plan, loggers: list, progress, checkpointer, stop):
+        self.plan, self.loggers, self.progress = plan, loggers, progress
+        self.checkpointer, self.stop = checkpointer, stop
+        self.history: list = []
+        self.last_return = float("nan")  # long episodes (Freeway: 2,500 steps) skip many chunks
+        self.failure: list = []
+        self.meta = {
+            "config": plan.config.to_dict(), "seeds": plan.seeds, "num_updates": plan.config.num_updates,
+            "checkpoint_every": plan.checkpoint_every, "keep": plan.keep, "command": plan.first_command,
+        }
+
+    def on_chunk(self, first_update, metrics, seconds):
+        import numpy as np
+
+        from ppo_jax import logs
+
+        plan = self.plan
+        steps = int(metrics["env_steps"][0, -1])
+        sps = (steps - plan.start_update * plan.config.batch_size) * len(plan.seeds) / max(seconds, 1e-9)
+        logged = {**metrics, "steps_per_second": np.full(metrics["env_steps"].shape, sps)}
+        for logger in self.loggers:
+            logger.log(first_update, logged)
+        self.history.append(metrics)
+        recent = logs.recent_return({k: np.concatenate([h[k] for h in self.history[-3:]], axis=1) for k in metrics})
+        if np.isfinite(recent):
+            self.last_return = recent
+        self.progress.update(steps, sps, self.last_return)
+
+    def on_state(self, updates_done, state) -> bool:
+        from ppo_jax import checkpoint
+
+        last = self.checkpointer.last_saved or 0
+        every = self.plan.checkpoint_every
+        due = (
+            self.stop.signum is not None
+            or updates_done == self.plan.config.num_updates
+            or (every > 0 and updates_done - last >= every)
+        )
+        if due:
+            try:
+                self.checkpointer.save(updates_done, state, self.meta)
+            except checkpoint.CheckpointError as error:
+                self.failure.append(error)
+                return True
+        return self.stop.signum is not None
+
+    def close(self) -> None:
+        self.progress.close()
+        for logger in self.loggers:
+            logger.close()
+        self.checkpointer.close()
+
+
+def _train(args, plan: Plan, err):
+    """Compile, restore, run every chunk; return (run, session, metrics of the whole run)."""
+    import jax
+    import numpy as np
+
+    from ppo_jax import checkpoint, logs
+    from ppo_jax.cli.console import Progress
+    from ppo_jax.cli.loggers import make_loggers
+    from ppo_jax.cli.signals import StopOnSignal
+    from ppo_jax.driver import ChunkedRun
+
+    common.enable_compile_cache()
+    run = ChunkedRun(plan.config, plan.seeds)
+    restored = _check_space_and_restore(run, plan, not args.no_tensorboard)
+    if plan.fresh:
+        _start_dir(plan, args.overwrite)
+    loggers = make_loggers(plan.out, plan.seeds, plan.config, plan.start_update,
+                           tensorboard=not args.no_tensorboard, wandb_mode=args.wandb)
+    err.print(_header(plan))
+    err.print("compiling…")
+    state = run.compile()
+    if restored is not None:  # onto the devices (and shardings) the compiled chunks expect
+        state = jax.device_put(restored, jax.tree.map(lambda x: x.sharding, state))
+    checkpointer = checkpoint.Checkpointer(plan.out, plan.keep)
+    checkpointer.last_saved = plan.start_update or None
+    progress = Progress(plan.config.env_steps, enabled=not args.no_progress, console=err,
+                        start=plan.start_update * plan.config.batch_size)
+    with StopOnSignal(err) as stop:
+        session = _Session(plan, loggers, progress, checkpointer, stop)
+        err.print(f"compiled in {run.compile_seconds:.1f} s")
+        try:
+            state, metrics = run.run(state, session.on_chunk, start_update=plan.start_update,
+                                     on_state=session.on_state)
+        finally:
+            session.close()
+    if not plan.fresh:
+        earlier = logs.read_metrics(plan.out / "metrics.csv", plan.seeds, plan.start_update)
+        metrics = {k: np.concatenate([earlier[k].astype(metrics[k].dtype), metrics[k]], axis=1) for k in metrics}
+    return run, session, metrics
+
+
+# ---------------------------------------------------------------------------
+# After the run: summary, plots, how it ended
+# ---------------------------------------------------------------------------
+
+
+def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
+    import numpy as np
+
+    from ppo_jax import checkpoint, logs
+
+    config, out, seeds = plan.config, plan.out, plan.seeds
+    final = logs.final_returns(metrics)
+    env_steps_done = int(metrics["env_steps"][0, -1])
+    session_steps = (env_steps_done - plan.start_update * config.batch_size) * len(seeds)
+    last = session.checkpointer.last_saved
+    summary = {
+        "env_id": config.env_id,
+        "seeds": seeds,
+        "env_steps": env_steps_done,
+        "final_return": final,
+        "final_return_mean": float(np.nanmean(final)) if np.isfinite(final).any() else None,
+        "compile_seconds": run.compile_seconds,
+        "train_seconds": run.train_seconds,
+        "steps_per_second": session_steps / run.train_seconds,
+        "num_updates": config.num_updates,
+        "updates_done": run.updates_done,
+        "checkpoint": None if last is None else str(checkpoint.checkpoint_dir(out) / str(last)),
+        **common.environment(),
+        "command": plan.first_command,
+    }
+    if not plan.fresh:
+        summary["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
+    if run.nonfinite is not None:
+        summary["stopped"] = {"reason": f"non-finite {run.nonfinite.quantity}", "seed": run.nonfinite.seed,
+                              "update": run.nonfinite.update}
+    elif session.failure:
+        summary["stopped"] = {"reason": "checkpoint write failed", "update": run.updates_done}
+    elif run.stopped_early:
+        summary["stopped"] = {"reason": session.stop.name, "update": run.updates_done}
+    return summary
+
+
+def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
+    """Say how the run ended and how to continue it; return the exit code."""
+    out, last = plan.out, session.checkpointer.last_saved
+    resume_hint = f"ppo-jax train --resume {shlex.quote(str(out))}"
+    if run.nonfinite is not None:
+        bad = run.nonfinite
+        kept = (f"The last good checkpoint is {summary['checkpoint']} (update {last})." if last is not None
+                else "No checkpoint was saved before it.")
+        err.print(
+            f"ppo-jax: error: non-finite {bad.quantity} at update {bad.update} (seed {bad.seed}); "
+            f"training stopped at the end of that chunk, whose state was not saved. {kept} "
+            f"Metrics up to it are in {out / 'metrics.csv'}. "
+            "Lower learning_rate or max_grad_norm, or turn on normalize_obs / normalize_reward.",
+            soft_wrap=True,
+        )
+        return EXIT_NONFINITE
+    if session.failure:
+        err.print(f"ppo-jax: error: {session.failure[0]}. Training stopped at update {run.updates_done}.",
+                  soft_wrap=True)
+        if last is not None:
+            err.print(f"Free some space, then resume with: {resume_hint}", soft_wrap=True)
+        return EXIT_CHECKPOINT
+    if run.stopped_early:
+        err.print(
+            f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of "
+            f"{plan.config.num_updates}; checkpoint saved in {summary['checkpoint']}.\nResume with: {resume_hint}",
+            soft_wrap=True,
+        )
+        return 128 + int(session.stop.signum)
+    if last is not None:
+        err.print(f"checkpoint: {summary['checkpoint']}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ppo_jax import logs
+    from ppo_jax.cli.loggers import check_wandb
+
+    plan = plan_fresh(args) if args.resume is None else plan_resume(args)
+    check_wandb(args.wandb)
+    err = Console(stderr=True)
+    run_, session, metrics = _train(args, plan, err)
+    summary = _summary(plan, run_, session, metrics)
+    config, out = plan.config, plan.out
+    logs.write_summary(out / "summary.json", summary)
+    logs.plot_curves(out / "curves.png", metrics, plan.seeds, title=f"{config.env_id} — {len(plan.seeds)} seed(s)")
+    err.print(f"final return per seed (last {int(logs.FINAL_FRACTION * 100)}% of training): "
+              + ", ".join(f"{x:.1f}" for x in summary["final_return"]))
+    err.print(f"train {run_.train_seconds:.1f} s · {summary['steps_per_second']:,.0f} env steps/s · "
+              f"compile {run_.compile_seconds:.1f} s")
+    print(f"run written to {out}")
+    return _report_end(plan, run_, session, summary, err)
