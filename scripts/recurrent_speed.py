@@ -1,6 +1,6 @@
 """Training steps/s of a recurrent run beside the feed-forward one, and where the time goes.
 
-    PYTHONPATH=. python scripts/recurrent_speed.py [--updates 20] [--seeds 4]
+    PYTHONPATH=. python scripts/recurrent_speed.py [--updates 20] [--seeds 4] [--all]
 
 Each setting trains CartPole-v1 (full observation) with the CartPole preset's
 shapes (16 envs × 128 steps, 4 epochs × 8 minibatches) for ``--updates``
@@ -46,11 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--all", action="store_true", help="also LSTM and GRU with bptt_chunk 32")
     args = parser.parse_args()
     base = ppo_jax.load_config("configs/cartpole.yaml")
     print("| setting | train steps/s (all seeds) | s per update | rollout s | update s | compile s |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, changes in SETTINGS:
+    for name, changes in SETTINGS if args.all else SETTINGS[:2]:
         config = base.replace(total_timesteps=base.batch_size * args.updates, **changes)
         run = ChunkedRun(config, seeds=list(range(args.seeds)), target_chunks=1)
         state = run.compile()
