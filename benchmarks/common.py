@@ -234,7 +234,15 @@ def agent_main(description: str, train, load_settings) -> None:
                         help="torch CPU threads (its default, all cores, was far slower for nets this small)")
     parser.add_argument("--time-limit", type=float, default=math.inf, help="stop after the update that passes it")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings (YAML values)")
+    parser.add_argument("--compile", action="store_true", help="torch_ppo only: torch.compile the minibatch step")
+    parser.add_argument("--matmul-precision", choices=("highest", "high", "medium"), default=None,
+                        help="torch.set_float32_matmul_precision (high: TF32 on GPUs that have it)")
     args = parser.parse_args()
+    if args.matmul_precision:
+        torch.set_float32_matmul_precision(args.matmul_precision)
     overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     torch.set_num_threads(args.threads)
-    print(json.dumps(train(load_settings(args.config, overrides), args.seed, args.device, args.time_limit)), flush=True)
+    extra = {"compile_update": True} if args.compile else {}
+    result = train(load_settings(args.config, overrides), args.seed, args.device, args.time_limit, **extra)
+    result["float32_matmul_precision"] = torch.get_float32_matmul_precision()
+    print(json.dumps(result), flush=True)

@@ -316,10 +316,244 @@ def job_seeds(a: dict) -> None:
             "peak_rss_mib": peak_rss_mib(),
             "device_peak_bytes": _device_peak_bytes(),
             "device": str(jax.devices()[0].device_kind),
+            "matmul_precision": str(jax.config.jax_default_matmul_precision),
         })
 
 
-JOBS = {"throughput": job_throughput, "speed": job_speed, "solve": job_solve, "seeds": job_seeds}
+# ---------------------------------------------------------------------------
+# Cores: seeds split over forced host devices (the suite sets XLA_FLAGS)
+# ---------------------------------------------------------------------------
+
+def job_cores(a: dict) -> None:
+    """Seeds in one ``ChunkedRun`` (the CLI's driver), which splits them over the
+    local devices whose count divides them. Run in a process whose ``XLA_FLAGS``
+    set ``--xla_force_host_platform_device_count``: the suite sets it, so this
+    does not depend on the CLI's own device option. CPU time ÷ wall time says
+    how many cores were busy."""
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    seeds = list(range(a["seeds"]))
+    start = time.perf_counter()
+    run = ChunkedRun(config, seeds, target_chunks=a.get("target_chunks", 5))
+    state = run.compile()
+    compile_seconds = time.perf_counter() - start
+    cpu0 = _cpu_seconds()
+    start = time.perf_counter()
+    run.run(state)
+    run_seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu0
+    emit({
+        "kind": "cores",
+        "env_id": config.env_id,
+        "config": a["config"],
+        "devices_visible": jax.local_device_count(),
+        "devices_used": int(run.mesh.devices.size) if hasattr(run, "mesh") else None,
+        "seeds": len(seeds),
+        "env_steps_per_seed": config.env_steps,
+        "compile_seconds": round(compile_seconds, 3),
+        "run_seconds": round(run_seconds, 3),
+        "steps_per_second": round(len(seeds) * config.env_steps / run_seconds),
+        "cpu_over_wall": round(cpu / run_seconds, 3),
+        "peak_rss_mib": peak_rss_mib(),
+    })
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+# ---------------------------------------------------------------------------
+# Compile time of a preset: a fresh persistent cache (cold), then warm
+# ---------------------------------------------------------------------------
+
+def job_compile(a: dict) -> None:
+    """Compile a preset's training program (``ChunkedRun.compile``: every chunk
+    length and ``init``, as ``ppo-jax train`` does) with the persistent
+    compilation cache at ``a["cache_dir"]``, set as the CLI sets it. Nothing is
+    run. The suite calls this twice in fresh processes: a new cache (cold), then
+    the same cache (warm). ``lower_seconds`` is tracing + lowering alone (a
+    second, separate lowering of the longest chunk, after the compile)."""
+    jax.config.update("jax_compilation_cache_dir", a["cache_dir"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    start = time.perf_counter()
+    run = ChunkedRun(config, list(range(a.get("seeds", 1))))
+    run.compile()
+    compile_seconds = time.perf_counter() - start
+    lower_seconds = None
+    chunk_fn = getattr(run, "_chunk_fn", None)  # the driver's own chunk program, when it still has one
+    if chunk_fn is not None:
+        state = jax.eval_shape(lambda: run.program.init(jax.random.PRNGKey(0), run.hp))
+        state = jax.tree.map(lambda x: jax.ShapeDtypeStruct((len(run.seeds),) + x.shape, x.dtype), state)
+        start = time.perf_counter()
+        chunk_fn(max(run.plan)).lower(state, run.hp)
+        lower_seconds = round(time.perf_counter() - start, 3)
+    emit({
+        "kind": "compile",
+        "config": a["config"],
+        "env_id": config.env_id,
+        "phase": a["phase"],
+        "compile_seconds": round(compile_seconds, 3),
+        "lower_seconds": lower_seconds,
+        "chunk_lengths": sorted(set(run.plan)),
+        "peak_rss_mib": peak_rss_mib(),
+    })
+
+
+# ---------------------------------------------------------------------------
+# Memory per env step (XLA's memory analysis of the compiled program)
+# ---------------------------------------------------------------------------
+
+def _program_bytes(config, seeds: int) -> dict:
+    train = ppo_jax.make_train(config)
+    keys = seed_keys(list(range(seeds)))
+    compiled = jax.jit(jax.vmap(train)).lower(keys).compile(compiler_options())
+    m = compiled.memory_analysis()
+    if m is None:
+        return {}
+    return {
+        "temp_bytes": int(m.temp_size_in_bytes),
+        "argument_bytes": int(m.argument_size_in_bytes),
+        "output_bytes": int(m.output_size_in_bytes),
+        "total_bytes": int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes),
+    }
+
+
+def job_memory(a: dict) -> None:
+    """Bytes per env step: XLA's memory analysis of ``jax.jit(jax.vmap(train))``
+    (2 updates, so the per-update metrics are negligible) at two sizes of
+    num_envs × seeds; the slope over the rollout's env steps (num_envs × seeds
+    × num_steps) is the bytes each env step of a rollout costs (rollout buffer,
+    minibatch copies, GAE, pre-drawn randomness), the intercept what does not
+    grow with it. From them: the largest num_envs × seeds whose program fits in
+    each memory size of ``a["memory_gib"]``, at the preset's num_steps."""
+    base = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    points = []
+    for num_envs, seeds in a["sizes"]:
+        config = ppo_jax.load_config(a["config"], **{**a.get("overrides", {}), "num_envs": num_envs,
+                                                     "total_timesteps": 2 * num_envs * base.num_steps})
+        points.append({"num_envs": num_envs, "seeds": seeds, "env_steps_per_rollout": num_envs * seeds * base.num_steps,
+                       **_program_bytes(config, seeds)})
+    if not all("total_bytes" in p for p in points):
+        emit({"kind": "memory", "config": a["config"], "env_id": base.env_id, "points": points,
+              "note": "no memory analysis on this backend"})
+        return
+    (p0, p1) = points[0], points[-1]
+    per_step = (p1["total_bytes"] - p0["total_bytes"]) / (p1["env_steps_per_rollout"] - p0["env_steps_per_rollout"])
+    fixed = p0["total_bytes"] - per_step * p0["env_steps_per_rollout"]
+    fits = {}
+    for gib in a["memory_gib"]:
+        budget = gib * 2**30
+        fits[str(gib)] = int((budget - max(fixed, 0.0)) / (per_step * base.num_steps))
+    emit({
+        "kind": "memory",
+        "config": a["config"],
+        "env_id": base.env_id,
+        "num_steps": base.num_steps,
+        "obs_shape": list(ppo_jax.build(base).vec_env.spec.obs_shape),
+        "points": points,
+        "bytes_per_env_step": round(per_step, 1),
+        "fixed_bytes": round(fixed),
+        "largest_envs_times_seeds": fits,
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0].device_kind),
+    })
+
+
+# ---------------------------------------------------------------------------
+# The CNN under vmap: a grouped convolution, or patches and a batched matmul
+# ---------------------------------------------------------------------------
+
+def _conv_grouped(w, x):
+    """``vmap`` of a plain NHWC convolution over seeds: XLA makes it one
+    convolution with a feature group per seed."""
+    conv = lambda w1, x1: jax.lax.conv_general_dilated(
+        x1, w1, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.vmap(conv)(w, x)
+
+
+def _conv_patches(w, x):
+    """The same convolution as 3×3 patches (one patch extraction shared by all
+    seeds) and one batched matmul over seeds: ``[S, N·H·W, 9·C] @ [S, 9·C, F]``."""
+    s, n, h, wd, c = x.shape
+    patches = jax.lax.conv_general_dilated_patches(
+        x.reshape(s * n, h, wd, c), (3, 3), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    # conv_general_dilated_patches orders a patch's features channel-major: (c, kh, kw)
+    kernel = jnp.transpose(w, (0, 3, 1, 2, 4)).reshape(s, c * 9, w.shape[-1])
+    out = jnp.einsum("snp,spf->snf", patches.reshape(s, n * h * wd, c * 9), kernel)
+    return out.reshape(s, n, h, wd, w.shape[-1])
+
+
+def job_cnn(a: dict) -> None:
+    """The CNN torso's convolution (3×3, 16 channels, SAME, on ``obs_shape``)
+    for ``seeds`` seeds × ``rows`` observations, forward and backward, jitted:
+    as vmap makes it (a grouped convolution) against patches + batched matmul.
+    Also the largest difference between the two (they compute the same thing)."""
+    h, w_, c = a.get("obs_shape", [10, 10, 4])
+    for seeds, rows in a["sizes"]:
+        kx, kw = jax.random.split(jax.random.PRNGKey(0))
+        x = (jax.random.uniform(kx, (seeds, rows, h, w_, c)) < 0.2).astype(jnp.float32)
+        w = jax.random.normal(kw, (seeds, 3, 3, c, 16), jnp.float32) * 0.3
+        row = {"kind": "cnn", "seeds": seeds, "rows": rows, "obs_shape": [h, w_, c],
+               "device": str(jax.devices()[0].device_kind)}
+        outs = {}
+        for name, conv in (("grouped", _conv_grouped), ("patches", _conv_patches)):
+            loss = lambda w, x, conv=conv: jnp.sum(jax.nn.relu(conv(w, x)) ** 2)
+            fn = jax.jit(jax.value_and_grad(loss))
+            compiled = fn.lower(w, x).compile()
+            outs[name] = compiled(w, x)
+            jax.block_until_ready(outs[name])
+            best = min(_median_run(compiled, (w, x), 1)[0] for _ in range(a.get("repeats", 5)))
+            row[f"{name}_ms"] = round(best * 1e3, 3)
+        row["patches_speedup"] = round(row["grouped_ms"] / row["patches_ms"], 3)
+        (vg, gg), (vp, gp) = outs["grouped"], outs["patches"]
+        row["max_rel_diff_grad"] = float(jnp.max(jnp.abs(gg - gp)) / (jnp.max(jnp.abs(gg)) + 1e-30))
+        row["matmul_precision"] = str(jax.config.jax_default_matmul_precision)
+        emit(row)
+
+
+# ---------------------------------------------------------------------------
+# Agreement: the same program twice on the default device, at two matmul
+# precisions, and on the CPU
+# ---------------------------------------------------------------------------
+
+def job_agreement(a: dict) -> None:
+    """Final parameters of ``jax.vmap(train)`` (a few seeds, a short budget):
+    twice on the default device (bitwise equal?), with matmul precision
+    ``tensorfloat32`` and ``float32``, and on the CPU; the largest relative
+    difference of each from the CPU run."""
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    train = ppo_jax.make_train(config)
+    keys = seed_keys(list(range(a.get("seeds", 4))))
+    run = jax.jit(jax.vmap(train))
+
+    def params(device, precision):
+        with jax.default_matmul_precision(precision), jax.default_device(device):
+            out = run(jax.device_put(keys, device))
+        state = out[0]
+        return np.concatenate([np.ravel(np.asarray(x)) for x in jax.tree.leaves(state.params)])
+
+    cpu = jax.devices("cpu")[0]
+    dev = jax.devices()[0]
+    ref = params(cpu, "float32")
+    row = {"kind": "agreement", "device": str(dev.device_kind), "config": a["config"],
+           "seeds": len(keys), "env_steps_per_seed": config.env_steps}
+    for precision in ("tensorfloat32", "float32"):
+        first, second = params(dev, precision), params(dev, precision)
+        row[f"{precision}_bitwise_repeatable"] = bool(np.array_equal(first, second))
+        row[f"{precision}_max_rel_diff_vs_cpu"] = float(np.max(np.abs(first - ref)) / (np.max(np.abs(ref)) + 1e-30))
+    emit(row)
+
+
+JOBS = {"throughput": job_throughput, "speed": job_speed, "solve": job_solve, "seeds": job_seeds,
+        "cores": job_cores, "compile": job_compile, "memory": job_memory, "cnn": job_cnn,
+        "agreement": job_agreement}
 
 if __name__ == "__main__":
-    JOBS[sys.argv[1]](json.loads(sys.argv[2]))
+    _args = json.loads(sys.argv[2])
+    if _args.get("matmul_precision"):
+        # "highest": true float32 matmuls; jax's default on recent NVIDIA GPUs is TF32
+        jax.config.update("jax_default_matmul_precision", _args["matmul_precision"])
+    JOBS[sys.argv[1]](_args)

@@ -2,8 +2,9 @@
 
     python -m benchmarks.run [--quick] [--only SECTION[,SECTION]] [--out DIR] [--gpu]
 
-Sections: throughput, torch, peers, seeds (and, with --gpu, the same on a CUDA
-device). Every measurement runs in its own subprocess with a time cap; each
+Sections: throughput, torch (PyTorch, SB3, sbx), peers (rejax), seeds, cores,
+compile, memory, cnn; with --gpu, on a CUDA device: seeds (the 2048-agent
+headline first), torch on CUDA, throughput, memory, cnn. Every measurement runs in its own subprocess with a time cap; each
 section writes ``<out>/results/<section>.json`` (``<out>/results/gpu/`` with
 --gpu), and then ``<out>/RESULTS.md`` is regenerated from every result file
 there, with plots and CSVs beside it. Measures and reports; never passes or
@@ -27,11 +28,14 @@ from pathlib import Path
 from benchmarks import common, peers_env
 from benchmarks.common import REPO, THRESHOLDS, REACH_WINDOW, run_job
 
-SECTIONS = ("throughput", "torch", "peers", "seeds")
+SECTIONS = ("throughput", "torch", "peers", "seeds", "cores", "compile", "memory", "cnn", "agreement")
+# --gpu runs the 2048-agent headline first, so that a spent budget never drops it.
+GPU_ORDER = ("seeds", "torch", "agreement", "cnn", "memory", "throughput")
+PRESETS = tuple(sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.yaml")))
 
 # Sizes. "full" fits about 30 minutes on a 2-core CPU (SB3 trains CartPole at
 # ~2.4k steps/s there, so its runs are capped by time, not budget); "quick" is
-# the CI smoke run (< 3 minutes); "gpu" fits one 10-minute call on a GPU.
+# the CI smoke run (< 3 minutes); "gpu" fits one 8-minute call on a GPU.
 SIZES = {
     "full": {
         "throughput": [
@@ -41,22 +45,32 @@ SIZES = {
         "repeats": 2, "matmul_n": 2048, "coldwarm_overrides": [], "throughput_cap": 600,
         "torch": {
             "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 4, "torch_seeds": 2,
-                            "torch_cap": 90, "sb3_seeds": 2, "sb3_cap": 200, "overrides": {}},
+                            "torch_cap": 90, "torch_compile_seeds": 1, "sb3_seeds": 2, "sb3_cap": 200,
+                            "sbx_seeds": 2, "sbx_cap": 200, "overrides": {}},
             "Pendulum-v1": {"config": "configs/pendulum.yaml", "jax_seeds": 4, "torch_seeds": 1,
-                            "torch_cap": 150, "sb3_seeds": 1, "sb3_cap": 120, "overrides": {}},
+                            "torch_cap": 150, "sb3_seeds": 1, "sb3_cap": 120,
+                            "sbx_seeds": 1, "sbx_cap": 120, "overrides": {}},
         },
         "headline_seeds": 32, "headline_cap": 300,
-        "peers_steps": 2**19,
+        "peers_steps": 2**19, "peers_pinned_row": True,
         "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 8, 64, 512],
                   "overrides": {"total_timesteps": 16384}, "cap": 300},
-        "budget": 40 * 60,
+        # The cores table: 1 and 2 forced host devices × 1, 8, 64 seeds.
+        "cores": {"config": "configs/cartpole.yaml", "devices": [1, 2], "seeds": [1, 8, 64],
+                  "overrides": {"total_timesteps": 2**18}, "cap": 300},
+        "compile": {"configs": PRESETS, "overrides": {}, "cap": 300},
+        "memory": [{"config": "configs/cartpole.yaml", "sizes": [[16, 1], [256, 4]]},
+                   {"config": "configs/breakout_minatar.yaml", "sizes": [[16, 1], [128, 4]]}],
+        "memory_gib": [24, 80],
+        "cnn": {"sizes": [[1, 1024], [8, 1024], [64, 512]], "repeats": 5},
+        "budget": 60 * 60,
     },
     "quick": {
         "throughput": [{"config": "configs/cartpole.yaml", "num_envs": [64], "env_steps": 2**14}],
-        "repeats": 1, "matmul_n": 512, "coldwarm_overrides": ["total_timesteps=8192"], "throughput_cap": 150,
+        "repeats": 1, "matmul_n": 512, "coldwarm_overrides": None, "throughput_cap": 300,
         "torch": {
             "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 2, "torch_seeds": 1,
-                            "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4,
+                            "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4, "sbx_seeds": 1, "sbx_cap": 4,
                             "overrides": {"total_timesteps": 16384}},
             "Pendulum-v1": {"config": "configs/pendulum.yaml", "jax_seeds": 1, "torch_seeds": 1,
                             "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4,
@@ -67,8 +81,15 @@ SIZES = {
         "peers_settings": 1,
         "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 4],
                   "overrides": {"total_timesteps": 4096}, "cap": 120, "one_process": True},
-        # A guard against a hang, not the expected time (about 2 minutes on a quiet 2-core CPU).
-        "budget": 480,
+        "cores": {"config": "configs/cartpole.yaml", "devices": [2], "seeds": [2],
+                  "overrides": {"total_timesteps": 4096}, "cap": 300},
+        "compile": {"configs": ["configs/cartpole.yaml"], "overrides": {"total_timesteps": 8192}, "cap": 300},
+        "memory": [{"config": "configs/cartpole.yaml", "sizes": [[4, 1], [8, 2]]}],
+        "memory_gib": [24, 80],
+        "cnn": {"sizes": [[2, 16]], "repeats": 1},
+        # A guard against a hang, not the expected time (about 3 minutes on a quiet 2-core CPU;
+        # on a 2-core machine shared by other jobs, ten or more).
+        "budget": 1080,
     },
     "gpu": {
         "throughput": [
@@ -76,19 +97,30 @@ SIZES = {
             {"config": "configs/breakout_minatar.yaml", "num_envs": [64, 1024, 4096, 16384], "env_steps": 2**21},
         ],
         "repeats": 2, "matmul_n": 8192, "coldwarm_overrides": [], "throughput_cap": 150,
-        "torch": None,
+        # PyTorch on CUDA (when this torch has CUDA), one agent, CartPole preset, time-capped.
+        "torch": {"CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 0, "torch_seeds": 1,
+                                  "torch_cap": 45, "sb3_seeds": 0, "sb3_cap": 0, "overrides": {},
+                                  "torch_device": "cuda"}},
         "peers_steps": None,
-        # The GPU target: 2048 CartPole agents × 5e5 steps (the preset) in ≤ 30 s.
-        "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 64, 512, 2048],
+        # The GPU target first: 2048 CartPole agents × 5e5 steps (the preset) in ≤ 30 s.
+        "seeds": {"config": "configs/cartpole.yaml", "counts": [2048, 1, 64, 512],
                   "overrides": {}, "cap": 240},
-        "budget": 560,
+        "cores": None, "compile": None,
+        "memory": [{"config": "configs/cartpole.yaml", "sizes": [[256, 1], [1024, 16]]},
+                   {"config": "configs/breakout_minatar.yaml", "sizes": [[128, 1], [512, 16]]}],
+        "memory_gib": [24, 80],
+        "cnn": {"sizes": [[1, 4096], [64, 1024], [512, 256], [2048, 64]], "repeats": 10},
+        "agreement": {"config": "configs/cartpole.yaml", "seeds": 4, "overrides": {"total_timesteps": 65536}},
+        # benchmarks/gpu_session.sh must end within ~8 minutes, start-up and packing included
+        "budget": 400,
     },
 }
 
 
 class Suite:
-    def __init__(self, mode: str, results: Path, command: str):
+    def __init__(self, mode: str, results: Path, command: str, matmul_precision: str | None = None):
         self.mode, self.sizes, self.results, self.command = mode, SIZES[mode], results, command
+        self.matmul_precision = matmul_precision
         self.deadline = time.monotonic() + self.sizes["budget"]
         results.mkdir(parents=True, exist_ok=True)
 
@@ -99,6 +131,8 @@ class Suite:
     def job(self, name: str, args: dict, cap: float, **kw) -> dict:
         if self.deadline - time.monotonic() < 5:
             return {"status": "not run: the suite's time budget was spent", "rows": []}
+        if self.matmul_precision:
+            args = {**args, "matmul_precision": self.matmul_precision}
         print(f"  {name} {json.dumps(args)[:100]} (cap {self.cap(cap):.0f} s)", flush=True)
         return run_job(["-m", "benchmarks.jobs", name, json.dumps(args)], self.cap(cap), **kw)
 
@@ -110,6 +144,10 @@ class Suite:
             "command": self.command,
             "machine": common.machine(),
             "versions": common.versions(),
+            "matmul_precision": self.matmul_precision or "default (float32 on a CPU)",
+            # the machine's 1-minute load average when the section was written: timings on a
+            # loaded machine are labelled so
+            "load_average": round(os.getloadavg()[0], 2),
             **body,
         }
         path = self.results / f"{section}.json"
@@ -126,7 +164,8 @@ class Suite:
                 **spec, "min_updates": 2, "repeats": s["repeats"],
                 "matmul_n": s["matmul_n"] if i == 0 else None,
             }, s["throughput_cap"]))
-        coldwarm = self.cold_warm(s["coldwarm_overrides"])
+        # --quick leaves the CLI's cold/warm start to the compile section's own cold/warm pair
+        coldwarm = self.cold_warm(s["coldwarm_overrides"]) if s["coldwarm_overrides"] is not None else {}
         self.save("throughput", {"jobs": jobs, "cold_warm": coldwarm})
 
     def cold_warm(self, overrides: list[str]) -> dict:
@@ -161,51 +200,91 @@ class Suite:
     def torch(self) -> None:
         spec = self.sizes["torch"]
         if spec is None:
-            self.save("torch", {"skipped": "not run in --gpu mode (the bench extra's torch is a CPU wheel)"})
+            self.save("torch", {"skipped": "not run in this mode"})
             return
-        missing = common.missing_modules("torch", "gymnasium", "stable_baselines3")
+        python, missing, where = self._torch_python()
+        sbx = peers_env.python("sbx", create=self.mode == "full")
+        if self.mode == "gpu" and python:
+            cuda = run_job(["-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"], 120,
+                           python=python)
+            if cuda["status"] != "ok":
+                python = None
         envs = {}
         for env_id, e in spec.items():
             threshold = THRESHOLDS[env_id]
-            solve = {"config": e["config"], "seeds": e["jax_seeds"], "threshold": threshold,
-                     "window": REACH_WINDOW, "overrides": e["overrides"]}
-            envs[env_id] = {"threshold": threshold, "config": e["config"], "overrides": e["overrides"],
-                            "ppo_jax": [self.job("solve", solve, 600)]}
-            if missing:
-                continue
+            envs[env_id] = {"threshold": threshold, "config": e["config"], "overrides": e["overrides"]}
+            if e["jax_seeds"]:
+                solve = {"config": e["config"], "seeds": e["jax_seeds"], "threshold": threshold,
+                         "window": REACH_WINDOW, "overrides": e["overrides"]}
+                envs[env_id]["ppo_jax"] = [self.job("solve", solve, 600)]
             sets = [f"{k}={v}" for k, v in e["overrides"].items()]
-            for impl, seeds, cap in (("torch", e["torch_seeds"], e["torch_cap"]), ("sb3", e["sb3_seeds"], e["sb3_cap"])):
+            device = e.get("torch_device", "cpu")
+            agents = []
+            if python:
+                precision = ["--matmul-precision", "high"] if self.matmul_precision == "tensorfloat32" else []
+                agents.append(("torch", python, e["torch_seeds"], e["torch_cap"], ["--device", device, *precision]))
+                if e.get("torch_compile_seeds"):
+                    agents.append(("torch_compile", python, e["torch_compile_seeds"], e["torch_cap"],
+                                   ["--device", device, "--compile", *precision]))
+                agents.append(("sb3", python, e["sb3_seeds"], e["sb3_cap"], []))
+            if sbx:
+                agents.append(("sbx", sbx, e.get("sbx_seeds", 0), e.get("sbx_cap", 0), []))
+            for impl, exe, seeds, cap, extra in agents:
                 runs = []
+                module = {"torch_compile": "torch", "sbx": "sbx"}.get(impl, impl)
                 for seed in range(seeds):
-                    argv = ["-m", f"benchmarks.{impl}_ppo", e["config"], "--seed", str(seed),
-                            "--time-limit", str(cap)] + (["--set", *sets] if sets else [])
+                    argv = ["-m", f"benchmarks.{module}_ppo", e["config"], "--seed", str(seed),
+                            "--time-limit", str(cap), *extra] + (["--set", *sets] if sets else [])
                     print(f"  {impl} {env_id} seed {seed} (cap {cap} s)", flush=True)
                     if self.deadline - time.monotonic() < 5:
                         runs.append({"status": "not run: the suite's time budget was spent", "rows": []})
                         continue
                     # The cap stops training after the update that passes it; the
-                    # job's own limit only guards against a hang.
-                    runs.append(run_job(argv, self.cap(cap * 1.5 + 60)))
-                envs[env_id][impl] = runs
-        body = {"envs": envs, "window": REACH_WINDOW}
-        if missing:
-            body["skipped"] = f"skipped: not installed ({', '.join(missing)}); pip install -e \".[bench]\""
-        else:
-            head = {"config": spec["CartPole-v1"]["config"], "seeds": self.sizes["headline_seeds"],
+                    # job's own limit only guards against a hang (and torch.compile's first compile).
+                    runs.append(run_job(argv, self.cap(cap * 1.5 + 120), python=exe))
+                if seeds:
+                    envs[env_id][impl] = runs
+        body = {"envs": envs, "window": REACH_WINDOW, "torch_python": where,
+                "sbx_env": peers_env.describe("sbx") if sbx else None}
+        if python is None:
+            body["skipped"] = (f"skipped: not installed ({', '.join(missing)}); pip install -e \".[bench]\""
+                               if self.mode != "gpu" else "skipped: no CUDA torch here")
+        if not sbx and self.mode != "gpu":
+            body["sbx_skipped"] = peers_env.missing("sbx")
+        head_seeds = self.sizes.get("headline_seeds")
+        if python and head_seeds:
+            head = {"config": spec["CartPole-v1"]["config"], "seeds": head_seeds,
                     "threshold": THRESHOLDS["CartPole-v1"], "window": REACH_WINDOW,
                     "overrides": spec["CartPole-v1"]["overrides"], "stop_when_all_reached": True,
                     "keep_curves_up_to": 0}
             body["headline"] = self.job("solve", head, self.sizes["headline_cap"])
         self.save("torch", body)
 
+    def _torch_python(self):
+        """The python that runs torch_ppo.py and sb3_ppo.py: this one when it has
+        torch, gymnasium and SB3 (the bench extra); else the sbx peer venv's,
+        which pins the same torch, gymnasium and SB3 versions."""
+        missing = common.missing_modules("torch", "gymnasium", "stable_baselines3")
+        if self.mode == "gpu":
+            missing = common.missing_modules("torch", "gymnasium")
+        if not missing:
+            return sys.executable, [], "this environment (the bench extra)"
+        if self.mode != "gpu":
+            sbx = peers_env.python("sbx", create=self.mode == "full")
+            if sbx:
+                return sbx, missing, "the sbx peer venv (benchmarks/.peers-venvs/sbx: same torch, gymnasium, SB3 pins)"
+        return None, missing, None
+
     def peers(self) -> None:
         steps = self.sizes["peers_steps"]
         if steps is None:
-            self.save("peers", {"skipped": "not run in --gpu mode"})
+            self.save("peers", {"skipped": "not run in this mode"})
             return
-        python = peers_env.python(create=self.mode != "quick")
-        if python is None:
-            self.save("peers", {"skipped": peers_env.MISSING})
+        create = self.mode != "quick"
+        same = peers_env.python("rejax", create=create)
+        pinned = peers_env.python("rejax-jax0435", create=create) if self.sizes.get("peers_pinned_row") else None
+        if same is None:
+            self.save("peers", {"skipped": peers_env.missing("rejax")})
             return
         settings = {
             "4 envs × 128 steps, 4 epochs × 4 minibatches": {
@@ -219,12 +298,19 @@ class Suite:
         for label, over in list(settings.items())[: self.sizes.get("peers_settings")]:
             over = {**over, "total_timesteps": steps}
             s = {**preset, **over, "seed": 0, "repeats": self.sizes["repeats"]}
-            print(f"  rejax: {label}", flush=True)
-            peer = run_job(["benchmarks/peers/rejax_ppo.py", json.dumps(s)], self.cap(300), python=python)
-            ours = self.job("speed", {"config": "configs/cartpole.yaml", "overrides": over,
-                                      "repeats": self.sizes["repeats"]}, 300)
-            rows.append({"settings": label, "overrides": over, "rejax": peer, "ppo_jax": ours})
-        self.save("peers", {"rows": rows, "peers_env": peers_env.describe()})
+            row = {"settings": label, "overrides": over}
+            # Alternating: rejax, ppo_jax, then the old pinned rejax (a labelled extra row).
+            print(f"  rejax (same jax): {label}", flush=True)
+            row["rejax"] = run_job(["benchmarks/peers/rejax_ppo.py", json.dumps(s)], self.cap(300), python=same)
+            row["ppo_jax"] = self.job("speed", {"config": "configs/cartpole.yaml", "overrides": over,
+                                                "repeats": self.sizes["repeats"]}, 300)
+            if pinned:
+                print(f"  rejax (jax 0.4.35): {label}", flush=True)
+                row["rejax_jax0435"] = run_job(["benchmarks/peers/rejax_ppo.py", json.dumps(s)], self.cap(300),
+                                               python=pinned)
+            rows.append(row)
+        self.save("peers", {"rows": rows, "peers_env": peers_env.describe("rejax"),
+                            "pinned_env": peers_env.describe("rejax-jax0435") if pinned else None})
 
     def seeds(self) -> None:
         s = self.sizes["seeds"]
@@ -232,8 +318,71 @@ class Suite:
         if s.get("one_process"):
             jobs = [self.job("seeds", {**args, "counts": s["counts"]}, s["cap"])]
         else:
-            jobs = [self.job("seeds", {**args, "counts": [n]}, s["cap"]) for n in s["counts"]]
+            jobs = []
+            for n in s["counts"]:
+                jobs.append(self.job("seeds", {**args, "counts": [n]}, s["cap"]))
+                # saved after each count, so a run cut short keeps what it measured (--gpu: 2048 first)
+                self.save("seeds", {"jobs": jobs})
         self.save("seeds", {"jobs": jobs})
+
+
+    def cores(self) -> None:
+        """Seeds over 1 and 2 forced host devices, each in its own process."""
+        c = self.sizes["cores"]
+        if c is None:
+            self.save("cores", {"skipped": "not run in this mode (forced host devices are a CPU matter)"})
+            return
+        jobs = []
+        for seeds in c["seeds"]:
+            for devices in c["devices"]:
+                flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                                 if not f.startswith("--xla_force_host_platform_device_count"))
+                env = {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={devices}".strip()}
+                args = {"config": c["config"], "seeds": seeds, "overrides": c["overrides"]}
+                job = self.job("cores", args, c["cap"], env=env)
+                job["xla_flags"] = env["XLA_FLAGS"]
+                jobs.append(job)
+        self.save("cores", {"jobs": jobs})
+
+    def compile(self) -> None:
+        """Every preset's training program compiled with a fresh persistent
+        cache (cold), then again in a new process with that cache (warm)."""
+        c = self.sizes["compile"]
+        if c is None:
+            self.save("compile", {"skipped": "not run in this mode"})
+            return
+        jobs = []
+        for config in c["configs"]:
+            with tempfile.TemporaryDirectory() as tmp:
+                for phase in ("cold", "warm"):
+                    args = {"config": config, "phase": phase, "cache_dir": str(Path(tmp) / "xla"),
+                            "overrides": c["overrides"]}
+                    job = self.job("compile", args, c["cap"])
+                    job["command"] = job.get("command", "").replace(tmp, "$TMP")
+                    jobs.append(job)
+        self.save("compile", {"jobs": jobs})
+
+    def memory(self) -> None:
+        specs = self.sizes.get("memory")
+        if not specs:
+            self.save("memory", {"skipped": "not run in this mode"})
+            return
+        jobs = [self.job("memory", {**m, "memory_gib": self.sizes["memory_gib"]}, 300) for m in specs]
+        self.save("memory", {"jobs": jobs})
+
+    def agreement(self) -> None:
+        spec = self.sizes.get("agreement")
+        if not spec:
+            self.save("agreement", {"skipped": "not run in this mode (GPU against CPU: --gpu only)"})
+            return
+        self.save("agreement", {"jobs": [self.job("agreement", spec, 240)]})
+
+    def cnn(self) -> None:
+        spec = self.sizes.get("cnn")
+        if not spec:
+            self.save("cnn", {"skipped": "not run in this mode"})
+            return
+        self.save("cnn", {"jobs": [self.job("cnn", spec, 300)]})
 
 
 def main(argv=None) -> int:
@@ -241,7 +390,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: the CI smoke run (< 3 min)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated among {', '.join(SECTIONS)}")
     parser.add_argument("--out", default=None, help="where RESULTS.md goes; raw numbers and plots in OUT/results/")
-    parser.add_argument("--gpu", action="store_true", help="the suite on a CUDA device, sized for one 10-minute call")
+    parser.add_argument("--gpu", action="store_true", help="the suite on a CUDA device, sized for one call of about 7 minutes (budget 400 s)")
+    parser.add_argument("--matmul-precision", default=None,
+                        help="jax_default_matmul_precision for every job (--gpu default: tensorfloat32, which "
+                             "is jax's own default on recent NVIDIA GPUs, set explicitly; 'float32' for true fp32)")
     args = parser.parse_args(argv)
 
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -250,10 +402,13 @@ def main(argv=None) -> int:
         print(f"--only: unknown section(s) {', '.join(unknown)}; choose among {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     if args.gpu:
-        import jax
-
-        if jax.default_backend() != "gpu":
-            print(f"--gpu: jax sees no CUDA device (backend: {jax.default_backend()})", file=sys.stderr)
+        # Asked in a child process: jax in this one would take (preallocate) the GPU's
+        # memory for the whole run, and every job runs in a process of its own.
+        probe = run_job(["-c", "import jax, json; print(json.dumps({'backend': jax.default_backend()}))"], 300)
+        backend = next((r.get("backend") for r in probe["rows"]), None)
+        if backend != "gpu":
+            print(f"--gpu: jax sees no CUDA device (backend: {backend}; {probe['stderr_tail'][-300:]})",
+                  file=sys.stderr)
             return 2
     out = Path(args.out) if args.out else REPO / "benchmarks" / ("results-quick" if args.quick else "")
     out = out.resolve()
@@ -261,9 +416,10 @@ def main(argv=None) -> int:
     results = out / "results" / ("gpu" if args.gpu else "")
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     os.chdir(REPO)
-    suite = Suite(mode, results, command.strip())
+    precision = args.matmul_precision or ("tensorfloat32" if args.gpu else None)
+    suite = Suite(mode, results, command.strip(), precision)
     start = time.monotonic()
-    for section in SECTIONS:
+    for section in GPU_ORDER if args.gpu else SECTIONS:
         if section in only:
             print(f"[{section}] {time.monotonic() - start:.0f} s", flush=True)
             getattr(suite, section)()

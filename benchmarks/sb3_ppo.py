@@ -2,14 +2,38 @@
 
     python -m benchmarks.sb3_ppo configs/cartpole.yaml --seed 0 [--device cpu] [--time-limit S]
 
-Matched: envs × steps per rollout, epochs, minibatch size, learning rate
-annealed linearly to 0, γ, λ, clip ε, value clip, c1, c2, gradient-norm clip,
-target KL, advantage normalization, separate 64-64 actor and critic with the
-preset's activation and orthogonal init, log std init; VecNormalize when the
-preset normalizes observations or rewards. SB3's own choices stay (Adam eps
-1e-5 is its default for PPO; its VecNormalize updates statistics every step).
+Matched: envs × steps per rollout, epochs, minibatch size, γ, λ, clip ε, value
+clip, c2, gradient-norm clip, target KL, advantage normalization, separate
+actor and critic MLPs with the preset's sizes, activation and orthogonal init,
+log std init, Adam eps 1e-5 (SB3's default for PPO), and VecNormalize when the
+preset normalizes observations or rewards. Two settings are translated so
+that the same number means the same thing:
 
-Prints one JSON line in the format of benchmarks.torch_ppo.
+- value loss: SB3's is a plain mean squared error, ppo_jax's is ½·MSE, so SB3
+  gets ``vf_coef / 2``;
+- learning-rate annealing: SB3 evaluates its schedule after each rollout has
+  been counted (progress remaining = 1 − (k+1)/N at update k), which would
+  anneal one update ahead of ppo_jax's lr·(1 − k/N) and take the last update
+  at lr 0; the schedule passed adds back 1/N, so update k uses lr·(1 − k/N);
+- reward clip: VecNormalize clips normalized rewards to ±10 by default;
+  ppo_jax scales without clipping unless the preset sets ``reward_clip``, so
+  the preset's value (or none) is passed.
+
+What stays different (SB3's own choices; they affect learning, not speed):
+
+- VecNormalize updates its observation and return statistics at every env
+  step and normalizes each step with them; ppo_jax freezes them during a
+  rollout and merges the rollout's data afterwards;
+- advantage normalization divides by the unbiased std (torch's default),
+  ppo_jax by the population std (a factor √(n/(n−1)), 1.0005 at 512 rows);
+- target KL: SB3 stops an epoch *before* the step whose approximate KL
+  exceeds 1.5 × target_kl; ppo_jax takes that step and stops after it, at
+  1 × target_kl;
+- SB3 takes one env step per policy call through its VecEnv and Monitor
+  wrappers (Python per step), as ``torch_ppo.py`` does through gymnasium.
+
+Prints one JSON line in the format of benchmarks.torch_ppo. ``sbx_ppo.py``
+runs the same function with sbx's PPO (its JAX port).
 """
 
 from __future__ import annotations
@@ -60,26 +84,41 @@ class _TimeUp(Exception):
     pass
 
 
-def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
-    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # import torch._dynamo untimed
-    start = time.perf_counter()
-    env = make_vec_env(s["env_id"], n_envs=s["num_envs"], seed=seed)
-    if s["normalize_obs"] or s["normalize_reward"]:
-        env = VecNormalize(env, norm_obs=s["normalize_obs"], norm_reward=s["normalize_reward"],
-                           clip_obs=10.0, gamma=s["gamma"])
+def matched_kwargs(s: dict) -> dict:
+    """PPO's keyword arguments for SB3 (and sbx, which takes the same names) at
+    the preset's settings, translated where SB3 means something else (above)."""
     lr = s["learning_rate"]
     batch_size = s["num_envs"] * s["num_steps"]
-    model = PPO(
-        "MlpPolicy", env,
-        learning_rate=(lambda remaining: lr * remaining) if s["anneal_lr"] else lr,
+    num_updates = s["total_timesteps"] // batch_size
+    return dict(
+        learning_rate=(lambda remaining: lr * (remaining + 1.0 / num_updates)) if s["anneal_lr"] else lr,
         n_steps=s["num_steps"],
         batch_size=batch_size // s["num_minibatches"],
         n_epochs=s["update_epochs"],
         gamma=s["gamma"], gae_lambda=s["gae_lambda"],
         clip_range=s["clip_eps"], clip_range_vf=s["vf_clip"],
         normalize_advantage=s["normalize_advantages"],
-        ent_coef=s["ent_coef"], vf_coef=s["vf_coef"], max_grad_norm=s["max_grad_norm"],
+        ent_coef=s["ent_coef"], vf_coef=s["vf_coef"] / 2, max_grad_norm=s["max_grad_norm"],
         target_kl=s["target_kl"],
+    )
+
+
+def make_env(s: dict, seed: int):
+    env = make_vec_env(s["env_id"], n_envs=s["num_envs"], seed=seed)
+    if s["normalize_obs"] or s["normalize_reward"]:
+        clip = s.get("reward_clip")
+        env = VecNormalize(env, norm_obs=s["normalize_obs"], norm_reward=s["normalize_reward"],
+                           clip_obs=10.0, clip_reward=float("inf") if clip is None else float(clip),
+                           gamma=s["gamma"])
+    return env
+
+
+def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # import torch._dynamo untimed
+    start = time.perf_counter()
+    env = make_env(s, seed)
+    model = PPO(
+        "MlpPolicy", env, **matched_kwargs(s),
         policy_kwargs=dict(
             net_arch=dict(pi=list(s["hidden_sizes"]), vf=list(s["hidden_sizes"])),
             activation_fn={"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[s["activation"]],
@@ -87,6 +126,12 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
         ),
         seed=seed, device=device, verbose=0,
     )
+    return learn(model, s, seed, device, start, time_limit, "sb3")
+
+
+def learn(model, s: dict, seed: int, device: str, start: float, time_limit: float, name: str) -> dict:
+    """Train ``model`` for the preset's budget (or until the time limit); the JSON result."""
+    batch_size = s["num_envs"] * s["num_steps"]
     budget = (s["total_timesteps"] // batch_size) * batch_size
     recorder = Recorder(start, time_limit)
     try:
@@ -96,7 +141,7 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
     seconds = time.perf_counter() - start
     env_steps = recorder.rollouts[-1][1] if recorder.rollouts else 0
     return {
-        "implementation": "sb3",
+        "implementation": name,
         "env_id": s["env_id"],
         "seed": seed,
         "device": device,

@@ -60,6 +60,8 @@ class PPOConfig:
     log_std_init: float = _static(0.0, "initial log std of the Gaussian head")
     normalize_obs: bool = _static(False, "running mean/var observation normalization")
     normalize_reward: bool = _static(False, "scale rewards by the std of discounted returns")
+    reward_clip: Optional[float] = _static(
+        10.0, "with normalize_reward: clip scaled rewards to [-reward_clip, reward_clip] (CleanRL: 10; null = off)")
     normalize_advantages: bool = _static(True, "per-minibatch advantage normalization")
     anneal_lr: bool = _static(True, "linear learning-rate decay to 0")
 
@@ -72,7 +74,12 @@ class PPOConfig:
     gae_lambda: float = _traced(0.95, "GAE λ")
     max_grad_norm: float = _traced(0.5, "global gradient-norm clip")
     vf_clip: Optional[float] = _traced(None, "value clipping range (None = off)")
-    target_kl: Optional[float] = _traced(None, "early-stop KL per rollout (None = off)")
+    target_kl: Optional[float] = _traced(None, "stop a rollout's minibatch steps before one whose approx_kl > 1.5 × target_kl (SB3's rule; None = off)")
+    kl_ref_coef: float = _traced(0.0, "β of the per-step KL penalty to a frozen reference policy (0 = off)")
+    kl_ref_target: Optional[float] = _traced(
+        None, "adaptive β: target of kl_ref, the mean per-step KL to the reference (None = fixed β)"
+    )
+    kl_ref_horizon: float = _traced(10_000.0, "adaptive β: env steps over which β closes the KL gap")
 
     # --- derived ------------------------------------------------------------
     @property
@@ -114,7 +121,7 @@ TRACED_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig) if f.metadat
 class Hyperparams:
     """The traced settings as float32 arrays: an argument of the compiled program.
 
-    ``vf_clip`` and ``target_kl`` hold NaN when off; whether they are on is
+    ``vf_clip``, ``target_kl`` and ``kl_ref_target`` hold NaN when off; whether they are on is
     static (read from the config), so NaN never reaches the math.
     """
 
@@ -127,6 +134,9 @@ class Hyperparams:
     max_grad_norm: jnp.ndarray
     vf_clip: jnp.ndarray
     target_kl: jnp.ndarray
+    kl_ref_coef: jnp.ndarray
+    kl_ref_target: jnp.ndarray  # NaN when off (fixed β)
+    kl_ref_horizon: jnp.ndarray
 
     @classmethod
     def from_config(cls, config: PPOConfig) -> "Hyperparams":
@@ -265,32 +275,86 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PPOConfig:
       **overrides: settings that replace the file's.
 
     Raises:
-      ConfigError: unreadable or malformed file, unknown keys, bad values.
+      ConfigError: unreadable or malformed file, unknown keys, bad values; the
+        message names where the bad value came from (the file or the keyword).
     """
-    values: dict[str, Any] = {}
-    where = "config"
-    if path is not None:
-        where = str(path)
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: no such config file.") from None
-        except OSError as err:
-            raise ConfigError(f"{where}: cannot read the config file ({err.strerror}).") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{where}: malformed YAML: {err}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{where}: expected a mapping of setting: value, got {type(loaded).__name__}.")
-        values.update(loaded)
+    return load_config_from(path, overrides, source=KEYWORD_SOURCE)
+
+
+KEYWORD_SOURCE = "load_config(..., {key}={value!r})"
+CLI_SOURCE = "--set {key}={value}"
+
+
+def load_config_from(path: str | Path | None, overrides: dict[str, Any], source: str = CLI_SOURCE) -> PPOConfig:
+    """``load_config`` whose overrides came from ``source``, a pattern such as
+    ``"--set {key}={value}"``: error messages blame the value's real source."""
+    values = _read_yaml(path)
+    where = "config" if path is None else str(path)
+    blame = lambda keys: ", ".join(source.format(key=k, value=overrides[k]) for k in keys)
     for key in overrides:
         if key not in _FIELD_TYPES:
-            raise ConfigError(_unknown_key_message(key, "override"))
-    values.update(overrides)
-    return from_dict(values, where)
+            raise ConfigError(_unknown_key_message(str(key), blame([key])))
+        _coerce(key, overrides[key], blame([key]))
+    try:
+        return from_dict({**values, **overrides}, where)
+    except ConfigError:
+        if not overrides:
+            raise
+    # Which overrides does the failure need? Without each culprit the rest validates.
+    culprits = [k for k in overrides if _valid({**values, **{o: v for o, v in overrides.items() if o != k}})]
+    if culprits:
+        where = blame(culprits) + ("" if path is None else f" (on {path})")
+    return from_dict({**values, **overrides}, where)  # raises again, now naming its source
+
+
+# Starting points for an env without a preset, by action type. Discrete: the
+# defaults of PPOConfig (CleanRL's classic-control PPO). Continuous: CleanRL's
+# continuous PPO (lr 3e-4, 10 epochs of 32 minibatches of a 2,048-step batch,
+# no entropy bonus, observations and rewards normalized), its batch gathered
+# from 8 envs × 256 steps.
+CONTINUOUS_DEFAULTS = dict(
+    total_timesteps=1_000_000, num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32,
+    learning_rate=3e-4, ent_coef=0.0, normalize_obs=True, normalize_reward=True,
+)
+
+
+def env_defaults(env_id: str) -> dict[str, Any]:
+    """Settings to train ``env_id`` without a preset, chosen by its action type."""
+    from ppo_jax import envs
+
+    if env_id not in envs.registered_env_ids():
+        from_dict({"env_id": env_id}, where="--env")  # raises, naming close matches
+    extra = {} if envs.env_spec(env_id).discrete else CONTINUOUS_DEFAULTS
+    return {"env_id": env_id, **extra}
+
+
+def _valid(values: dict[str, Any]) -> bool:
+    try:
+        from_dict(values)
+    except ConfigError:
+        return False
+    return True
+
+
+def _read_yaml(path: str | Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    where = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such config file.") from None
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot read the config file ({err.strerror}).") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: malformed YAML: {err}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{where}: expected a mapping of setting: value, got {type(loaded).__name__}.")
+    return loaded
 
 
 def validate(config: PPOConfig, where: str = "config", env: Any = None, env_params: Any = None) -> None:
@@ -338,7 +402,16 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
         value = getattr(config, name)
         if not (0.0 <= value <= 1.0):
             fail(f"'{name}' must lie in [0, 1], got {value}.")
-    for name in ("vf_clip", "target_kl"):
+    if not (math.isfinite(config.kl_ref_coef) and config.kl_ref_coef >= 0):
+        fail(f"'kl_ref_coef' must be a number ≥ 0 (0: no KL penalty), got {config.kl_ref_coef}.")
+    if not (math.isfinite(config.kl_ref_horizon) and config.kl_ref_horizon > 0):
+        fail(f"'kl_ref_horizon' must be a positive number of env steps, got {config.kl_ref_horizon}.")
+    if config.kl_ref_target is not None and config.kl_ref_coef == 0:
+        fail(
+            "'kl_ref_target' adapts β by multiplying it, so it needs a starting 'kl_ref_coef' > 0 "
+            "(Ziegler et al. start at 0.1 or so); got kl_ref_coef = 0."
+        )
+    for name in ("vf_clip", "target_kl", "kl_ref_target", "reward_clip"):
         value = getattr(config, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             fail(f"'{name}' must be a positive number or null (off), got {value}.")
@@ -358,6 +431,14 @@ def _validate_recurrent(config: PPOConfig, fail) -> None:
         if config.bptt_chunk is not None:
             fail("'bptt_chunk' applies to recurrent runs only; set 'recurrent: gru' or 'lstm', or drop it.")
         return
+    if config.kl_ref_coef > 0 or config.kl_ref_target is not None:
+        fail(
+            f"a KL penalty to a reference policy (kl_ref_coef = {config.kl_ref_coef}"
+            + ("" if config.kl_ref_target is None else f", kl_ref_target = {config.kl_ref_target}")
+            + f") is not supported yet for recurrent policies (recurrent = {config.recurrent!r}): the reference's "
+            "log-probabilities would need a carry of their own. Set kl_ref_coef: 0 and no kl_ref_target, or "
+            "recurrent: null; --init-from alone works for recurrent runs."
+        )
     chunk = config.num_steps if config.bptt_chunk is None else config.bptt_chunk
     if chunk <= 0 or config.num_steps % chunk:
         fail(

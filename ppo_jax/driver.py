@@ -18,6 +18,7 @@ import numpy as np
 
 from ppo_jax import sharding
 from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.finetune import Reference, Start, require_reference
 from ppo_jax.train import Program, TrainState, build, run_updates
 from ppo_jax.update import describe_nonfinite
 
@@ -85,11 +86,14 @@ class ChunkedRun:
     seeds: list[int]
     hp: Optional[Hyperparams] = None
     target_chunks: int = 50
+    init_from: Optional[Start] = None  # start from these parameters and statistics (--init-from)
+    reference: Optional[Reference] = None  # the frozen policy of the KL penalty
     program: Program = field(init=False)
     compile_seconds: float = field(init=False, default=0.0)
 
     def __post_init__(self):
-        self.program = build(self.config)
+        require_reference([self.config], self.reference)
+        self.program = build(self.config, init_from=self.init_from, reference=self.reference)
         if self.hp is None:
             self.hp = self.config.hyperparams()
         self.plan = chunk_plan(self.config.num_updates, self.target_chunks)

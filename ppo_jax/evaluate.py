@@ -47,9 +47,9 @@ def play_episodes(
         key, key_action, key_env = jax.random.split(key, 3)
         key_action = key_action if stochastic else None
         if initial_carry is None:
-            action = act(params, env_state.obs, key_action)
+            action = act(params, env_state.obs, key_action, env_state.action_mask)
         else:
-            action, memory = act(params, env_state.obs, memory, key_action)
+            action, memory = act(params, env_state.obs, memory, key_action, action_mask=env_state.action_mask)
         env_state, result = vec_env.step(key_env, env_state, action)
         ended = (result.terminated | result.truncated) & ~finished
         returns = jnp.where(ended, result.episode_return, returns)

@@ -20,7 +20,9 @@ from flax import struct
 
 from ppo_jax import core
 from ppo_jax.config import PPOConfig, from_dict
+from ppo_jax.core.distributions import with_action_mask
 from ppo_jax.envs import EnvSpec, VecEnv
+from ppo_jax.envs.wrappers import split_action_mask
 from ppo_jax.networks import Networks, RecurrentNetworks
 from ppo_jax.train import Program, TrainState, build
 
@@ -36,22 +38,30 @@ class PolicyParams:
 
 
 def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
-    """Return ``act(params, obs, key=None) -> action``, pure and jittable.
+    """Return ``act(params, obs, key=None, action_mask=None) -> action``, pure and jittable.
 
-    ``obs`` is raw, as the env returns it, ``[..., *obs_shape]``. Without a key
+    ``obs`` is raw, as the env returns it, ``[..., *obs_shape]`` (for an env
+    with action masks, its ``MaskedObservation``, or the array and
+    ``action_mask`` ``[..., K]`` apart: invalid actions are never chosen). Without a key
     the action is the distribution's mode (argmax, or the Gaussian mean); with
     one it is a sample. Continuous actions come clipped to the env's bounds,
-    ready to step the env.
+    ready to step the env. A recurrent policy's ``act`` takes and returns its
+    carry (see ``_make_recurrent_act``).
     """
 
     if isinstance(networks, RecurrentNetworks):
         return _make_recurrent_act(networks, vec_env, normalize_obs)
 
-    def act(params: PolicyParams, obs: chex.Array, key: Optional[chex.PRNGKey] = None) -> chex.Array:
+    def act(
+        params: PolicyParams, obs: Any, key: Optional[chex.PRNGKey] = None, action_mask: Optional[chex.Array] = None
+    ) -> chex.Array:
+        obs, env_mask = split_action_mask(obs)
+        action_mask = env_mask if action_mask is None else action_mask
         obs = jnp.asarray(obs, jnp.float32)
         if normalize_obs:
             obs = core.normalize(params.obs_norm, obs)
         dist, _ = networks.apply(params.network, obs)
+        dist = with_action_mask(dist, action_mask)
         action = dist.mode() if key is None else dist.sample(key)
         return vec_env.to_env_action(action)
 
@@ -59,21 +69,33 @@ def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
 
 
 def _make_recurrent_act(networks: RecurrentNetworks, vec_env: VecEnv, normalize_obs: bool) -> Act:
-    """``act(params, obs, carry, key=None, start=None) -> (action, carry)`` for a policy with memory.
+    """``act(params, obs, carry, key=None, start=None, action_mask=None) -> (action, carry)`` for a policy with memory.
 
-    ``obs`` is ``[B, *obs_shape]`` and ``carry`` the one returned by the previous
-    call (``initial_carry((B,))`` at first). ``start`` (``[B]`` bool) marks the
-    envs whose episode begins with ``obs``: their carry is reset first, as in
-    training. Pass the returned carry to the next call.
+    ``obs`` is ``[B, *obs_shape]`` (for an env with action masks, its
+    ``MaskedObservation``, or the array and ``action_mask`` ``[B, K]`` apart) and
+    ``carry`` the one returned by the previous call (``initial_carry((B,))`` at
+    first). ``start`` (``[B]`` bool) marks the envs whose episode begins with
+    ``obs``: their carry is reset first, as in training. Pass the returned carry
+    to the next call.
     """
 
-    def act(params: PolicyParams, obs: chex.Array, carry, key: Optional[chex.PRNGKey] = None, start=None):
+    def act(
+        params: PolicyParams,
+        obs: Any,
+        carry,
+        key: Optional[chex.PRNGKey] = None,
+        start=None,
+        action_mask: Optional[chex.Array] = None,
+    ):
+        obs, env_mask = split_action_mask(obs)
+        action_mask = env_mask if action_mask is None else action_mask
         obs = jnp.asarray(obs, jnp.float32)
         if normalize_obs:
             obs = core.normalize(params.obs_norm, obs)
         if start is None:
             start = jnp.zeros(obs.shape[:1], bool)
         carry, dist, _ = networks.step(params.network, carry, obs, jnp.asarray(start, bool))
+        dist = with_action_mask(dist, action_mask)
         action = dist.mode() if key is None else dist.sample(key)
         return vec_env.to_env_action(action), carry
 
@@ -90,7 +112,7 @@ class LoadedRun:
     update: int  # updates done when the checkpoint was written
     state: TrainState  # the whole train state, [seeds, ...]
     params: PolicyParams  # [seeds, ...]
-    act: Act  # act(params_of_one_seed, obs, key=None) -> action; recurrent: (params, obs, carry, key=None, start=None) -> (action, carry)
+    act: Act  # act(params_of_one_seed, obs, key=None, action_mask=None) -> action; recurrent: (params, obs, carry, key=None, start=None, action_mask=None) -> (action, carry)
     networks: Networks  # or RecurrentNetworks
     spec: EnvSpec
     vec_env: VecEnv  # the env the run was trained on, wrapped as its config says

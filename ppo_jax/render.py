@@ -51,19 +51,20 @@ def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps
             state, obs, done, memory = carry
             key_action, key_env = jax.random.split(key)
             key_action = key_action if stochastic else None
+            batched = jax.tree.map(lambda x: x[None], obs)  # with its action mask, if the env has one
             if run.recurrent:
-                action, memory = act(params, obs[None], memory, key_action)
+                action, memory = act(params, batched, memory, key_action)
                 action = action[0]
             else:
-                action = act(params, obs[None], key_action)[0]  # clipped to the bounds
+                action = act(params, batched, key_action)[0]  # clipped to the bounds
             next_obs, next_state, reward, terminated, _ = env.step_env(key_env, state, action, env_params)
             ended = jnp.logical_or(terminated, env.is_truncated(next_state, env_params))
             keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(done, a, b), old, new)
-            new_carry = (keep(state, next_state), keep(obs, next_obs.astype(jnp.float32)), done | ended, memory)
+            new_carry = (keep(state, next_state), keep(obs, _float_obs(next_obs)), done | ended, memory)
             return new_carry, (new_carry[0], jnp.where(done, 0.0, reward), done)
 
         memory = run.initial_carry((1,)) if run.recurrent else None
-        init = (state, obs.astype(jnp.float32), jnp.asarray(False), memory)
+        init = (state, _float_obs(obs), jnp.asarray(False), memory)
         (_, _, ended, _), (states, rewards, was_done) = jax.lax.scan(
             step, init, jax.random.split(key_loop, max_steps)
         )
@@ -75,6 +76,11 @@ def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps
     ended = bool(ended)
     states = jax.tree.map(lambda x: np.asarray(x)[: steps + 1], states)
     return states, np.asarray(rewards[:steps]), ended
+
+
+def _float_obs(obs: Any) -> Any:
+    """Observations as float32 (one dtype through the scan), an action mask left boolean."""
+    return jax.tree.map(lambda x: x if x.dtype == jnp.bool_ else x.astype(jnp.float32), obs)
 
 
 def draw_frames(env_id: str, states: Any, rewards: np.ndarray) -> list:

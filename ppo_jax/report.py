@@ -205,6 +205,12 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
         f"Intervals: 95% stratified-bootstrap CIs over seeds (rliable, {summary.reps} resamples). "
         "IQM = mean of the middle 50% of runs. Rows from best to worst IQM.",
         "",
+    ]
+    warning = too_few_seeds(len(result.seeds))
+    enough = warning is None
+    if warning:
+        lines += [f"**Warning: {warning}**", ""]
+    lines += [
         "| # | " + " | ".join(axes) + (" | " if axes else "") + "IQM [95% CI] | mean [95% CI] | median [95% CI] | runs | non-finite |",
         "|---|" + "---|" * len(axes) + "---:|---:|---:|---:|---:|",
     ]
@@ -215,7 +221,8 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
         bad = int((result.nonfinite[p] != 0).sum())
         lines.append(
             f"| {p} | " + " | ".join(settings) + (" | " if settings else "")
-            + f"{format_interval(st.iqm)} | {format_interval(st.mean)} | {format_interval(st.median)} | {runs} | {bad} |"
+            + " | ".join(format_interval(getattr(st, name), 1, enough) for name in ("iqm", "mean", "median"))
+            + f" | {runs} | {bad} |"
         )
     lines.append("")
     c = summary.comparison
@@ -223,7 +230,7 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
         lines += [
             f"**Best by IQM:** #{c.best} ({label(result, c.best)}). "
             f"**Probability of improvement** over #{c.second} ({label(result, c.second)}): "
-            f"P(a run of #{c.best} ends higher than a run of #{c.second}) = {format_interval(c.probability, 3)} "
+            f"P(a run of #{c.best} ends higher than a run of #{c.second}) = {format_interval(c.probability, 3, enough)} "
             "(0.5 = no difference; an interval that includes 0.5 does not separate them).",
             "",
         ]
@@ -249,9 +256,28 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
     return "\n".join(lines)
 
 
-def format_interval(interval: stats.Interval, digits: int = 1) -> str:
+# Below this many seeds per setting a bootstrap interval is no more than the
+# range of the few runs (1 seed: a point; 2 seeds: [min, max]), so it is not shown.
+MIN_SEEDS_FOR_INTERVALS = 5
+
+
+def too_few_seeds(num_seeds: int) -> Optional[str]:
+    """A warning when ``num_seeds`` per setting are too few for intervals to mean anything; else None."""
+    if num_seeds >= MIN_SEEDS_FOR_INTERVALS:
+        return None
+    return (
+        f"{num_seeds} seed(s) per setting are too few for 95% intervals to mean anything (a bootstrap over "
+        f"{num_seeds} run(s) gives at most their range), so none are shown and rankings are tentative. "
+        f"Use --seeds {MIN_SEEDS_FOR_INTERVALS} or more (10 or more to separate close settings)."
+    )
+
+
+def format_interval(interval: stats.Interval, digits: int = 1, with_interval: bool = True) -> str:
+    """``value [low, high]``; ``value (no CI)`` when ``with_interval`` is False (too few seeds)."""
     if not np.isfinite(interval.value):
         return "–"
+    if not with_interval:
+        return f"{interval.value:.{digits}f} (no CI)"
     return f"{interval.value:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from ppo_jax import core
-from ppo_jax.core.distributions import Categorical, DiagGaussian
+from ppo_jax.core.distributions import Categorical, DiagGaussian, with_action_mask
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
+from ppo_jax.finetune import Reference
 from ppo_jax.networks import Networks, RecurrentNetworks
 
 
@@ -28,6 +29,9 @@ class Transition(NamedTuple):
     done: chex.Array  # [T, B] bool: the episode ended at t (terminated or truncated)
     final_obs: chex.Array  # [T, B, *obs] the true successor s'_t (normalized if on)
     next_value: chex.Array  # [T, B] V(s'_t); where s'_t is terminal, whatever (GAE ignores it)
+    reward_raw: chex.Array  # [T, B] the env's reward, before the KL penalty and scaling
+    kl_ref: chex.Array  # [T, B] log π(a_t|s_t) − log π_ref(a_t|s_t); 0 without a reference
+    action_mask: Optional[chex.Array] = None  # [T, B, K] bool, valid actions at obs; None: env has no mask
     # Recurrent runs only (None otherwise):
     start: Optional[chex.Array] = None  # [T, B] bool: obs_t begins an episode (the carry is reset there)
     carry: Any = None  # [T, B, H] (LSTM: a pair) the carry handed to step t, before its reset
@@ -55,10 +59,21 @@ class RolloutOptions(NamedTuple):
     num_steps: int
     normalize_obs: bool
     normalize_reward: bool
+    reward_clip: Optional[float] = None  # bound on |scaled reward| (with normalize_reward); None: no bound
 
 
 def _observe(norm: NormState, obs: chex.Array, enabled: bool) -> chex.Array:
     return core.normalize(norm.obs, obs) if enabled else obs
+
+
+def _reference_log_prob(
+    reference: Reference, networks: Networks, raw_obs: chex.Array, action: chex.Array, action_mask=None
+):
+    """log π_ref(a|s), the reference seeing s through its own frozen statistics
+    and restricted to the same valid actions as the learner."""
+    obs = raw_obs if reference.obs_norm is None else core.normalize(reference.obs_norm, raw_obs)
+    dist, _ = networks.apply(reference.params, obs)
+    return with_action_mask(dist, action_mask).log_prob(action)
 
 
 def _next_values(traj: Transition, last_value: chex.Array, value_of, vec_env: VecEnv) -> chex.Array:
@@ -105,26 +120,50 @@ def draw_steps(key: chex.PRNGKey, vec_env: VecEnv, num_steps: int, num_envs: int
     return action_noise, step_keys, resets
 
 
-def _act_and_step(env_state, discounted_return, obs, dist, value, per_step, norm, gamma, vec_env, options):
-    """Sample the action, step every env, and record the transition: one rollout step
-    once the policy has read ``obs``. Returns ``((env_state, discounted_return), (transition, extras))``."""
+def _act_and_step(
+    env_state,
+    discounted_return,
+    obs,
+    dist,
+    value,
+    per_step,
+    norm,
+    gamma,
+    vec_env,
+    options,
+    reference_log_prob=None,
+    kl_coef: chex.Numeric = 0.0,
+):
+    """Mask the policy to the valid actions, sample the action, step every env, and
+    record the transition: one rollout step once the policy has read ``obs``.
+    ``reference_log_prob(action, action_mask)``, if given, is log π_ref(a_t|s_t):
+    the reward is then penalized by ``kl_coef`` times the KL estimate to the reference.
+    Returns ``((env_state, discounted_return), (transition, extras))``."""
     noise, keys_step, step_resets = per_step
+    dist = with_action_mask(dist, env_state.action_mask)
     action = dist.sample_from_noise(noise)
     log_prob = dist.log_prob(action)
     next_env_state, result = vec_env.step_with(keys_step, step_resets, env_state, action)
     done = result.terminated | result.truncated
+    reward, kl_t = result.reward, jnp.zeros_like(log_prob)
+    if reference_log_prob is not None:
+        ref_log_prob = reference_log_prob(action, env_state.action_mask)
+        reward, kl_t = core.kl_penalty(result.reward, log_prob, ref_log_prob, kl_coef)
     if options.normalize_reward:
-        discounted_return = discounted_return * gamma + result.reward
+        discounted_return = discounted_return * gamma + reward
     transition = Transition(
         obs=obs,
         action=action,
         log_prob=log_prob,
         value=value,
-        reward=result.reward,
+        reward=reward,
         terminated=result.terminated,
         done=done,
         final_obs=_observe(norm, result.final_obs, options.normalize_obs),
         next_value=jnp.zeros_like(value),  # filled in after the loop
+        reward_raw=result.reward,
+        kl_ref=kl_t,
+        action_mask=env_state.action_mask,
     )
     extras = (env_state.obs, discounted_return, result.episode_return, result.episode_length, done)
     # The accumulator restarts with each episode, after its last reward is counted.
@@ -142,11 +181,17 @@ def collect(
     networks: Networks,
     vec_env: VecEnv,
     options: RolloutOptions,
+    reference: Optional[Reference] = None,
+    kl_coef: chex.Numeric = 0.0,
 ) -> tuple[VecEnvState, NormState, Transition, EpisodeStats]:
     """Run the policy for ``options.num_steps`` steps in every env.
 
     Returns the new env state, the normalization statistics merged with this
     rollout's data, the transitions, and the finished-episode statistics.
+
+    With a ``reference``, every reward the learner sees is penalized by
+    ``kl_coef`` times the KL estimate to it (``core.kl_penalty``), computed here
+    with the reference's frozen parameters and observation statistics.
     """
 
     action_noise, step_keys, resets = draw_steps(key, vec_env, options.num_steps, env_state.obs.shape[0])
@@ -155,8 +200,13 @@ def collect(
         env_state, discounted_return = carry
         obs = _observe(norm, env_state.obs, options.normalize_obs)
         dist, value = networks.apply(params, obs)
+        reference_log_prob = None
+        if reference is not None:
+            raw_obs = env_state.obs
+            reference_log_prob = lambda action, mask: _reference_log_prob(reference, networks, raw_obs, action, mask)
         return _act_and_step(
-            env_state, discounted_return, obs, dist, value, per_step, norm, gamma, vec_env, options
+            env_state, discounted_return, obs, dist, value, per_step, norm, gamma, vec_env, options,
+            reference_log_prob, kl_coef,
         )
 
     (env_state, discounted_return), (traj, extras) = jax.lax.scan(
@@ -179,7 +229,10 @@ def _finish(norm: NormState, traj: Transition, extras, discounted_return, option
         # can be scaled with statistics that already include it: no jump in
         # scale between the first rollout and the next.
         new_ret_rms = core.rms_update(norm.ret, returns_seen)
-        traj = traj._replace(reward=core.scale(new_ret_rms, traj.reward))
+        scaled = core.scale(new_ret_rms, traj.reward)
+        if options.reward_clip is not None:
+            scaled = jnp.clip(scaled, -options.reward_clip, options.reward_clip)
+        traj = traj._replace(reward=scaled)
     new_norm = NormState(obs=new_obs_rms, ret=new_ret_rms, discounted_return=discounted_return)
 
     done_f = done.astype(jnp.float32)

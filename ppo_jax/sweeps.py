@@ -36,9 +36,10 @@ from ppo_jax.checkpoint import state_nbytes
 from ppo_jax.config import ConfigError, PPOConfig, STATIC_FIELDS, TRACED_FIELDS
 from ppo_jax.driver import chunk_plan, compiler_options, seed_keys
 from ppo_jax.logs import FINAL_FRACTION, final_window
+from ppo_jax.finetune import Reference, Start, require_reference
 from ppo_jax.train import METRIC_NAMES, Program, build
 
-_OPTIONAL = ("vf_clip", "target_kl")  # null = off, which changes the program
+_OPTIONAL = ("vf_clip", "target_kl", "kl_ref_target")  # null = off, which changes the program
 
 # Averaged over the updates of a log point: every metric of an update but the
 # episode statistics (weighted by episodes below) and the non-finite flags.
@@ -311,6 +312,8 @@ class SweepRun:
         seeds: Sequence[int],
         log_points: int = 50,
         devices: Optional[Sequence[jax.Device]] = None,
+        init_from: Optional[Start] = None,
+        reference: Optional[Reference] = None,
     ):
         self.grid = grid
         self.seeds = [int(s) for s in seeds]
@@ -321,7 +324,8 @@ class SweepRun:
         if log_points < 1:
             raise ConfigError(f"log_points must be ≥ 1, got {log_points}.")
         self.config = grid.base
-        self.program = build(self.config)
+        require_reference(list(grid.configs), reference)
+        self.program = build(self.config, init_from=init_from, reference=reference)
         self.mesh = sharding.run_mesh(devices)
         self.num_devices = self.mesh.size
         self.num_points = len(grid.points)
@@ -429,6 +433,8 @@ def sweep(
     log_points: int = 50,
     devices: Optional[Sequence[jax.Device]] = None,
     on_chunk: Optional[ChunkCallback] = None,
+    init_from: Optional[Start] = None,
+    reference: Optional[Reference] = None,
 ) -> SweepResult:
     """Train every grid point × seed in one compiled program; see ``SweepResult``.
 
@@ -440,6 +446,8 @@ def sweep(
       devices: the devices to split the runs over (default: all, on every process;
         call ``jax.distributed.initialize`` first for several hosts).
       on_chunk: called on the host after each log point.
+      init_from, reference: fine-tune every run from these parameters, under a
+        KL leash to this reference (see ``ppo_jax.train.build``).
 
     Raises:
       ConfigError: a bad grid, a bad value, or no seeds; before anything compiles.
@@ -448,5 +456,6 @@ def sweep(
         if seeds < 1:
             raise ConfigError(f"seeds must be at least 1, got {seeds}.")
         seeds = range(first_seed, first_seed + seeds)
-    run = SweepRun(make_grid(config, grid), seeds, log_points=log_points, devices=devices)
+    run = SweepRun(make_grid(config, grid), seeds, log_points=log_points, devices=devices,
+                   init_from=init_from, reference=reference)
     return run.run(run.compile(), on_chunk)

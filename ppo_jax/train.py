@@ -17,8 +17,9 @@ import optax
 from flax import struct
 
 from ppo_jax import core
-from ppo_jax.config import Hyperparams, PPOConfig, validate
+from ppo_jax.config import ConfigError, Hyperparams, PPOConfig, validate
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
+from ppo_jax.finetune import Reference, Start, check_obs_norm, check_params, require_reference
 from ppo_jax.networks import Networks, networks_from_config
 from ppo_jax.rollout import Memory, RolloutOptions, Transition, collect, collect_recurrent
 from ppo_jax.update import Batch, SequenceBatch, UpdateOptions, make_optimizer, update
@@ -39,6 +40,10 @@ METRIC_NAMES = (
     "learning_rate",
     "minibatch_updates",
     "nonfinite",
+    "reward_raw",
+    "reward_penalized",
+    "kl_ref",
+    "kl_ref_coef",
 )
 
 
@@ -52,6 +57,7 @@ class TrainState:
     norm: NormState
     key: chex.PRNGKey
     update_step: chex.Array  # int32, updates done so far
+    kl_ref_coef: chex.Array  # float32, β of the KL penalty for the next rollout (adapted if kl_ref_target)
     memory: Optional[Memory] = None  # recurrent runs: the carry and episode-start flags of every env
 
 
@@ -69,30 +75,49 @@ class Program(NamedTuple):
     config: PPOConfig
 
 
-def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program:
+def build(
+    config: PPOConfig,
+    env: Any = None,
+    env_params: Any = None,
+    *,
+    init_from: Optional[Start] = None,
+    reference: Optional[Reference] = None,
+) -> Program:
     """Build the pure init and update-step functions of ``config``.
 
     ``env`` (a gymnax ``Environment``) and ``env_params`` (default: its
     ``default_params``), when given, are trained instead of ``config.env_id``,
     which is then only their label; the config's wrappers still apply.
+
+    ``init_from``: start from these network parameters and normalization
+    statistics (with a fresh optimizer) instead of fresh ones. ``reference``:
+    the frozen policy of the KL penalty (``kl_ref_coef``); without one no
+    penalty is computed. Both must fit the config's network (``ConfigError``
+    otherwise, before anything compiles); they enter the program as constants
+    shared by every seed.
     """
     validate(config, env=env, env_params=env_params)
+    recurrent = config.recurrent is not None
+    if recurrent and reference is not None:
+        raise ConfigError(_RECURRENT_KL_REF)
     vec_env = VecEnv.from_config(config, env, env_params)
     networks = networks_from_config(config, vec_env.spec)
+    _check_fit(networks, vec_env, init_from, reference)
+    adaptive_kl = config.kl_ref_target is not None
     rollout_options = RolloutOptions(
         num_steps=config.num_steps,
         normalize_obs=config.normalize_obs,
         normalize_reward=config.normalize_reward,
+        reward_clip=config.reward_clip,
     )
     update_options = UpdateOptions.from_config(config)
     num_updates = config.num_updates
     anneal_lr = config.anneal_lr
-    recurrent = config.recurrent is not None
     chunk = config.bptt_chunk or config.num_steps
 
     def init(key: chex.PRNGKey, hp: Hyperparams) -> TrainState:
         key_params, key_env, key_loop = jax.random.split(key, 3)
-        params = networks.init(key_params)
+        params = networks.init(key_params) if init_from is None else init_from.params
         opt_state = make_optimizer(hp.max_grad_norm).init(params)
         env_state = vec_env.reset(key_env, config.num_envs)
         # Statistics start at mean 0, variance 1: reset observations alone have
@@ -102,6 +127,11 @@ def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program
             ret=core.rms_init(()),
             discounted_return=jnp.zeros((config.num_envs,), jnp.float32),
         )
+        if init_from is not None:
+            norm = norm.replace(
+                obs=init_from.obs_norm if config.normalize_obs else norm.obs,
+                ret=init_from.ret_norm if config.normalize_reward else norm.ret,
+            )
         memory = None
         if recurrent:
             memory = Memory(
@@ -115,6 +145,7 @@ def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program
             norm=norm,
             key=key_loop,
             update_step=jnp.asarray(0, jnp.int32),
+            kl_ref_coef=jnp.asarray(hp.kl_ref_coef, jnp.float32),
             memory=memory,
         )
 
@@ -143,6 +174,8 @@ def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program
                 networks=networks,
                 vec_env=vec_env,
                 options=rollout_options,
+                reference=reference,
+                kl_coef=state.kl_ref_coef,
             )
         advantages, targets = core.gae(
             traj.reward,
@@ -164,6 +197,7 @@ def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program
                 value=flat(traj.value),
                 advantage=flat(advantages),
                 target=flat(targets),
+                action_mask=None if traj.action_mask is None else flat(traj.action_mask),
             )
         if anneal_lr:
             learning_rate = hp.learning_rate * (1.0 - state.update_step / num_updates)
@@ -189,7 +223,13 @@ def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program
             "explained_variance": core.explained_variance(batch.value.reshape(-1), batch.target.reshape(-1)),
             "learning_rate": jnp.asarray(learning_rate, jnp.float32),
             **loss_metrics,
+            **_kl_metrics(traj, state.kl_ref_coef, reference is not None),
         }
+        kl_ref_coef = state.kl_ref_coef
+        if adaptive_kl:
+            kl_ref_coef = core.adaptive_kl_coef(
+                kl_ref_coef, metrics["kl_ref"], hp.kl_ref_target, config.batch_size, hp.kl_ref_horizon
+            )
         new_state = TrainState(
             params=params,
             opt_state=opt_state,
@@ -197,11 +237,19 @@ def build(config: PPOConfig, env: Any = None, env_params: Any = None) -> Program
             norm=norm,
             key=key,
             update_step=state.update_step + 1,
+            kl_ref_coef=kl_ref_coef,
             memory=memory,
         )
         return new_state, metrics
 
     return Program(init=init, step=step, networks=networks, vec_env=vec_env, config=config)
+
+
+_RECURRENT_KL_REF = (
+    "a KL penalty to a reference policy is not supported yet for recurrent policies (recurrent is set): the "
+    "reference's log-probabilities would need a carry of their own. Set kl_ref_coef: 0 (and no kl_ref_target, "
+    "no --kl-ref), or recurrent: null; --init-from alone works for recurrent runs."
+)
 
 
 def sequence_batch(traj: Transition, advantages: chex.Array, targets: chex.Array, chunk: int) -> SequenceBatch:
@@ -232,7 +280,31 @@ def sequence_batch(traj: Transition, advantages: chex.Array, targets: chex.Array
         target=steps(targets),
         start=steps(traj.start),
         carry=jax.tree.map(first, traj.carry),
+        action_mask=None if traj.action_mask is None else steps(traj.action_mask),
     )
+
+
+def _check_fit(networks: Networks, vec_env: VecEnv, init_from: Optional[Start], reference: Optional[Reference]):
+    expected = jax.eval_shape(networks.init, jax.random.PRNGKey(0))
+    obs_shape = vec_env.spec.obs_shape
+    if init_from is not None:
+        check_params(expected, init_from.params, "init_from")
+        check_obs_norm(init_from.obs_norm, obs_shape, "init_from")
+    if reference is not None:
+        check_params(expected, reference.params, "reference")
+        check_obs_norm(reference.obs_norm, obs_shape, "reference")
+
+
+def _kl_metrics(traj, kl_ref_coef: chex.Array, has_reference: bool) -> Metrics:
+    """Mean per step: the env's reward, the reward the learner saw (before any
+    scaling), and the KL estimate to the reference (NaN without one)."""
+    penalized = traj.reward_raw - kl_ref_coef * traj.kl_ref if has_reference else traj.reward_raw
+    return {
+        "reward_raw": jnp.mean(traj.reward_raw),
+        "reward_penalized": jnp.mean(penalized),
+        "kl_ref": jnp.mean(traj.kl_ref) if has_reference else jnp.asarray(jnp.nan, jnp.float32),
+        "kl_ref_coef": kl_ref_coef,
+    }
 
 
 def run_updates(program: Program, state: TrainState, hp: Hyperparams, num_updates: int):
@@ -241,7 +313,12 @@ def run_updates(program: Program, state: TrainState, hp: Hyperparams, num_update
 
 
 def make_train(
-    config: PPOConfig, env: Any = None, env_params: Any = None
+    config: PPOConfig,
+    env: Any = None,
+    env_params: Any = None,
+    *,
+    init_from: Optional[Start] = None,
+    reference: Optional[Reference] = None,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
     """Return ``train(key, hp=None) -> (final TrainState, metrics)``.
 
@@ -251,8 +328,13 @@ def make_train(
     ``metrics`` maps each name in ``METRIC_NAMES`` to an array ``[num_updates]``.
     ``hp`` defaults to the config's traced settings; pass a ``Hyperparams`` of
     arrays to vmap over settings. ``train`` is pure: jit it, vmap it.
+
+    ``init_from`` and ``reference`` (see ``build``) fine-tune a trained policy
+    under a KL leash; ``ppo_jax.reference.load_start`` / ``load_reference``
+    read them from a run directory.
     """
-    program = build(config, env, env_params)
+    program = build(config, env, env_params, init_from=init_from, reference=reference)
+    require_reference([config], reference)
     default_hp = config.hyperparams()
 
     def train(key: chex.PRNGKey, hp: Optional[Hyperparams] = None):

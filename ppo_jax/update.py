@@ -2,14 +2,16 @@
 
     loss = clipped_surrogate + c1 · value_loss − c2 · entropy
 
-Everything is a ``lax.scan``; with target-KL early stopping the minibatch steps
-after the first one whose approx_kl exceeds the target are masked (params and
+Everything is a ``lax.scan``. Target-KL early stopping follows Stable-Baselines3:
+the first minibatch step whose approx_kl (measured before the step, on the
+params it would update) exceeds ``1.5 × target_kl`` is not applied, and neither
+is any later step of this rollout. Skipped steps are masked (params and
 optimizer state pass through unchanged), so the program shape never changes.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import chex
 import jax
@@ -18,6 +20,7 @@ import optax
 
 from ppo_jax import core
 from ppo_jax.config import Hyperparams
+from ppo_jax.core.distributions import with_action_mask
 from ppo_jax.networks import Networks, RecurrentNetworks
 
 
@@ -30,6 +33,7 @@ class Batch(NamedTuple):
     value: chex.Array
     advantage: chex.Array
     target: chex.Array  # A + V_old
+    action_mask: Optional[chex.Array] = None  # [N, K] bool, valid actions at obs; None: env has no mask
 
 
 class SequenceBatch(NamedTuple):
@@ -48,6 +52,7 @@ class SequenceBatch(NamedTuple):
     target: chex.Array
     start: chex.Array  # [L, S] bool: reset the carry before this step
     carry: Any  # [S, H] (LSTM: a pair)
+    action_mask: Optional[chex.Array] = None  # [L, S, K] bool, valid actions at obs; None: env has no mask
 
 
 def take_sequences(batch: SequenceBatch, index: chex.Array) -> SequenceBatch:
@@ -123,6 +128,7 @@ def ppo_loss(params, batch: Union[Batch, SequenceBatch], hp: Hyperparams, networ
         _, dist, value = networks.unroll(params, batch.carry, batch.obs, batch.start)
     else:
         dist, value = networks.apply(params, batch.obs)
+    dist = with_action_mask(dist, batch.action_mask)
     log_prob = dist.log_prob(batch.action)
     advantage = batch.advantage
     if options.normalize_advantages:
@@ -147,6 +153,9 @@ def ppo_loss(params, batch: Union[Batch, SequenceBatch], hp: Hyperparams, networ
     return total, aux
 
 
+KL_STOP_FACTOR = 1.5  # Stable-Baselines3's margin over target_kl
+
+
 def minibatch_step(carry, minibatch, *, hp, learning_rate, tx, networks, options):
     """One step of Adam on one minibatch: ``carry = (params, opt_state, stopped)``."""
     params, opt_state, stopped = carry
@@ -155,14 +164,15 @@ def minibatch_step(carry, minibatch, *, hp, learning_rate, tx, networks, options
     new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
     aux["grad_norm"] = core.global_norm(grads)
     if options.target_kl:
-        # Masked, not skipped, per minibatch: the step whose approx_kl crossed the
-        # target is kept and every later step of this rollout is a no-op. (CleanRL
-        # checks once per epoch, after all of its minibatches.)
+        # SB3's rule: the KL of this minibatch under the current params decides
+        # whether this very step is taken, so a tiny target takes no step at all
+        # after the first minibatch has moved the policy. (CleanRL instead checks
+        # once per epoch and keeps the epoch that crossed.)
+        stopped = stopped | (aux["approx_kl"] > KL_STOP_FACTOR * hp.target_kl)
         keep = ~stopped
         new_params = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_params, params)
         new_opt_state = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_opt_state, opt_state)
         applied = keep
-        stopped = stopped | (aux["approx_kl"] > hp.target_kl)
     else:
         applied = jnp.asarray(True)
     return (new_params, new_opt_state, stopped), (aux, applied)
@@ -211,9 +221,12 @@ def update(
     (params, opt_state, _), (aux, applied) = jax.lax.scan(
         epoch, (params, opt_state, jnp.asarray(False)), rows
     )
+    # Losses are averaged over the applied steps; when none was (the first
+    # minibatch already past the target), over the minibatch that decided it.
     weights = applied.astype(jnp.float32)
     num_applied = jnp.sum(weights)
-    metrics = {name: jnp.sum(aux[name] * weights) / num_applied for name in LOSS_METRICS}
+    weights = jnp.where(num_applied > 0, weights, jnp.zeros_like(weights).at[0, 0].set(1.0))
+    metrics = {name: jnp.sum(aux[name] * weights) / jnp.sum(weights) for name in LOSS_METRICS}
     metrics["minibatch_updates"] = num_applied
     metrics["nonfinite"] = nonfinite_code(aux, params)
     return params, opt_state, metrics

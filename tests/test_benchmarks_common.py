@@ -45,7 +45,52 @@ def test_torch_gae_matches_ppo_jax_gae():
     term = rng.random((T, B)) < 0.2
     done = term | (rng.random((T, B)) < 0.2)
     adv_j, ret_j = ppo_jax.gae(r, v, nv, term, done, gamma=0.99, gae_lambda=0.95)
-    f = lambda x: torch.as_tensor(np.asarray(x, np.float32))
+    f = lambda x: np.asarray(x, np.float32)
     adv_t, ret_t = torch_gae(f(r), f(v), f(nv), f(term), f(done), 0.99, 0.95)
-    np.testing.assert_allclose(adv_t.numpy(), np.asarray(adv_j), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(ret_t.numpy(), np.asarray(ret_j), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(adv_t, np.asarray(adv_j), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ret_t, np.asarray(ret_j), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+def test_torch_ppo_written_out_densities_match_torch_distributions(discrete):
+    """torch_ppo writes sampling, log-density and entropy out for speed; they must
+    be what torch.distributions computes."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    from benchmarks.torch_ppo import DEFAULTS, ActorCritic
+
+    torch.manual_seed(0)
+    model = ActorCritic(5, 3, discrete, {**DEFAULTS, "log_std_init": -0.3})
+    obs = torch.randn(64, 5)
+    with torch.no_grad():
+        out, value = model(obs)
+        action, log_prob = model.sample(out)
+        if discrete:
+            ref = torch.distributions.Categorical(logits=out)
+            ref_lp, ref_h = ref.log_prob(action), ref.entropy()
+        else:
+            ref = torch.distributions.Normal(out, model.log_std.exp().expand_as(out))
+            ref_lp, ref_h = ref.log_prob(action).sum(-1), ref.entropy().sum(-1)
+        torch.testing.assert_close(log_prob, ref_lp)
+        torch.testing.assert_close(model.log_prob(out, action), ref_lp)
+        torch.testing.assert_close(model.entropy(out), ref_h)
+        torch.testing.assert_close(value, model.value(obs))
+    assert value.shape == (64,) and action.shape == ((64,) if discrete else (64, 3))
+
+
+def test_sb3_settings_translate_value_coefficient_and_schedule():
+    """SB3's value loss has no ½ (so vf_coef / 2), and its schedule, read after a
+    rollout is counted, must give update k the rate lr·(1 − k/N), as ppo_jax does."""
+    pytest.importorskip("torch")
+    pytest.importorskip("stable_baselines3")
+    from benchmarks.sb3_ppo import matched_kwargs
+    from benchmarks.torch_ppo import DEFAULTS
+
+    s = {**DEFAULTS, "total_timesteps": 16 * 128 * 10, "num_envs": 16, "num_steps": 128, "learning_rate": 1e-3}
+    kw = matched_kwargs(s)
+    assert kw["vf_coef"] == pytest.approx(s["vf_coef"] / 2)
+    n = 10
+    for k in range(n):
+        remaining = 1.0 - (k + 1) / n  # SB3: progress after the k-th rollout's steps are counted
+        assert kw["learning_rate"](remaining) == pytest.approx(1e-3 * (1.0 - k / n))
+    assert kw["batch_size"] == 16 * 128 // s["num_minibatches"]

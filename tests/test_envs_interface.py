@@ -254,3 +254,55 @@ def test_make_train_trains_a_given_instance():
     # the label alone, without the instance, is refused
     with pytest.raises(ConfigError, match="unknown 'env_id' 'my-cartpole'"):
         ppo_jax.build(config)
+
+
+def test_action_masks_reach_sampling_log_prob_and_the_update():
+    """A masked env: the rollout never takes an invalid action, its stored log-probs are those
+    of the masked distribution, the update's are too (ratio 1 before the first step), and
+    greedy evaluation respects the mask."""
+    from ppo_jax.core.distributions import Categorical
+    from ppo_jax.rollout import collect
+    from ppo_jax.update import Batch, ppo_loss
+
+    config = ppo_jax.PPOConfig(env_id="grid", max_episode_steps=7, ent_coef=0.0, **TINY)
+    program = ppo_jax.build(config, env=MaskedGrid())
+    assert program.vec_env.spec.action_mask
+    hp = config.hyperparams()
+    state = program.init(jax.random.PRNGKey(0), hp)
+    # make the sometimes-invalid action the favourite: a large bias on logit 2 (the only [3] leaf)
+    params = jax.tree.map(lambda x: x.at[2].add(20.0) if x.shape == (3,) else x, state.params)
+    assert not jax.tree.all(jax.tree.map(jnp.array_equal, params, state.params))
+    from ppo_jax.rollout import RolloutOptions
+
+    _, _, traj, _ = jax.jit(
+        lambda k, p, e, n: collect(k, p, e, n, hp.gamma, networks=program.networks, vec_env=program.vec_env,
+                                   options=RolloutOptions(config.num_steps, False, False))
+    )(jax.random.PRNGKey(1), params, state.env, state.norm)
+    mask, action = np.asarray(traj.action_mask), np.asarray(traj.action)
+    picked = np.take_along_axis(mask, action[..., None], -1)[..., 0]
+    assert picked.all(), "an invalid action was sampled"
+    assert (~mask[..., 2]).any() and (action == 2).any()  # both cases occurred
+    dist, _ = program.networks.apply(params, traj.obs)
+    logits = np.asarray(dist.logits, np.float64)
+    e = np.where(mask, np.exp(logits - logits.max(-1, keepdims=True)), 0.0)
+    expected = np.log(np.take_along_axis(e / e.sum(-1, keepdims=True), action[..., None], -1)[..., 0])
+    np.testing.assert_allclose(traj.log_prob, expected, rtol=1e-4, atol=1e-4)
+    flat = lambda x: x.reshape((-1,) + x.shape[2:])
+    batch = Batch(obs=flat(traj.obs), action=flat(traj.action), log_prob=flat(traj.log_prob),
+                  value=flat(traj.value), advantage=flat(traj.value), target=flat(traj.value),
+                  action_mask=flat(traj.action_mask))
+    from ppo_jax.update import UpdateOptions
+
+    _, aux = ppo_loss(params, batch, hp, program.networks, UpdateOptions.from_config(config))
+    assert abs(float(aux["approx_kl"])) < 1e-6 and float(aux["clip_fraction"]) == 0.0
+    p = e / e.sum(-1, keepdims=True)
+    masked_entropy = -np.sum(np.where(mask, p * np.log(np.where(mask, p, 1.0)), 0.0), -1).mean()
+    np.testing.assert_allclose(float(aux["entropy"]), masked_entropy, rtol=1e-4, atol=1e-5)
+    assert abs(masked_entropy - float(Categorical(dist.logits).entropy().mean())) > 0.1  # the two differ here
+    # greedy actions respect the mask too (the mode of the masked distribution)
+    from ppo_jax.policy import PolicyParams, make_act
+
+    act = make_act(program.networks, program.vec_env, normalize_obs=False)
+    obs, _ = program.vec_env.env.reset_env(jax.random.PRNGKey(2), program.vec_env.params)
+    greedy = act(PolicyParams(params, None), jax.tree.map(lambda x: x[None], obs))
+    assert bool(np.asarray(obs.action_mask)[int(greedy[0])])

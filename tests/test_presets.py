@@ -1,5 +1,6 @@
 """Every preset in configs/ loads strictly and builds; load_config refuses unknown keys."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,29 @@ def test_preset_loads_and_builds(path):
     assert program.vec_env.spec.env_id == config.env_id
 
 
+HEADER = ("# reaches:", "# budget:", "# seeds:", "# command:")
+REACHES = re.compile(
+    r"^# reaches: IQM (?P<iqm>-?[\d.]+), mean (?P<mean>-?[\d.]+), min (?P<min>-?[\d.]+); "
+    r"(?P<count>\d+) of (?P<n>\d+) seeds ≥ (?P<bar>-?[\d.]+)"
+)
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_preset_states_budget_and_expected_return(path):
-    text = path.read_text()
-    assert "# budget:" in text and "# reaches:" in text
+def test_preset_header_has_one_form(path):
+    """Title line, then `# reaches:` (IQM, mean, min, count ≥ T), `# budget:` (the env
+    steps a run really takes), `# seeds:` and `# command:`, in this order."""
+    lines = path.read_text().splitlines()
+    starts = [next((i for i, line in enumerate(lines) if line.startswith(key)), None) for key in HEADER]
+    assert None not in starts, f"{path.name}: header needs lines starting with {HEADER}"
+    assert starts == sorted(starts) and starts[0] == 1, f"{path.name}: header lines out of order: {starts}"
+    match = REACHES.match(lines[1])
+    assert match, f"{path.name}: first header line is not in the form of {REACHES.pattern!r}: {lines[1]!r}"
+    iqm, mean, low = (float(match[k]) for k in ("iqm", "mean", "min"))
+    assert low <= iqm and low <= mean and int(match["count"]) <= int(match["n"])
+    config = ppo_jax.load_config(path)
+    assert f"# budget: {config.env_steps:,} env steps per seed" in lines[starts[1]], (
+        f"{path.name}: budget line should state {config.env_steps:,} env steps per seed"
+    )
 
 
 def test_unknown_key_is_refused_with_suggestion(tmp_path):

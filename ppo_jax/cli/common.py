@@ -77,3 +77,11 @@ def enable_compile_cache() -> None:
         return
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def rounding_notice(config) -> str | None:
+    """A note when ``total_timesteps`` is not a whole number of rollouts (it is rounded down)."""
+    if config.env_steps == config.total_timesteps:
+        return None
+    return (f"note: total_timesteps {config.total_timesteps:,} rounded down to {config.env_steps:,} env steps: "
+            f"{config.num_updates} whole rollouts of num_envs × num_steps = {config.batch_size:,}.")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from ppo_jax.cli import common
+from ppo_jax.cli import common, finetune
 from ppo_jax.cli.common import UserError
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     sweep.add_argument("--out", help="sweep directory (default: runs/sweep-<config>-<time>)")
     sweep.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
+    finetune.add_arguments(sweep)
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
     hosts.add_argument("--distributed", action="store_true",
                        help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)")
@@ -98,11 +99,11 @@ def _plan(args):
     # Before anything starts a JAX backend (validating the env id imports gymnax, which does).
     start_distributed(args)
 
-    from ppo_jax.config import ConfigError, load_config
+    from ppo_jax.config import ConfigError, load_config_from
     from ppo_jax.sweeps import make_grid
 
     try:
-        config = load_config(args.config, **overrides)
+        config = load_config_from(args.config, overrides)
         grid = make_grid(config, grid_values)
     except ConfigError as err:
         raise UserError(str(err)) from None
@@ -120,6 +121,8 @@ def _header(run, err) -> None:
         + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
         + (f" ({run.padded_runs - run.num_runs} padding runs)" if run.padded_runs > run.num_runs else "")
     )
+    if common.rounding_notice(config):
+        err.print(common.rounding_notice(config))
     err.print(f"memory (from shapes, before compiling): {run.memory.describe()}")
 
 
@@ -157,12 +160,15 @@ def _report(out: Path, result, run, err) -> None:
 
     extra = {**common.environment(), "memory_estimate_bytes_per_device": run.memory.per_device_bytes}
     summary = report.write_sweep_dir(out, result, common.command_line(), extra)
+    warning = report.too_few_seeds(len(result.seeds))
     for rank, p in enumerate(summary.ranking[:3]):
         st = summary.points[p]
         err.print(f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · "
-                  f"final return IQM {report.format_interval(st.iqm)}")
+                  f"final return IQM {report.format_interval(st.iqm, 1, warning is None)}")
     if summary.comparison is not None:
-        err.print(f"P(best > second) = {report.format_interval(summary.comparison.probability, 3)}")
+        err.print(f"P(best > second) = {report.format_interval(summary.comparison.probability, 3, warning is None)}")
+    if warning:
+        err.print(f"ppo-jax: warning: {warning}")
     diverged = int((result.nonfinite != 0).sum())
     if diverged:
         err.print(f"ppo-jax: warning: {diverged} run(s) went non-finite; see {out / 'report.md'}.")
@@ -183,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
 
     common.enable_compile_cache()
     main_process = jax.process_index() == 0
-    sweep_run = SweepRun(grid, seeds)
+    tune = finetune.resolve(grid.configs, args)
+    sweep_run = SweepRun(grid, seeds, init_from=tune.start, reference=tune.reference)
     err = Console(stderr=True, quiet=not main_process)
     if main_process:
         out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from ppo_jax.cli import common
+from ppo_jax.cli import common, finetune
 from ppo_jax.cli.common import EXIT_CHECKPOINT, EXIT_NONFINITE, UserError
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     train = sub.add_parser("train", help="train from a YAML config, or resume a run",
                            description="Train from a YAML config, or continue a stopped run with --resume.")
     train.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cartpole.yaml")
+    train.add_argument("--env", metavar="ENV_ID",
+                       help="train ENV_ID without a preset: defaults chosen by its action type "
+                            "(see 'ppo-jax settings'; --set changes them)")
     train.add_argument("--seeds", type=int, help="number of seeds trained at once (vmapped; default 1)")
     train.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
@@ -55,6 +58,7 @@ def add_parser(sub) -> None:
     train.add_argument("--wandb", nargs="?", const="online", choices=("online", "offline"),
                        help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network")
     train.add_argument("--no-progress", action="store_true", help="no progress output")
+    finetune.add_arguments(train)
     train.set_defaults(func=run)
 
 
@@ -77,17 +81,19 @@ def _checkpoint_options(args, config, saved: Optional[dict] = None) -> tuple[int
 
 
 def plan_fresh(args) -> Plan:
-    from ppo_jax.config import ConfigError, load_config
+    from ppo_jax.config import ConfigError, env_defaults, load_config_from
 
-    if args.config is None:
-        raise UserError("train: give a CONFIG.yaml to start a run, or --resume RUN_DIR to continue one.")
+    if (args.config is None) == (args.env is None):
+        raise UserError("train: give a CONFIG.yaml or --env ENV_ID (not both) to start a run, "
+                        "or --resume RUN_DIR to continue one.")
     overrides = common.parse_sets(args.set or [])
     try:
-        config = load_config(args.config, **overrides)
+        defaults = {} if args.env is None else env_defaults(args.env)
+        config = load_config_from(args.config, {**defaults, **overrides})
     except ConfigError as err:
         raise UserError(str(err)) from None
     seeds = common.seed_list(1 if args.seeds is None else args.seeds, 0 if args.seed is None else args.seed)
-    out = Path(args.out) if args.out else default_out(args.config)
+    out = Path(args.out) if args.out else default_out(args.config or args.env)
     prepare_out_dir(out, args.overwrite)
     every, keep = _checkpoint_options(args, config)
     return Plan(config, seeds, out, every, keep, first_command=common.command_line())
@@ -97,8 +103,10 @@ def _refuse_options_with_resume(args) -> None:
     given = [
         name
         for name, value in (
-            ("CONFIG", args.config), ("--set", args.set), ("--seeds", args.seeds), ("--seed", args.seed),
+            ("CONFIG", args.config), ("--env", args.env), ("--set", args.set), ("--seeds", args.seeds),
+            ("--seed", args.seed),
             ("--out", args.out), ("--overwrite", args.overwrite or None),
+            ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
         )
         if value is not None
     ]
@@ -280,13 +288,17 @@ def _train(args, plan: Plan, err):
     from ppo_jax.driver import ChunkedRun
 
     common.enable_compile_cache()
-    run = ChunkedRun(plan.config, plan.seeds)
+    tune = finetune.resolve([plan.config], args, resume=None if plan.fresh else plan.out)
+    run = ChunkedRun(plan.config, plan.seeds, init_from=tune.start, reference=tune.reference)
     restored = _check_space_and_restore(run, plan, not args.no_tensorboard)
     if plan.fresh:
         _start_dir(plan, args.overwrite)
+        tune.save(plan.out)
     loggers = make_loggers(plan.out, plan.seeds, plan.config, plan.start_update,
                            tensorboard=not args.no_tensorboard, wandb_mode=args.wandb)
     err.print(_header(plan))
+    if plan.fresh and common.rounding_notice(plan.config):
+        err.print(common.rounding_notice(plan.config))
     err.print("compiling…")
     state = run.compile()
     if restored is not None:  # onto the devices (and shardings) the compiled chunks expect

@@ -2,6 +2,7 @@
 
 from ppo_jax.core.distributions import Categorical, DiagGaussian
 from ppo_jax.core.gae import gae
+from ppo_jax.core.kl import adaptive_kl_coef, kl_penalty
 from ppo_jax.core.losses import (
     approx_kl,
     clip_fraction,
@@ -23,12 +24,14 @@ __all__ = [
     "Categorical",
     "DiagGaussian",
     "RunningMeanStd",
+    "adaptive_kl_coef",
     "approx_kl",
     "clip_fraction",
     "clipped_surrogate_loss",
     "explained_variance",
     "gae",
     "global_norm",
+    "kl_penalty",
     "normalize",
     "normalize_advantages",
     "rms_init",

@@ -19,6 +19,9 @@ import jax.numpy as jnp
 from flax import struct
 
 _LOG_2PI = math.log(2.0 * math.pi)
+# The logit of a masked-out action: finite, so that log-softmax, p·log p (= 0·(−1e9) = 0)
+# and their gradients stay finite, yet exp(−1e9 − logsumexp) is exactly 0 in float32.
+MASKED_LOGIT = -1e9
 
 
 @struct.dataclass
@@ -60,6 +63,21 @@ class Categorical:
 
     def mode(self) -> chex.Array:
         return jnp.argmax(self.logits, axis=-1)
+
+    def masked(self, mask: chex.Array) -> "Categorical":
+        """The distribution restricted to the valid actions: p(a) ∝ exp(logit_a) · [mask_a].
+
+        ``mask`` ``[..., K]`` bool, True where valid. Invalid actions get
+        probability 0: never sampled nor the mode, no part of the entropy, and
+        no gradient reaches their logits. A row with no valid action stays
+        uniform (every logit equal), rather than NaN.
+        """
+        return Categorical(jnp.where(mask, self.logits, MASKED_LOGIT))
+
+
+def with_action_mask(dist, mask):
+    """``dist`` restricted to ``mask`` (a Categorical); ``dist`` itself when ``mask`` is None."""
+    return dist if mask is None else dist.masked(mask)
 
 
 @struct.dataclass

@@ -104,9 +104,11 @@ class VecEnv:
         return self.step_with(jax.random.split(key_step, num_envs), resets, state, action)
 
     def reset_states(self, keys: chex.PRNGKey) -> tuple[chex.Array, Any]:
-        """``(obs, env_state)`` of fresh episodes, one per key; keys ``[..., 2]``, any batch shape."""
+        """``(obs, env_state)`` of fresh episodes, one per key, any batch shape: typed keys
+        (``jax.random.key``) ``[...]`` or raw ``uint32`` keys ``[..., 2]``."""
         reset = lambda k: self.env.reset_env(k, self.params)
-        for _ in range(keys.ndim - 1):
+        typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
+        for _ in range(keys.ndim if typed else keys.ndim - 1):
             reset = jax.vmap(reset)
         return reset(keys)
 

@@ -1,0 +1,167 @@
+"""Each suite adapter against the suite's own step, through VecEnv (our auto-reset).
+
+Random actions over episodes that end both ways; every step compares the
+observation (flattened by a numpy reference: fields sorted by name, each
+raveled, the action mask apart), the reward, terminated vs truncated, the final
+observation before the reset, the observation after it, and the returns and
+lengths of finished episodes. Skipped when the suite's extra is not installed.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+import ppo_jax
+from ppo_jax.envs import VecEnv
+
+
+def np_flatten(observation):
+    """The documented flattening, in plain numpy: fields sorted by name, each raveled, no action mask."""
+    if hasattr(observation, "_asdict"):
+        observation = observation._asdict()
+    if not isinstance(observation, dict):
+        return np.ravel(np.asarray(observation, np.float32)), None
+    mask = observation.get("action_mask")
+    parts = [np.ravel(np.asarray(observation[k], np.float32)) for k in sorted(observation) if k != "action_mask"]
+    return np.concatenate(parts), None if mask is None else np.asarray(mask, bool)
+
+
+def check_against_suite(vec, ref_reset, ref_step, num_envs, num_steps, seed=0, valid_bias=0.0, action_p=None):
+    """Step ``vec`` and a per-env reference side by side; return (terminations, truncations) seen.
+
+    ``ref_reset(key) -> carry, raw_obs`` and ``ref_step(carry, action) -> carry, raw_obs,
+    reward, terminated, truncated``: the suite's own functions, the time limit where
+    the suite leaves it to us counted by the caller.
+    """
+    rng = np.random.default_rng(seed)
+    step_with = jax.jit(vec.step_with)
+    reset_states = jax.jit(vec.reset_states)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_envs)
+    state = jax.jit(lambda k: vec.reset(k, num_envs))(jax.random.PRNGKey(seed + 1))
+    # the reference starts from the same episodes: VecEnv.reset splits its key as here
+    ref = []
+    for b, key in enumerate(jax.random.split(jax.random.PRNGKey(seed + 1), num_envs)):
+        carry, raw = ref_reset(key)
+        ref.append([carry, 0.0, 0])
+        obs, mask = np_flatten(raw)
+        np.testing.assert_allclose(np.ravel(state.obs[b]), obs, rtol=1e-6)
+    terminations = truncations = 0
+    for t in range(num_steps):
+        mask = None if state.action_mask is None else np.asarray(state.action_mask)
+        actions = rng.choice(vec.spec.action_dim, num_envs, p=action_p)
+        if mask is not None and valid_bias:
+            for b in range(num_envs):
+                if rng.random() < valid_bias:
+                    actions[b] = rng.choice(np.flatnonzero(mask[b]))
+        step_keys = jax.random.split(jax.random.fold_in(keys[0], 2 * t), num_envs)
+        reset_keys = jax.random.split(jax.random.fold_in(keys[0], 2 * t + 1), num_envs)
+        state, result = step_with(step_keys, reset_states(reset_keys), state, jax.numpy.asarray(actions))
+        for b in range(num_envs):
+            carry, ret, length = ref[b]
+            carry, raw, reward, terminated, truncated = ref_step(carry, int(actions[b]))
+            ret, length = ret + float(reward), length + 1
+            final, _ = np_flatten(raw)
+            np.testing.assert_allclose(np.ravel(result.final_obs[b]), final, rtol=1e-6)
+            np.testing.assert_allclose(result.reward[b], reward, rtol=1e-6)
+            assert bool(result.terminated[b]) == bool(terminated), (t, b)
+            assert bool(result.truncated[b]) == (bool(truncated) and not bool(terminated)), (t, b)
+            if terminated or truncated:
+                terminations += bool(terminated)
+                truncations += not bool(terminated)
+                np.testing.assert_allclose(result.episode_return[b], ret, rtol=1e-5)
+                assert int(result.episode_length[b]) == length
+                carry, raw = ref_reset(reset_keys[b])
+                ret, length = 0.0, 0
+            obs, ref_mask = np_flatten(raw)
+            np.testing.assert_allclose(np.ravel(state.obs[b]), obs, rtol=1e-6)
+            if ref_mask is not None:
+                np.testing.assert_array_equal(state.action_mask[b], ref_mask)
+            ref[b] = [carry, ret, length]
+    return terminations, truncations
+
+
+def test_jumanji_snake_matches_its_own_step():
+    jumanji = pytest.importorskip("jumanji")
+    from jumanji.types import StepType
+
+    limit = 12
+    config = ppo_jax.load_config(
+        None, env_id="jumanji:Snake-v1", env_kwargs={"num_rows": 5, "num_cols": 5}, max_episode_steps=limit
+    )
+    vec = VecEnv.from_config(config)
+    assert vec.spec.action_mask and vec.spec.max_episode_steps == limit
+    # Snake's own time limit ends an episode with discount 0, like a death; the adapter counts
+    # time itself, so the reference runs without one and the limit is counted here.
+    raw = jumanji.make("Snake-v1", num_rows=5, num_cols=5, time_limit=10**6)
+    reset, step = jax.jit(raw.reset), jax.jit(raw.step)
+
+    def ref_reset(key):
+        state, timestep = reset(key)
+        return (state, 0), timestep.observation
+
+    def ref_step(carry, action):
+        state, time = carry
+        state, timestep = step(state, action)
+        last = timestep.step_type == StepType.LAST
+        terminated = bool(last & (timestep.discount == 0))
+        return (state, time + 1), timestep.observation, float(timestep.reward), terminated, time + 1 >= limit
+
+    terminations, truncations = check_against_suite(vec, ref_reset, ref_step, 6, 40, valid_bias=0.9)
+    assert terminations > 0 and truncations > 0
+
+
+def test_xminigrid_empty_matches_its_own_step():
+    xminigrid = pytest.importorskip("xminigrid")
+    from xminigrid.types import StepType
+
+    config = ppo_jax.load_config(None, env_id="xminigrid:MiniGrid-Empty-6x6", env_kwargs={"max_steps": 14})
+    vec = VecEnv.from_config(config)
+    assert not vec.spec.action_mask and vec.spec.max_episode_steps == 14
+    env, params = xminigrid.make("MiniGrid-Empty-6x6")
+    params = params.replace(max_steps=14)
+    reset = jax.jit(lambda key: env.reset(params, key))
+    step = jax.jit(lambda ts, a: env.step(params, ts, a))
+
+    def ref_reset(key):
+        timestep = reset(key)
+        return timestep, timestep.observation
+
+    def ref_step(timestep, action):
+        timestep = step(timestep, action)
+        last = bool(timestep.step_type == StepType.LAST)
+        terminated = last and float(timestep.discount) == 0.0
+        truncated = last and float(timestep.discount) == 1.0  # the suite's own time limit
+        return timestep, timestep.observation, float(timestep.reward), terminated, truncated
+
+    # mostly forward (action 0), so that random walks reach the goal before the limit too
+    p = [0.5, 0.2, 0.2, 0.04, 0.03, 0.03]
+    terminations, truncations = check_against_suite(vec, ref_reset, ref_step, 8, 45, seed=1, action_p=p)
+    assert terminations > 0 and truncations > 0
+
+
+def test_xminigrid_max_episode_steps_reaches_the_suite():
+    """The config's limit replaces the suite's max_steps, which its reward also uses."""
+    pytest.importorskip("xminigrid")
+    config = ppo_jax.load_config(None, env_id="xminigrid:MiniGrid-Empty-6x6", max_episode_steps=30)
+    vec = VecEnv.from_config(config)
+    assert vec.spec.max_episode_steps == 30 and vec.params.suite_params().max_steps == 30
+
+
+def test_suite_envs_train_a_few_updates():
+    """One tiny run per installed suite: the whole program compiles and its numbers are finite."""
+    ids = []
+    for module, env_id, extra in (("jumanji", "jumanji:Snake-v1", {"env_kwargs": {"num_rows": 5, "num_cols": 5}}),
+                                  ("xminigrid", "xminigrid:MiniGrid-Empty-6x6", {})):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        ids.append((env_id, extra))
+    if not ids:
+        pytest.skip("no suite extra installed")
+    for env_id, extra in ids:
+        config = ppo_jax.load_config(None, env_id=env_id, total_timesteps=256, num_envs=4, num_steps=32,
+                                     num_minibatches=2, update_epochs=1, **extra)
+        _, metrics = jax.jit(ppo_jax.make_train(config))(jax.random.PRNGKey(0))
+        for name in ("policy_loss", "value_loss", "entropy"):
+            assert np.isfinite(np.asarray(metrics[name])).all(), (env_id, name)

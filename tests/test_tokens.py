@@ -1,0 +1,80 @@
+"""The miniature language task: rewards against plain-Python scoring of the
+documented grammar and reward model, observations, termination."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ppo_jax.envs import VecEnv, env_spec
+from ppo_jax.envs import tokens as T
+
+
+def python_fluency(sentence):
+    prev, out = "<s>", []
+    for word in sentence:
+        out.append(1.0 if word in T.GRAMMAR[prev] else -1.0)
+        prev = word
+    return out
+
+
+def python_rm(sentence):
+    return sum(word in ("good", "!") for word in sentence)
+
+
+def _play(env_id, actions):
+    """Step B envs through actions [T, B] (jitted scan); rewards and flags [T, B], observations [T+1, B, obs]."""
+    vec = VecEnv(env_id)
+
+    def run(actions):
+        state = vec.reset(jax.random.PRNGKey(0), actions.shape[1])
+
+        def step(state, a):
+            new, result = vec.step(jax.random.PRNGKey(1), state, a)
+            return new, (result.reward, result.terminated, result.truncated, state.obs)
+
+        last, out = jax.lax.scan(step, state, actions)
+        return out, last.obs
+
+    return jax.device_get(jax.jit(run)(jnp.asarray(actions)))
+
+
+def test_rewards_match_the_documented_scoring_on_random_sentences():
+    rng = np.random.default_rng(0)
+    sentences = rng.integers(0, len(T.VOCAB), size=(T.LENGTH, 64))
+    sentences[:, 0] = [T.VOCAB.index(w) for w in "the good cat sat ! the good dog".split()]
+    words = [[T.VOCAB[i] for i in sentences[:, b]] for b in range(sentences.shape[1])]
+    (fluency, terminated, truncated, _), _ = _play("ppo_jax.envs.tokens:Fluency", sentences)
+    np.testing.assert_array_equal(fluency.T, [python_fluency(w) for w in words])
+    (rm, _, _, _), _ = _play("ppo_jax.envs.tokens:RewardModel", sentences)
+    np.testing.assert_array_equal(rm[:-1], 0.0)
+    np.testing.assert_array_equal(rm[-1], [python_rm(w) for w in words])
+    np.testing.assert_array_equal(rm[-1], T.rm_score(sentences.T))
+    assert rm[-1, 0] == 3 and fluency[:, 0].sum() == T.LENGTH  # the best grammatical sentence
+    # Every sentence ends by termination after LENGTH tokens, never by truncation.
+    np.testing.assert_array_equal(terminated, np.broadcast_to(np.arange(T.LENGTH)[:, None] == T.LENGTH - 1, terminated.shape))
+    assert not truncated.any()
+
+
+def test_the_quirk_pays_more_than_any_grammatical_sentence():
+    hack = np.full((T.LENGTH, 1), T.VOCAB.index("!"))
+    (rm, _, _, _), _ = _play("ppo_jax.envs.tokens:RewardModel", hack)
+    assert rm[-1, 0] == T.LENGTH
+    assert T.grammatical_fraction(hack.T)[0] < 0.2
+
+
+def test_observation_is_the_last_tokens_and_the_position():
+    sentence = [T.VOCAB.index(w) for w in "the very good dog ran the cat sat".split()]
+    (_, _, _, obs), _ = _play("ppo_jax.envs.tokens:Fluency", np.asarray(sentence)[:, None])
+    width = len(T.VOCAB) + 1
+    assert env_spec("ppo_jax.envs.tokens:RewardModel").obs_shape == (T.CONTEXT * width + T.LENGTH,)
+    for t in range(T.LENGTH):
+        o = obs[t, 0]
+        context = [T.BOS] * T.CONTEXT + sentence[:t]
+        want = np.concatenate([np.eye(width)[c] for c in context[-T.CONTEXT:]] + [np.eye(T.LENGTH)[t]])
+        np.testing.assert_array_equal(o, want)
+
+
+def test_an_unknown_task_is_refused():
+    with pytest.raises(ValueError, match="task must be one of"):
+        T.Tokens("poetry")
