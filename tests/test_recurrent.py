@@ -236,6 +236,76 @@ def test_recurrent_settings_are_checked():
     assert ppo_jax.load_config(None).recurrent is None
 
 
+
+def test_kl_reference_is_refused_for_recurrent_runs_and_init_from_works():
+    """A KL penalty needs the reference's log-probs, which a recurrent reference would need its
+    own carry for: refused before compiling. --init-from (parameters and statistics) works."""
+    from ppo_jax.finetune import Reference, Start
+
+    with pytest.raises(ConfigError, match="not supported yet for recurrent policies"):
+        _config("gru", kl_ref_coef=0.1)
+    with pytest.raises(ConfigError, match="not supported yet for recurrent policies"):
+        _config("lstm", kl_ref_coef=0.1, kl_ref_target=0.01)
+    config = _config("gru")
+    networks = ppo_jax.build(config).networks
+    params = networks.init(jax.random.PRNGKey(5))
+    with pytest.raises(ConfigError, match="not supported yet for recurrent policies"):
+        ppo_jax.build(config, reference=Reference(params=params, obs_norm=None))
+    obs_norm = core.RunningMeanStd(mean=jnp.arange(4.0), var=jnp.full((4,), 2.0), count=jnp.asarray(9.0))
+    ret_norm = core.RunningMeanStd(mean=jnp.asarray(0.5), var=jnp.asarray(3.0), count=jnp.asarray(9.0))
+    start = Start(params=params, obs_norm=obs_norm, ret_norm=ret_norm)
+    tuned = _config("gru", normalize_obs=True, normalize_reward=True)
+    state = ppo_jax.build(tuned, init_from=start).init(jax.random.PRNGKey(0), tuned.hyperparams())
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, state.params, params))
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, state.norm.obs, obs_norm))
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, state.norm.ret, ret_norm))
+    other = ppo_jax.build(_config("gru", recurrent_size=16)).networks.init(jax.random.PRNGKey(5))
+    with pytest.raises(ConfigError, match="init_from: parameter"):
+        ppo_jax.build(config, init_from=Start(params=other, obs_norm=obs_norm, ret_norm=ret_norm))
+
+
+def test_action_masks_reach_the_recurrent_rollout_update_and_act():
+    """A masked env with a GRU: no invalid action is sampled, the stored log-probs are the masked
+    distribution's (numpy reference over the replayed sequence), the replayed loss has ratio 1
+    and the masked entropy, and greedy recurrent actions respect the mask."""
+    from ppo_jax.policy import PolicyParams, make_act
+    from tests.test_envs_interface import MaskedGrid
+
+    config = ppo_jax.PPOConfig(env_id="grid", max_episode_steps=7, ent_coef=0.0, recurrent="gru",
+                               recurrent_size=8, hidden_sizes=(16,), total_timesteps=512, num_envs=4,
+                               num_steps=32, num_minibatches=2, update_epochs=1)
+    program = ppo_jax.build(config, env=MaskedGrid())
+    networks, vec_env, hp = program.networks, program.vec_env, config.hyperparams()
+    state = program.init(jax.random.PRNGKey(0), hp)
+    # make the sometimes-invalid action the favourite: a large bias on logit 2 (the only [3] leaf)
+    params = jax.tree.map(lambda x: x.at[2].add(20.0) if x.shape == (3,) else x, state.params)
+    assert not jax.tree.all(jax.tree.map(jnp.array_equal, params, state.params))
+    options = RolloutOptions(config.num_steps, False, False)
+    run = jax.jit(functools.partial(collect_recurrent, networks=networks, vec_env=vec_env, options=options))
+    _, _, _, traj, _ = run(jax.random.PRNGKey(1), params, state.env, state.memory, state.norm, hp.gamma)
+    mask, action = np.asarray(traj.action_mask), np.asarray(traj.action)
+    assert np.take_along_axis(mask, action[..., None], -1).all(), "an invalid action was sampled"
+    assert (~mask[..., 2]).any() and (action == 2).any()  # both cases occurred
+    _, dist, _ = networks.unroll(params, state.memory.carry, traj.obs, traj.start)
+    logits = np.asarray(dist.logits, np.float64)
+    e = np.where(mask, np.exp(logits - logits.max(-1, keepdims=True)), 0.0)
+    p = e / e.sum(-1, keepdims=True)
+    np.testing.assert_allclose(traj.log_prob, np.log(np.take_along_axis(p, action[..., None], -1)[..., 0]),
+                               rtol=1e-4, atol=1e-4)
+    batch = sequence_batch(traj, traj.value, traj.value, config.num_steps)
+    assert batch.action_mask.shape == mask.shape
+    half = take_sequences(batch, jnp.array([2, 0]))
+    np.testing.assert_array_equal(half.action_mask, mask[:, [2, 0]])
+    _, aux = ppo_loss(params, batch, hp, networks, UpdateOptions.from_config(config))
+    assert abs(float(aux["approx_kl"])) < 1e-6 and float(aux["clip_fraction"]) == 0.0
+    masked_entropy = -np.sum(np.where(mask, p * np.log(np.where(mask, p, 1.0)), 0.0), -1).mean()
+    np.testing.assert_allclose(float(aux["entropy"]), masked_entropy, rtol=1e-4, atol=1e-5)
+    act = make_act(networks, vec_env, normalize_obs=False)
+    obs, _ = vec_env.env.reset_env(jax.random.PRNGKey(2), vec_env.params)
+    greedy, carry = act(PolicyParams(params, None), jax.tree.map(lambda x: x[None], obs), networks.initial_carry((1,)))
+    assert bool(np.asarray(obs.action_mask)[int(greedy[0])])
+    assert jax.tree.structure(carry) == jax.tree.structure(networks.initial_carry((1,)))
+
 @pytest.mark.slow
 def test_stateless_cartpole_needs_the_gru():
     """The preset at its budget, 4 seeds vmapped as the CLI runs them: the GRU reaches a mean
