@@ -54,6 +54,9 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = _static((64, 64), "MLP widths (CNN: dense widths)")
     activation: str = _static("tanh", "'tanh' or 'relu'")
     shared_torso: bool = _static(False, "one torso for actor and critic")
+    recurrent: Optional[str] = _static(None, "recurrent core after the torso: 'gru', 'lstm' or null (none)")
+    recurrent_size: int = _static(128, "width of the recurrent core's state")
+    bptt_chunk: Optional[int] = _static(None, "recurrent runs: backpropagate through chunks of this many steps (null: the whole rollout)")
     log_std_init: float = _static(0.0, "initial log std of the Gaussian head")
     normalize_obs: bool = _static(False, "running mean/var observation normalization")
     normalize_reward: bool = _static(False, "scale rewards by the std of discounted returns")
@@ -374,6 +377,7 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
         fail(f"'activation' must be 'tanh' or 'relu', got {config.activation!r}.")
     if config.network not in ("mlp", "cnn"):
         fail(f"'network' must be 'mlp' or 'cnn', got {config.network!r}.")
+    _validate_recurrent(config, fail)
     if config.batch_size % config.num_minibatches:
         fail(
             f"num_envs × num_steps = {config.num_envs} × {config.num_steps} = {config.batch_size} "
@@ -416,6 +420,43 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
     if config.max_episode_steps is not None and config.max_episode_steps <= 0:
         fail(f"'max_episode_steps' must be a positive integer or null, got {config.max_episode_steps}.")
     _validate_env(config, fail, env, env_params)
+
+
+def _validate_recurrent(config: PPOConfig, fail) -> None:
+    if config.recurrent not in (None, "gru", "lstm"):
+        fail(f"'recurrent' must be 'gru', 'lstm' or null (no recurrent core), got {config.recurrent!r}.")
+    if config.recurrent_size <= 0:
+        fail(f"'recurrent_size' must be a positive integer, got {config.recurrent_size}.")
+    if config.recurrent is None:
+        if config.bptt_chunk is not None:
+            fail("'bptt_chunk' applies to recurrent runs only; set 'recurrent: gru' or 'lstm', or drop it.")
+        return
+    if config.kl_ref_coef > 0 or config.kl_ref_target is not None:
+        fail(
+            f"a KL penalty to a reference policy (kl_ref_coef = {config.kl_ref_coef}"
+            + ("" if config.kl_ref_target is None else f", kl_ref_target = {config.kl_ref_target}")
+            + f") is not supported yet for recurrent policies (recurrent = {config.recurrent!r}): the reference's "
+            "log-probabilities would need a carry of their own. Set kl_ref_coef: 0 and no kl_ref_target, or "
+            "recurrent: null; --init-from alone works for recurrent runs."
+        )
+    chunk = config.num_steps if config.bptt_chunk is None else config.bptt_chunk
+    if chunk <= 0 or config.num_steps % chunk:
+        fail(
+            f"'bptt_chunk' = {chunk} must be a positive divisor of num_steps = {config.num_steps} "
+            "(each rollout is cut into whole chunks)."
+        )
+    sequences = config.num_envs * (config.num_steps // chunk)
+    if sequences % config.num_minibatches:
+        what = (
+            f"num_envs = {config.num_envs}"
+            if chunk == config.num_steps
+            else f"num_envs × num_steps / bptt_chunk = {config.num_envs} × {config.num_steps} / {chunk} = {sequences}"
+        )
+        fail(
+            f"a recurrent run's minibatches hold whole sequences, so num_minibatches = {config.num_minibatches} "
+            f"must divide the number of sequences, {what}; pick num_minibatches among its divisors"
+            + (" or set 'bptt_chunk' to cut the rollout into more sequences." if chunk == config.num_steps else ".")
+        )
 
 
 def _validate_env(config: PPOConfig, fail, env: Any = None, env_params: Any = None) -> None:

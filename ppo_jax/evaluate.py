@@ -25,29 +25,36 @@ def play_episodes(
     key: chex.PRNGKey,
     num_episodes: int,
     stochastic: bool = False,
+    initial_carry=None,
 ) -> tuple[chex.Array, chex.Array]:
     """Returns and lengths ``[num_episodes]`` of one episode per env.
 
     ``stochastic`` (static) samples actions; otherwise the distribution's mode.
-    Returns are undiscounted sums of the env's raw rewards.
+    Returns are undiscounted sums of the env's raw rewards. A recurrent policy
+    gets ``initial_carry`` (its ``initial_carry`` function): each env plays one
+    episode, so the carry starts there and is never reset.
     """
     key_reset, key_loop = jax.random.split(key)
     env_state = vec_env.reset(key_reset, num_episodes)
     max_steps = vec_env.spec.max_episode_steps
 
     def cond(carry):
-        t, _, _, finished, _, _ = carry
+        t, _, _, finished, _, _, _ = carry
         return jnp.logical_and(t <= max_steps, ~jnp.all(finished))
 
     def body(carry):
-        t, key, env_state, finished, returns, lengths = carry
+        t, key, env_state, finished, returns, lengths, memory = carry
         key, key_action, key_env = jax.random.split(key, 3)
-        action = act(params, env_state.obs, key_action if stochastic else None, env_state.action_mask)
+        key_action = key_action if stochastic else None
+        if initial_carry is None:
+            action = act(params, env_state.obs, key_action, env_state.action_mask)
+        else:
+            action, memory = act(params, env_state.obs, memory, key_action, action_mask=env_state.action_mask)
         env_state, result = vec_env.step(key_env, env_state, action)
         ended = (result.terminated | result.truncated) & ~finished
         returns = jnp.where(ended, result.episode_return, returns)
         lengths = jnp.where(ended, result.episode_length, lengths)
-        return t + 1, key, env_state, finished | ended, returns, lengths
+        return t + 1, key, env_state, finished | ended, returns, lengths, memory
 
     init = (
         jnp.asarray(0, jnp.int32),
@@ -56,17 +63,18 @@ def play_episodes(
         jnp.zeros((num_episodes,), bool),
         jnp.zeros((num_episodes,), jnp.float32),
         jnp.zeros((num_episodes,), jnp.int32),
+        None if initial_carry is None else initial_carry((num_episodes,)),
     )
-    _, _, _, _, returns, lengths = jax.lax.while_loop(cond, body, init)
+    _, _, _, _, returns, lengths, _ = jax.lax.while_loop(cond, body, init)
     return returns, lengths
 
 
 @functools.lru_cache(maxsize=16)
-def _evaluator(act: Act, vec_env: VecEnv, num_episodes: int, stochastic: bool):
+def _evaluator(act: Act, vec_env: VecEnv, num_episodes: int, stochastic: bool, initial_carry=None):
     """``evaluate(params[seeds], key) -> (returns, lengths)[seeds, episodes]``, jitted once per policy."""
 
     def one_seed(params, key):
-        return play_episodes(act, params, vec_env, key, num_episodes, stochastic)
+        return play_episodes(act, params, vec_env, key, num_episodes, stochastic, initial_carry)
 
     return jax.jit(jax.vmap(one_seed, in_axes=(0, None)))
 
@@ -74,7 +82,8 @@ def _evaluator(act: Act, vec_env: VecEnv, num_episodes: int, stochastic: bool):
 def evaluate_run(run: LoadedRun, num_episodes: int = 100, stochastic: bool = False, seed: int = 0) -> dict[str, Any]:
     """Evaluate every training seed of ``run`` on the same ``num_episodes`` env
     resets (``PRNGKey(seed)``); return a JSON-ready dict of the returns."""
-    evaluate = _evaluator(run.act, run.vec_env, num_episodes, stochastic)
+    initial_carry = run.networks.initial_carry if run.recurrent else None
+    evaluate = _evaluator(run.act, run.vec_env, num_episodes, stochastic, initial_carry)
     returns, lengths = jax.device_get(evaluate(run.params, jax.random.PRNGKey(seed)))
     returns = np.asarray(returns, np.float64)
     per_seed = [

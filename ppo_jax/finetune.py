@@ -46,7 +46,7 @@ def check_params(expected: Any, given: Any, what: str) -> None:
     """
     want = jax.tree_util.tree_flatten_with_path(expected)[0]
     got = dict(jax.tree_util.tree_flatten_with_path(given)[0])
-    hint = " The network settings (hidden_sizes, network, activation, shared_torso) and the env's observation and action shapes must match the run the parameters come from."
+    hint = " The network settings (hidden_sizes, network, activation, shared_torso, recurrent, recurrent_size) and the env's observation and action shapes must match the run the parameters come from."
     if len(got) != len(want) or any(path not in got for path, _ in want):
         missing = [jax.tree_util.keystr(p) for p, _ in want if p not in got]
         extra = [jax.tree_util.keystr(p) for p in got if p not in dict(want)]

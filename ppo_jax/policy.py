@@ -23,7 +23,7 @@ from ppo_jax.config import PPOConfig, from_dict
 from ppo_jax.core.distributions import with_action_mask
 from ppo_jax.envs import EnvSpec, VecEnv
 from ppo_jax.envs.wrappers import split_action_mask
-from ppo_jax.networks import Networks
+from ppo_jax.networks import Networks, RecurrentNetworks
 from ppo_jax.train import Program, TrainState, build
 
 Act = Callable[..., chex.Array]
@@ -45,8 +45,12 @@ def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
     ``action_mask`` ``[..., K]`` apart: invalid actions are never chosen). Without a key
     the action is the distribution's mode (argmax, or the Gaussian mean); with
     one it is a sample. Continuous actions come clipped to the env's bounds,
-    ready to step the env.
+    ready to step the env. A recurrent policy's ``act`` takes and returns its
+    carry (see ``_make_recurrent_act``).
     """
+
+    if isinstance(networks, RecurrentNetworks):
+        return _make_recurrent_act(networks, vec_env, normalize_obs)
 
     def act(
         params: PolicyParams, obs: Any, key: Optional[chex.PRNGKey] = None, action_mask: Optional[chex.Array] = None
@@ -64,6 +68,40 @@ def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
     return act
 
 
+def _make_recurrent_act(networks: RecurrentNetworks, vec_env: VecEnv, normalize_obs: bool) -> Act:
+    """``act(params, obs, carry, key=None, start=None, action_mask=None) -> (action, carry)`` for a policy with memory.
+
+    ``obs`` is ``[B, *obs_shape]`` (for an env with action masks, its
+    ``MaskedObservation``, or the array and ``action_mask`` ``[B, K]`` apart) and
+    ``carry`` the one returned by the previous call (``initial_carry((B,))`` at
+    first). ``start`` (``[B]`` bool) marks the envs whose episode begins with
+    ``obs``: their carry is reset first, as in training. Pass the returned carry
+    to the next call.
+    """
+
+    def act(
+        params: PolicyParams,
+        obs: Any,
+        carry,
+        key: Optional[chex.PRNGKey] = None,
+        start=None,
+        action_mask: Optional[chex.Array] = None,
+    ):
+        obs, env_mask = split_action_mask(obs)
+        action_mask = env_mask if action_mask is None else action_mask
+        obs = jnp.asarray(obs, jnp.float32)
+        if normalize_obs:
+            obs = core.normalize(params.obs_norm, obs)
+        if start is None:
+            start = jnp.zeros(obs.shape[:1], bool)
+        carry, dist, _ = networks.step(params.network, carry, obs, jnp.asarray(start, bool))
+        dist = with_action_mask(dist, action_mask)
+        action = dist.mode() if key is None else dist.sample(key)
+        return vec_env.to_env_action(action), carry
+
+    return act
+
+
 @dataclass(frozen=True)
 class LoadedRun:
     """A run read back from its checkpoint. Array leaves carry a leading seed axis."""
@@ -74,10 +112,20 @@ class LoadedRun:
     update: int  # updates done when the checkpoint was written
     state: TrainState  # the whole train state, [seeds, ...]
     params: PolicyParams  # [seeds, ...]
-    act: Act  # act(params_of_one_seed, obs, key=None) -> action
-    networks: Networks
+    act: Act  # act(params_of_one_seed, obs, key=None, action_mask=None) -> action; recurrent: (params, obs, carry, key=None, start=None, action_mask=None) -> (action, carry)
+    networks: Networks  # or RecurrentNetworks
     spec: EnvSpec
     vec_env: VecEnv  # the env the run was trained on, wrapped as its config says
+
+    @property
+    def recurrent(self) -> bool:
+        return self.config.recurrent is not None
+
+    def initial_carry(self, batch_shape=()) -> Any:
+        """A recurrent policy's carry at the start of episodes, ``[*batch_shape, recurrent_size]``."""
+        if not self.recurrent:
+            raise ValueError(f"{self.run_dir}: this run's policy has no recurrent core, so no carry.")
+        return self.networks.initial_carry(tuple(batch_shape))
 
     @property
     def obs_norm(self) -> Optional[core.RunningMeanStd]:
@@ -93,9 +141,14 @@ class LoadedRun:
 
     def policy(self, seed: Optional[int] = None, *, stochastic: bool = False) -> Act:
         """A jitted ``policy(obs)`` (``policy(obs, key)`` if stochastic) closing
-        over one seed's saved parameters and statistics."""
+        over one seed's saved parameters and statistics. Recurrent runs:
+        ``policy(obs, carry, start=None) -> (action, carry)`` (``policy(obs, carry, key, start=None)``)."""
         params = self.params_of(seed)
         act = self.act
+        if self.recurrent:
+            if stochastic:
+                return jax.jit(lambda obs, carry, key, start=None: act(params, obs, carry, key, start))
+            return jax.jit(lambda obs, carry, start=None: act(params, obs, carry, None, start))
         if stochastic:
             return jax.jit(lambda obs, key: act(params, obs, key))
         return jax.jit(lambda obs: act(params, obs))

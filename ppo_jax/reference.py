@@ -24,7 +24,7 @@ from ppo_jax.checkpoint import RunDirError
 from ppo_jax.config import ConfigError, PPOConfig
 from ppo_jax.finetune import Reference, Start, require_reference
 
-NETWORK_FIELDS = ("network", "hidden_sizes", "activation", "shared_torso")
+NETWORK_FIELDS = ("network", "hidden_sizes", "activation", "shared_torso", "recurrent", "recurrent_size")
 
 
 def _load(run_dir: str | Path, seed: Optional[int], what: str):

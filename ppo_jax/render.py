@@ -48,18 +48,24 @@ def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps
         obs, state = env.reset(key_reset, env_params)
 
         def step(carry, key):
-            state, obs, done = carry
+            state, obs, done, memory = carry
             key_action, key_env = jax.random.split(key)
+            key_action = key_action if stochastic else None
             batched = jax.tree.map(lambda x: x[None], obs)  # with its action mask, if the env has one
-            action = act(params, batched, key_action if stochastic else None)[0]  # clipped to the bounds
+            if run.recurrent:
+                action, memory = act(params, batched, memory, key_action)
+                action = action[0]
+            else:
+                action = act(params, batched, key_action)[0]  # clipped to the bounds
             next_obs, next_state, reward, terminated, _ = env.step_env(key_env, state, action, env_params)
             ended = jnp.logical_or(terminated, env.is_truncated(next_state, env_params))
             keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(done, a, b), old, new)
-            new_carry = (keep(state, next_state), keep(obs, _float_obs(next_obs)), done | ended)
+            new_carry = (keep(state, next_state), keep(obs, _float_obs(next_obs)), done | ended, memory)
             return new_carry, (new_carry[0], jnp.where(done, 0.0, reward), done)
 
-        init = (state, _float_obs(obs), jnp.asarray(False))
-        (_, _, ended), (states, rewards, was_done) = jax.lax.scan(
+        memory = run.initial_carry((1,)) if run.recurrent else None
+        init = (state, _float_obs(obs), jnp.asarray(False), memory)
+        (_, _, ended, _), (states, rewards, was_done) = jax.lax.scan(
             step, init, jax.random.split(key_loop, max_steps)
         )
         states = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state, states)

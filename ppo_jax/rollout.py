@@ -5,17 +5,18 @@ Output is time-major: every leaf of ``Transition`` is ``[T, B, ...]``.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import chex
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from ppo_jax import core
 from ppo_jax.core.distributions import Categorical, DiagGaussian, with_action_mask
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.finetune import Reference
-from ppo_jax.networks import Networks
+from ppo_jax.networks import Networks, RecurrentNetworks
 
 
 class Transition(NamedTuple):
@@ -31,6 +32,17 @@ class Transition(NamedTuple):
     reward_raw: chex.Array  # [T, B] the env's reward, before the KL penalty and scaling
     kl_ref: chex.Array  # [T, B] log π(a_t|s_t) − log π_ref(a_t|s_t); 0 without a reference
     action_mask: Optional[chex.Array] = None  # [T, B, K] bool, valid actions at obs; None: env has no mask
+    # Recurrent runs only (None otherwise):
+    start: Optional[chex.Array] = None  # [T, B] bool: obs_t begins an episode (the carry is reset there)
+    carry: Any = None  # [T, B, H] (LSTM: a pair) the carry handed to step t, before its reset
+
+
+@struct.dataclass
+class Memory:
+    """A recurrent policy's state between rollouts; part of the train state."""
+
+    carry: Any  # [B, H] (LSTM: a pair), the carry after the last step, not yet reset
+    start: chex.Array  # [B] bool: the current observation begins an episode
 
 
 class EpisodeStats(NamedTuple):
@@ -64,9 +76,7 @@ def _reference_log_prob(
     return with_action_mask(dist, action_mask).log_prob(action)
 
 
-def _next_values(
-    traj: Transition, last_value: chex.Array, params, networks: Networks, vec_env: VecEnv
-) -> chex.Array:
+def _next_values(traj: Transition, last_value: chex.Array, value_of, vec_env: VecEnv) -> chex.Array:
     """V(s'_t) for every step, ``[T, B]``, without a critic pass over every final observation.
 
     Where the episode goes on, s'_t is the next step's observation, whose value
@@ -75,7 +85,8 @@ def _next_values(
     an env is cut at most once per ``max_episode_steps`` steps (gymnax's
     ``is_truncated`` is ``time >= max_steps_in_episode``), so at most
     ``K = B · ceil(T / max_episode_steps)`` of them: those are gathered, valued
-    and scattered back (CartPole, T = 128, B = 16: 16 rows instead of 2,048).
+    (``value_of(final_obs[K, ...], rows[K])``, rows into the flattened ``[T·B]``
+    steps) and scattered back (CartPole, T = 128, B = 16: 16 rows instead of 2,048).
     """
     num_steps, num_envs = traj.value.shape
     following = jnp.concatenate([traj.value[1:], last_value[None]], axis=0)
@@ -83,10 +94,10 @@ def _next_values(
     final_obs = traj.final_obs.reshape((num_steps * num_envs,) + traj.final_obs.shape[2:])
     capacity = num_envs * -(-num_steps // vec_env.spec.max_episode_steps)
     if capacity >= num_steps * num_envs:
-        cut_values = networks.value(params, final_obs)
+        cut_values = value_of(final_obs, None)
         return jnp.where(truncated, cut_values, following.reshape(-1)).reshape(num_steps, num_envs)
     rows = jnp.nonzero(truncated, size=capacity, fill_value=num_steps * num_envs)[0]
-    cut_values = networks.value(params, jnp.take(final_obs, rows, axis=0, mode="clip"))
+    cut_values = value_of(jnp.take(final_obs, rows, axis=0, mode="clip"), rows)
     return following.reshape(-1).at[rows].set(cut_values, mode="drop").reshape(num_steps, num_envs)
 
 
@@ -107,6 +118,57 @@ def draw_steps(key: chex.PRNGKey, vec_env: VecEnv, num_steps: int, num_envs: int
     step_keys = jax.random.split(key_step, (num_steps, num_envs))
     resets = vec_env.reset_states(jax.random.split(key_reset, (num_steps, num_envs)))
     return action_noise, step_keys, resets
+
+
+def _act_and_step(
+    env_state,
+    discounted_return,
+    obs,
+    dist,
+    value,
+    per_step,
+    norm,
+    gamma,
+    vec_env,
+    options,
+    reference_log_prob=None,
+    kl_coef: chex.Numeric = 0.0,
+):
+    """Mask the policy to the valid actions, sample the action, step every env, and
+    record the transition: one rollout step once the policy has read ``obs``.
+    ``reference_log_prob(action, action_mask)``, if given, is log π_ref(a_t|s_t):
+    the reward is then penalized by ``kl_coef`` times the KL estimate to the reference.
+    Returns ``((env_state, discounted_return), (transition, extras))``."""
+    noise, keys_step, step_resets = per_step
+    dist = with_action_mask(dist, env_state.action_mask)
+    action = dist.sample_from_noise(noise)
+    log_prob = dist.log_prob(action)
+    next_env_state, result = vec_env.step_with(keys_step, step_resets, env_state, action)
+    done = result.terminated | result.truncated
+    reward, kl_t = result.reward, jnp.zeros_like(log_prob)
+    if reference_log_prob is not None:
+        ref_log_prob = reference_log_prob(action, env_state.action_mask)
+        reward, kl_t = core.kl_penalty(result.reward, log_prob, ref_log_prob, kl_coef)
+    if options.normalize_reward:
+        discounted_return = discounted_return * gamma + reward
+    transition = Transition(
+        obs=obs,
+        action=action,
+        log_prob=log_prob,
+        value=value,
+        reward=reward,
+        terminated=result.terminated,
+        done=done,
+        final_obs=_observe(norm, result.final_obs, options.normalize_obs),
+        next_value=jnp.zeros_like(value),  # filled in after the loop
+        reward_raw=result.reward,
+        kl_ref=kl_t,
+        action_mask=env_state.action_mask,
+    )
+    extras = (env_state.obs, discounted_return, result.episode_return, result.episode_length, done)
+    # The accumulator restarts with each episode, after its last reward is counted.
+    discounted_return = jnp.where(done, 0.0, discounted_return)
+    return (next_env_state, discounted_return), (transition, extras)
 
 
 def collect(
@@ -136,46 +198,30 @@ def collect(
 
     def step(carry, per_step):
         env_state, discounted_return = carry
-        noise, keys_step, step_resets = per_step
         obs = _observe(norm, env_state.obs, options.normalize_obs)
         dist, value = networks.apply(params, obs)
-        dist = with_action_mask(dist, env_state.action_mask)
-        action = dist.sample_from_noise(noise)
-        log_prob = dist.log_prob(action)
-        next_env_state, result = vec_env.step_with(keys_step, step_resets, env_state, action)
-        done = result.terminated | result.truncated
-        reward, kl_t = result.reward, jnp.zeros_like(log_prob)
+        reference_log_prob = None
         if reference is not None:
-            ref_log_prob = _reference_log_prob(reference, networks, env_state.obs, action, env_state.action_mask)
-            reward, kl_t = core.kl_penalty(result.reward, log_prob, ref_log_prob, kl_coef)
-        if options.normalize_reward:
-            discounted_return = discounted_return * gamma + reward
-        transition = Transition(
-            obs=obs,
-            action=action,
-            log_prob=log_prob,
-            value=value,
-            reward=reward,
-            terminated=result.terminated,
-            done=done,
-            final_obs=_observe(norm, result.final_obs, options.normalize_obs),
-            next_value=jnp.zeros_like(value),  # filled in after the loop
-            reward_raw=result.reward,
-            kl_ref=kl_t,
-            action_mask=env_state.action_mask,
+            raw_obs = env_state.obs
+            reference_log_prob = lambda action, mask: _reference_log_prob(reference, networks, raw_obs, action, mask)
+        return _act_and_step(
+            env_state, discounted_return, obs, dist, value, per_step, norm, gamma, vec_env, options,
+            reference_log_prob, kl_coef,
         )
-        extras = (env_state.obs, discounted_return, result.episode_return, result.episode_length, done)
-        # The accumulator restarts with each episode, after its last reward is counted.
-        discounted_return = jnp.where(done, 0.0, discounted_return)
-        return (next_env_state, discounted_return), (transition, extras)
 
     (env_state, discounted_return), (traj, extras) = jax.lax.scan(
         step, (env_state, norm.discounted_return), (action_noise, step_keys, resets)
     )
-    raw_obs, returns_seen, ep_return, ep_length, done = extras
     last_value = networks.value(params, _observe(norm, env_state.obs, options.normalize_obs))
-    traj = traj._replace(next_value=_next_values(traj, last_value, params, networks, vec_env))
+    value_of = lambda obs, rows: networks.value(params, obs)
+    traj = traj._replace(next_value=_next_values(traj, last_value, value_of, vec_env))
+    new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, options)
+    return env_state, new_norm, traj, stats
 
+
+def _finish(norm: NormState, traj: Transition, extras, discounted_return, options: RolloutOptions):
+    """Merge this rollout's normalization statistics, scale its rewards, sum its episodes."""
+    raw_obs, returns_seen, ep_return, ep_length, done = extras
     new_obs_rms = core.rms_update(norm.obs, raw_obs) if options.normalize_obs else norm.obs
     new_ret_rms = norm.ret
     if options.normalize_reward:
@@ -195,4 +241,56 @@ def collect(
         return_sum=jnp.sum(ep_return),
         length_sum=jnp.sum(ep_length.astype(jnp.float32)),
     )
-    return env_state, new_norm, traj, stats
+    return new_norm, traj, stats
+
+
+def collect_recurrent(
+    key: chex.PRNGKey,
+    params: chex.ArrayTree,
+    env_state: VecEnvState,
+    memory: Memory,
+    norm: NormState,
+    gamma: chex.Numeric,
+    *,
+    networks: RecurrentNetworks,
+    vec_env: VecEnv,
+    options: RolloutOptions,
+) -> tuple[VecEnvState, Memory, NormState, Transition, EpisodeStats]:
+    """``collect`` for a policy with memory: the carry runs through the steps.
+
+    At step t the carry is reset where ``start_t`` (``o_t`` begins an episode),
+    and ``start_{t+1} = done_t``. The transitions keep ``start`` and the carry
+    handed to each step (before its reset), so the update can replay any
+    sequence from its stored starting carry with the same resets. A step cut by
+    the time limit is bootstrapped with the critic's value of its final
+    observation fed through the carry of the episode that ended there (the
+    carry after step t, not a reset one).
+    """
+    action_noise, step_keys, resets = draw_steps(key, vec_env, options.num_steps, env_state.obs.shape[0])
+
+    def step(carry, per_step):
+        env_state, rnn_carry, start, discounted_return = carry
+        obs = _observe(norm, env_state.obs, options.normalize_obs)
+        new_rnn_carry, dist, value = networks.step(params, rnn_carry, obs, start)
+        (env_state, discounted_return), (transition, extras) = _act_and_step(
+            env_state, discounted_return, obs, dist, value, per_step, norm, gamma, vec_env, options
+        )
+        transition = transition._replace(start=start, carry=rnn_carry)
+        return (env_state, new_rnn_carry, transition.done, discounted_return), (transition, extras)
+
+    init = (env_state, memory.carry, memory.start, norm.discounted_return)
+    (env_state, rnn_carry, start, discounted_return), (traj, extras) = jax.lax.scan(
+        step, init, (action_noise, step_keys, resets)
+    )
+    _, _, last_value = networks.step(params, rnn_carry, _observe(norm, env_state.obs, options.normalize_obs), start)
+    # The carry after step t is the one handed to step t + 1 (before its reset); after the last, the final one.
+    carry_after = jax.tree.map(lambda seq, last: jnp.concatenate([seq[1:], last[None]]), traj.carry, rnn_carry)
+    flat_after = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), carry_after)
+
+    def value_of(obs, rows):
+        carry = flat_after if rows is None else jax.tree.map(lambda x: jnp.take(x, rows, axis=0, mode="clip"), flat_after)
+        return networks.value(params, carry, obs)
+
+    traj = traj._replace(next_value=_next_values(traj, last_value, value_of, vec_env))
+    new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, options)
+    return env_state, Memory(carry=rnn_carry, start=start), new_norm, traj, stats

@@ -17,12 +17,12 @@ import optax
 from flax import struct
 
 from ppo_jax import core
-from ppo_jax.config import Hyperparams, PPOConfig, validate
+from ppo_jax.config import ConfigError, Hyperparams, PPOConfig, validate
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.finetune import Reference, Start, check_obs_norm, check_params, require_reference
 from ppo_jax.networks import Networks, networks_from_config
-from ppo_jax.rollout import RolloutOptions, collect
-from ppo_jax.update import Batch, UpdateOptions, make_optimizer, update
+from ppo_jax.rollout import Memory, RolloutOptions, Transition, collect, collect_recurrent
+from ppo_jax.update import Batch, SequenceBatch, UpdateOptions, make_optimizer, update
 
 Metrics = dict[str, chex.Array]
 
@@ -58,6 +58,7 @@ class TrainState:
     key: chex.PRNGKey
     update_step: chex.Array  # int32, updates done so far
     kl_ref_coef: chex.Array  # float32, β of the KL penalty for the next rollout (adapted if kl_ref_target)
+    memory: Optional[Memory] = None  # recurrent runs: the carry and episode-start flags of every env
 
 
 class Program(NamedTuple):
@@ -96,6 +97,9 @@ def build(
     shared by every seed.
     """
     validate(config, env=env, env_params=env_params)
+    recurrent = config.recurrent is not None
+    if recurrent and reference is not None:
+        raise ConfigError(_RECURRENT_KL_REF)
     vec_env = VecEnv.from_config(config, env, env_params)
     networks = networks_from_config(config, vec_env.spec)
     _check_fit(networks, vec_env, init_from, reference)
@@ -109,6 +113,7 @@ def build(
     update_options = UpdateOptions.from_config(config)
     num_updates = config.num_updates
     anneal_lr = config.anneal_lr
+    chunk = config.bptt_chunk or config.num_steps
 
     def init(key: chex.PRNGKey, hp: Hyperparams) -> TrainState:
         key_params, key_env, key_loop = jax.random.split(key, 3)
@@ -127,6 +132,12 @@ def build(
                 obs=init_from.obs_norm if config.normalize_obs else norm.obs,
                 ret=init_from.ret_norm if config.normalize_reward else norm.ret,
             )
+        memory = None
+        if recurrent:
+            memory = Memory(
+                carry=networks.initial_carry((config.num_envs,)),
+                start=jnp.ones((config.num_envs,), bool),
+            )
         return TrainState(
             params=params,
             opt_state=opt_state,
@@ -135,22 +146,37 @@ def build(
             key=key_loop,
             update_step=jnp.asarray(0, jnp.int32),
             kl_ref_coef=jnp.asarray(hp.kl_ref_coef, jnp.float32),
+            memory=memory,
         )
 
     def step(state: TrainState, hp: Hyperparams) -> tuple[TrainState, Metrics]:
         key, key_rollout, key_update = jax.random.split(state.key, 3)
-        env_state, norm, traj, episodes = collect(
-            key_rollout,
-            state.params,
-            state.env,
-            state.norm,
-            hp.gamma,
-            networks=networks,
-            vec_env=vec_env,
-            options=rollout_options,
-            reference=reference,
-            kl_coef=state.kl_ref_coef,
-        )
+        memory = state.memory
+        if recurrent:
+            env_state, memory, norm, traj, episodes = collect_recurrent(
+                key_rollout,
+                state.params,
+                state.env,
+                state.memory,
+                state.norm,
+                hp.gamma,
+                networks=networks,
+                vec_env=vec_env,
+                options=rollout_options,
+            )
+        else:
+            env_state, norm, traj, episodes = collect(
+                key_rollout,
+                state.params,
+                state.env,
+                state.norm,
+                hp.gamma,
+                networks=networks,
+                vec_env=vec_env,
+                options=rollout_options,
+                reference=reference,
+                kl_coef=state.kl_ref_coef,
+            )
         advantages, targets = core.gae(
             traj.reward,
             traj.value,
@@ -160,16 +186,19 @@ def build(
             gamma=hp.gamma,
             gae_lambda=hp.gae_lambda,
         )
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])
-        batch = Batch(
-            obs=flat(traj.obs),
-            action=flat(traj.action),
-            log_prob=flat(traj.log_prob),
-            value=flat(traj.value),
-            advantage=flat(advantages),
-            target=flat(targets),
-            action_mask=None if traj.action_mask is None else flat(traj.action_mask),
-        )
+        if recurrent:
+            batch = sequence_batch(traj, advantages, targets, chunk)
+        else:
+            flat = lambda x: x.reshape((-1,) + x.shape[2:])
+            batch = Batch(
+                obs=flat(traj.obs),
+                action=flat(traj.action),
+                log_prob=flat(traj.log_prob),
+                value=flat(traj.value),
+                advantage=flat(advantages),
+                target=flat(targets),
+                action_mask=None if traj.action_mask is None else flat(traj.action_mask),
+            )
         if anneal_lr:
             learning_rate = hp.learning_rate * (1.0 - state.update_step / num_updates)
         else:
@@ -191,7 +220,7 @@ def build(
             "episode_return": jnp.where(count > 0, episodes.return_sum / safe, jnp.nan),
             "episode_length": jnp.where(count > 0, episodes.length_sum / safe, jnp.nan),
             "episodes": count,
-            "explained_variance": core.explained_variance(batch.value, batch.target),
+            "explained_variance": core.explained_variance(batch.value.reshape(-1), batch.target.reshape(-1)),
             "learning_rate": jnp.asarray(learning_rate, jnp.float32),
             **loss_metrics,
             **_kl_metrics(traj, state.kl_ref_coef, reference is not None),
@@ -209,10 +238,50 @@ def build(
             key=key,
             update_step=state.update_step + 1,
             kl_ref_coef=kl_ref_coef,
+            memory=memory,
         )
         return new_state, metrics
 
     return Program(init=init, step=step, networks=networks, vec_env=vec_env, config=config)
+
+
+_RECURRENT_KL_REF = (
+    "a KL penalty to a reference policy is not supported yet for recurrent policies (recurrent is set): the "
+    "reference's log-probabilities would need a carry of their own. Set kl_ref_coef: 0 (and no kl_ref_target, "
+    "no --kl-ref), or recurrent: null; --init-from alone works for recurrent runs."
+)
+
+
+def sequence_batch(traj: Transition, advantages: chex.Array, targets: chex.Array, chunk: int) -> SequenceBatch:
+    """A recurrent rollout ``[T, B]`` cut into ``S = B · T / chunk`` sequences ``[chunk, S]``.
+
+    Sequence ``k · B + b`` is env ``b``'s steps ``k · chunk … (k + 1) · chunk − 1``;
+    it starts from the carry the rollout handed to its first step, so that
+    replaying it with the same resets gives the rollout's outputs. With
+    ``chunk < T`` gradients stop at chunk boundaries (truncated backpropagation).
+    """
+    num_steps, num_envs = traj.value.shape
+    num_chunks = num_steps // chunk
+
+    def steps(x):
+        x = x.reshape((num_chunks, chunk, num_envs) + x.shape[2:])
+        return jnp.swapaxes(x, 0, 1).reshape((chunk, num_chunks * num_envs) + x.shape[3:])
+
+    def first(x):
+        x = x.reshape((num_chunks, chunk, num_envs) + x.shape[2:])[:, 0]
+        return x.reshape((num_chunks * num_envs,) + x.shape[2:])
+
+    return SequenceBatch(
+        obs=steps(traj.obs),
+        action=steps(traj.action),
+        log_prob=steps(traj.log_prob),
+        value=steps(traj.value),
+        advantage=steps(advantages),
+        target=steps(targets),
+        start=steps(traj.start),
+        carry=jax.tree.map(first, traj.carry),
+        action_mask=None if traj.action_mask is None else steps(traj.action_mask),
+    )
 
 
 def _check_fit(networks: Networks, vec_env: VecEnv, init_from: Optional[Start], reference: Optional[Reference]):
@@ -264,8 +333,8 @@ def make_train(
     under a KL leash; ``ppo_jax.reference.load_start`` / ``load_reference``
     read them from a run directory.
     """
-    require_reference([config], reference)
     program = build(config, env, env_params, init_from=init_from, reference=reference)
+    require_reference([config], reference)
     default_hp = config.hyperparams()
 
     def train(key: chex.PRNGKey, hp: Optional[Hyperparams] = None):

@@ -11,7 +11,7 @@ optimizer state pass through unchanged), so the program shape never changes.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 import chex
 import jax
@@ -21,7 +21,7 @@ import optax
 from ppo_jax import core
 from ppo_jax.config import Hyperparams
 from ppo_jax.core.distributions import with_action_mask
-from ppo_jax.networks import Networks
+from ppo_jax.networks import Networks, RecurrentNetworks
 
 
 class Batch(NamedTuple):
@@ -34,6 +34,31 @@ class Batch(NamedTuple):
     advantage: chex.Array
     target: chex.Array  # A + V_old
     action_mask: Optional[chex.Array] = None  # [N, K] bool, valid actions at obs; None: env has no mask
+
+
+class SequenceBatch(NamedTuple):
+    """One rollout as ``S`` sequences of ``L`` steps, for a recurrent policy.
+
+    Leaves are time-major ``[L, S, ...]`` except ``carry`` ``[S, H]``: the carry
+    each sequence starts from, as the rollout handed it to the sequence's first
+    step (before that step's reset). Minibatches take whole sequences.
+    """
+
+    obs: chex.Array
+    action: chex.Array
+    log_prob: chex.Array
+    value: chex.Array
+    advantage: chex.Array
+    target: chex.Array
+    start: chex.Array  # [L, S] bool: reset the carry before this step
+    carry: Any  # [S, H] (LSTM: a pair)
+    action_mask: Optional[chex.Array] = None  # [L, S, K] bool, valid actions at obs; None: env has no mask
+
+
+def take_sequences(batch: SequenceBatch, index: chex.Array) -> SequenceBatch:
+    """The sequences ``index`` ([n] int) of ``batch``: axis 1 of the steps, axis 0 of the carries."""
+    steps = jax.tree.map(lambda x: jnp.take(x, index, axis=1), batch._replace(carry=None))
+    return steps._replace(carry=jax.tree.map(lambda x: jnp.take(x, index, axis=0), batch.carry))
 
 
 class UpdateOptions(NamedTuple):
@@ -96,9 +121,13 @@ def make_optimizer(max_grad_norm: chex.Numeric) -> optax.GradientTransformation:
     return optax.flatten(optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5)))
 
 
-def ppo_loss(params, batch: Batch, hp: Hyperparams, networks: Networks, options: UpdateOptions):
-    """Total loss and its parts on one minibatch ``[M, ...]``."""
-    dist, value = networks.apply(params, batch.obs)
+def ppo_loss(params, batch: Union[Batch, SequenceBatch], hp: Hyperparams, networks, options: UpdateOptions):
+    """Total loss and its parts on one minibatch ``[M, ...]`` (or ``[L, M, ...]`` sequences,
+    replayed from their starting carries with the rollout's resets)."""
+    if isinstance(batch, SequenceBatch):
+        _, dist, value = networks.unroll(params, batch.carry, batch.obs, batch.start)
+    else:
+        dist, value = networks.apply(params, batch.obs)
     dist = with_action_mask(dist, batch.action_mask)
     log_prob = dist.log_prob(batch.action)
     advantage = batch.advantage
@@ -153,27 +182,32 @@ def update(
     key: chex.PRNGKey,
     params: chex.ArrayTree,
     opt_state: optax.OptState,
-    batch: Batch,
+    batch: Union[Batch, SequenceBatch],
     hp: Hyperparams,
     learning_rate: chex.Numeric,
     *,
     tx: optax.GradientTransformation,
-    networks: Networks,
+    networks: Union[Networks, RecurrentNetworks],
     options: UpdateOptions,
 ):
     """``update_epochs`` passes over ``batch`` in shuffled minibatches.
 
+    A ``SequenceBatch`` is shuffled and split by whole sequences.
     Returns new params, new optimizer state, and the loss metrics averaged over
     the minibatch steps that were applied.
     """
-    num_samples = batch.log_prob.shape[0]
+    sequences = isinstance(batch, SequenceBatch)
+    num_samples = batch.log_prob.shape[1 if sequences else 0]
     minibatch_size = num_samples // options.num_minibatches
 
     def epoch(carry, rows):
         # Each minibatch gathers its own rows from the batch: no shuffled copy of
         # the whole batch is made per epoch.
         def step(c, minibatch_rows):
-            minibatch = jax.tree.map(lambda x: jnp.take(x, minibatch_rows, axis=0), batch)
+            if sequences:
+                minibatch = take_sequences(batch, minibatch_rows)
+            else:
+                minibatch = jax.tree.map(lambda x: jnp.take(x, minibatch_rows, axis=0), batch)
             return minibatch_step(
                 c, minibatch, hp=hp, learning_rate=learning_rate, tx=tx, networks=networks, options=options
             )
