@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import shlex
 import shutil
@@ -285,7 +286,8 @@ def _train(args, plan: Plan, run, err, main_process: bool):
         checkpointer.last_saved = plan.start_update or None
     progress = Progress(config.env_steps, enabled=not args.no_progress and main_process, console=err,
                         start=plan.start_update * config.batch_size)
-    with StopOnSignal(err) as stop:
+    # Several processes have no checkpoints to stop at: there Ctrl-C interrupts at once, as before.
+    with (StopOnSignal(err) if single else contextlib.nullcontext()) as stop:
         session = _Session(plan, run, progress, checkpointer, stop)
         try:
             result = run.run(state, session.on_chunk, pieces=pieces, on_state=session.on_state)
