@@ -289,6 +289,7 @@ class SweepResult:
     num_devices: int
     num_processes: int
     memory: MemoryEstimate
+    start_env_steps: int = 0  # env steps per run done before this session (a resumed sweep)
 
     @property
     def num_runs(self) -> int:
@@ -297,10 +298,11 @@ class SweepResult:
     @property
     def steps_per_second(self) -> float:
         done = int(self.env_steps[-1]) if len(self.env_steps) else 0
-        return done * self.num_runs / max(self.train_seconds, 1e-9)
+        return (done - self.start_env_steps) * self.num_runs / max(self.train_seconds, 1e-9)
 
 
 ChunkCallback = Callable[[int, dict[str, np.ndarray], float], None]
+StateCallback = Callable[[int, Any, list], bool]
 
 
 class SweepRun:
@@ -335,6 +337,7 @@ class SweepRun:
         self.memory = estimate_memory(self.program, self.num_runs, self.num_devices, len(self.plan))
         self.compile_seconds = 0.0
         self.train_seconds = 0.0
+        self._start_update = 0
         self._compiled: Optional[Callable] = None
 
     def _inputs(self):
@@ -376,16 +379,36 @@ class SweepRun:
         except Exception:  # not every backend reports it
             return None
 
-    def run(self, state, on_chunk: Optional[ChunkCallback] = None) -> SweepResult:
+    def run(
+        self,
+        state,
+        on_chunk: Optional[ChunkCallback] = None,
+        *,
+        pieces: Sequence[dict[str, np.ndarray]] = (),
+        on_state: Optional[StateCallback] = None,
+    ) -> SweepResult:
         """Run every log point; ``on_chunk(updates_done, point, seconds)`` after each,
-        with ``point[name]`` of shape ``[grid points, seeds]``."""
+        with ``point[name]`` of shape ``[grid points, seeds]``.
+
+        To continue a sweep, pass the state saved after ``len(pieces)`` log
+        points and those log points (``log_points_of``): the remaining log
+        points are the same program as in the uninterrupted sweep, so the
+        result is bitwise the same.
+
+        ``on_state(updates_done, state, pieces)`` is called after each log
+        point, before the next one reuses the state's buffers; it may save them
+        (``checkpoint_tree``). If it returns True the sweep stops there, sets
+        ``self.stopped_early``, and the result holds the log points so far.
+        """
         if self._compiled is None:
             raise RuntimeError("call compile() first")
-        pieces = []
-        done = 0
+        pieces = list(pieces)
+        done = sum(self.plan[: len(pieces)])
+        self._start_update = done
+        self.stopped_early = False
         start = time.perf_counter()
         shape = (self.num_points, len(self.seeds))
-        for length in self.plan:
+        for length in self.plan[len(pieces):]:
             state, point = self._compiled(state, self._hp, self._lengths[length])
             host = sharding.to_host(point)
             host = {k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in host.items()}
@@ -393,9 +416,28 @@ class SweepRun:
             done += length
             if on_chunk is not None:
                 on_chunk(done, host, time.perf_counter() - start)
+            if on_state is not None and on_state(done, state, pieces):
+                self.stopped_early = done < self.config.num_updates
+                break
+        self.updates_done = done
         jax.block_until_ready(state)
         self.train_seconds = time.perf_counter() - start
         return self._result(pieces)
+
+    def checkpoint_tree(self, state, pieces: Sequence[dict[str, np.ndarray]]) -> dict:
+        """What a checkpoint holds: every run's train state (padding included) and
+        the reduced log points so far, ``[grid points, seeds, log points]``."""
+        return {"runs": state, "log_points": {k: np.stack([p[k] for p in pieces], -1) for k in pieces[0]}}
+
+    def checkpoint_target(self, state, log_points: int) -> dict:
+        """The structure ``checkpoint_tree`` saves after ``log_points`` log points
+        (``state``: the compiled initial state, for shapes and shardings)."""
+        shape = (self.num_points, len(self.seeds), log_points)
+        sums = jax.eval_shape(_zero_sums)
+        names = list(CURVE_NAMES) + ["final_return_sum", "final_episodes", "nonfinite", "first_nonfinite"]
+        dtypes = {name: sums.get(name, jax.ShapeDtypeStruct((), jnp.float32)).dtype for name in names}
+        return {"runs": state, "log_points": {n: jax.ShapeDtypeStruct(shape, dtypes[n]) for n in names}}
+
 
     def _result(self, pieces: list[dict[str, np.ndarray]]) -> SweepResult:
         stack = lambda name: np.stack([p[name] for p in pieces], axis=-1)
@@ -411,7 +453,7 @@ class SweepRun:
             axes=self.grid.axes,
             points=self.grid.points,
             seeds=self.seeds,
-            env_steps=np.cumsum(np.asarray(self.plan, np.int64)) * self.config.batch_size,
+            env_steps=np.cumsum(np.asarray(self.plan[: len(pieces)], np.int64)) * self.config.batch_size,
             curves={name: stack(name) for name in CURVE_NAMES},
             final_return=final_return,
             nonfinite=np.bitwise_or.reduce(stack("nonfinite"), axis=-1),
@@ -421,7 +463,15 @@ class SweepRun:
             num_devices=self.num_devices,
             num_processes=jax.process_count(),
             memory=self.memory,
+            start_env_steps=self._start_update * self.config.batch_size,
         )
+
+
+def log_points_of(restored: dict) -> list[dict[str, np.ndarray]]:
+    """The per-log-point pieces of a restored ``checkpoint_tree``."""
+    stacked = {k: np.asarray(v) for k, v in restored["log_points"].items()}
+    count = next(iter(stacked.values())).shape[-1]
+    return [{k: v[..., i] for k, v in stacked.items()} for i in range(count)]
 
 
 def sweep(

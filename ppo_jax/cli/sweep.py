@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import shlex
+import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
-from ppo_jax.cli import common, finetune
-from ppo_jax.cli.common import UserError
+from ppo_jax.cli import common, finetune, resume
+from ppo_jax.cli.common import EXIT_CHECKPOINT, UserError
+from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN, DEFAULT_KEEP
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
+
+DEFAULT_SEEDS = 8
+
+
+@dataclasses.dataclass
+class Plan:
+    """What ``sweep`` will do, settled (and checked) before anything compiles."""
+
+    grid: Any
+    seeds: list[int]
+    out: Path
+    checkpoint_every: int  # updates between periodic checkpoints; 0: only at the end or on a signal
+    keep: int
+    start_update: int = 0  # > 0: resuming from the checkpoint after this many updates
+    log_points_done: int = 0
+    devices: Optional[int] = None  # the devices the checkpointed sweep ran on
+    first_command: str = ""
+
+    @property
+    def fresh(self) -> bool:
+        return self.start_update == 0
 
 
 def add_parser(sub) -> None:
@@ -17,14 +43,20 @@ def add_parser(sub) -> None:
         description="Train a grid of traced settings × seeds in one compiled program, split over every device; "
         "write report.md, curves.png, results.csv (tidy) and sweep.json.",
     )
-    sweep.add_argument("config", help="YAML preset, e.g. configs/cartpole.yaml")
+    sweep.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cartpole.yaml")
     sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
                        help="a traced setting and its values (repeatable; the grid is their product)")
-    sweep.add_argument("--seeds", type=int, default=8, help="seeds per grid point")
-    sweep.add_argument("--seed", type=int, default=0, help="first seed (seeds are SEED..SEED+N-1)")
+    sweep.add_argument("--seeds", type=int, help=f"seeds per grid point (default {DEFAULT_SEEDS})")
+    sweep.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     sweep.add_argument("--out", help="sweep directory (default: runs/sweep-<config>-<time>)")
     sweep.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped sweep from its latest checkpoint")
+    sweep.add_argument("--checkpoint-every", type=int, metavar="UPDATES",
+                       help="checkpoint every run of the sweep every UPDATES updates, at the next log point "
+                            f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per sweep; 0: only at the end "
+                            "and on SIGINT/SIGTERM)")
+    sweep.add_argument("--keep", type=int, metavar="N", help=f"keep the last N checkpoints (default {DEFAULT_KEEP})")
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(sweep)
     sweep.add_argument("--cpu-devices", type=int, metavar="N",
@@ -87,14 +119,17 @@ def start_distributed(args: argparse.Namespace) -> None:
     )
 
 
-def _plan(args):
+def _plan_fresh(args) -> Plan:
     """The grid, seeds and directory, checked before anything compiles."""
+    if args.config is None:
+        raise UserError("sweep: give a CONFIG.yaml to start a sweep, or --resume SWEEP_DIR to continue one.")
     overrides = common.parse_sets(args.set or [])
     grid_values = parse_grid(args.grid or [])
     both = sorted(set(overrides) & set(grid_values))
     if both:
         raise UserError(f"{', '.join(both)}: given by both --set and --grid; keep one.")
-    seeds = common.seed_list(args.seeds, args.seed)
+    seeds = common.seed_list(DEFAULT_SEEDS if args.seeds is None else args.seeds,
+                             0 if args.seed is None else args.seed)
     check_distributed(args)
     out = Path(args.out) if args.out else default_out(args.config, prefix="sweep-")
     if args.process_id in (None, 0):
@@ -110,10 +145,36 @@ def _plan(args):
         grid = make_grid(config, grid_values)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    return grid, seeds, out
+    every, keep = resume.checkpoint_options(args, config)
+    return Plan(grid, seeds, out, every, keep, first_command=common.command_line())
 
 
-def _header(run, err) -> None:
+def _plan_resume(args) -> Plan:
+    """The stopped sweep's own grid, seeds and directory, from its latest checkpoint."""
+    resume.refuse_options(args.resume, [
+        ("CONFIG", args.config), ("--grid", args.grid), ("--set", args.set), ("--seeds", args.seeds),
+        ("--seed", args.seed), ("--out", args.out), ("--overwrite", args.overwrite or None),
+        ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
+        ("--distributed", args.distributed or None), ("--coordinator", args.coordinator),
+        ("--num-processes", args.num_processes), ("--process-id", args.process_id),
+    ], what="sweep")
+    out = Path(args.resume)
+    update, meta = resume.latest(out, "sweep")
+    config = resume.saved_config(out, update, meta, f"Its results are in {out / 'results.csv'}.", what="sweep")
+
+    from ppo_jax.config import ConfigError
+    from ppo_jax.sweeps import make_grid
+
+    try:
+        grid = make_grid(config, meta["grid"])
+    except ConfigError as err:
+        raise UserError(f"--resume {out}: the saved grid: {err}") from None
+    every, keep = resume.checkpoint_options(args, config, meta)
+    return Plan(grid, [int(s) for s in meta["seeds"]], out, every, keep, update, int(meta["log_points_done"]),
+                int(meta["devices"]), meta.get("command", ""))
+
+
+def _header(run, plan: Plan, err) -> None:
     import jax
 
     from ppo_jax.cli.console import header_lines
@@ -121,20 +182,94 @@ def _header(run, err) -> None:
     config = run.config
     what = (f"ppo-jax sweep: {config.env_id}, {run.num_points} grid point(s) × {len(run.seeds)} seed(s) = "
             f"{run.num_runs} runs")
+    if not plan.fresh:
+        what = f"ppo-jax sweep: resuming {plan.out} after update {plan.start_update}: {what[len('ppo-jax sweep: '):]}"
     detail = f"each {config.env_steps:,} env steps, all in 1 compiled program"
     if run.padded_runs > run.num_runs:
         detail += f" (+{run.padded_runs - run.num_runs} padding runs)"
     for line in header_lines(what, detail, run.num_devices, jax.devices()[0].platform, jax.process_count()):
         err.print(line, soft_wrap=True)
-    if common.rounding_notice(config):
+    if plan.fresh and common.rounding_notice(config):
         err.print(common.rounding_notice(config))
     err.print(f"memory (from shapes, before compiling): {run.memory.describe()}")
 
 
-def _train(args, run, err, main_process: bool):
-    import numpy as np
+class _Session:
+    """The host side of a sweep between log points: progress, checkpoints, signals."""
 
+    def __init__(self, plan: Plan, run, progress, checkpointer, stop):
+        self.plan, self.run, self.progress = plan, run, progress
+        self.checkpointer, self.stop = checkpointer, stop
+        self.last_return = float("nan")
+        self.failure: list = []
+        self.meta = {
+            "kind": "sweep", "config": plan.grid.base.to_dict(),
+            "grid": {k: list(v) for k, v in plan.grid.axes.items()}, "seeds": plan.seeds,
+            "num_updates": run.config.num_updates, "devices": run.num_devices,
+            "checkpoint_every": plan.checkpoint_every, "keep": plan.keep, "command": plan.first_command,
+        }
+
+    def on_chunk(self, updates_done, point, seconds):
+        import numpy as np
+
+        steps = updates_done * self.run.config.batch_size
+        if np.isfinite(point["episode_return"]).any():
+            self.last_return = float(np.nanmean(point["episode_return"]))
+        done_here = steps - self.plan.start_update * self.run.config.batch_size
+        self.progress.update(steps, done_here * self.run.num_runs / max(seconds, 1e-9), self.last_return)
+
+    def on_state(self, updates_done, state, pieces) -> bool:
+        from ppo_jax import checkpoint
+
+        if self.checkpointer is None:  # several processes: no checkpoints
+            return False
+        last = self.checkpointer.last_saved or 0
+        every = self.plan.checkpoint_every
+        due = (self.stop.signum is not None or updates_done == self.run.config.num_updates
+               or (every > 0 and updates_done - last >= every))
+        if due:
+            try:
+                meta = {**self.meta, "log_points_done": len(pieces)}
+                self.checkpointer.save(updates_done, self.run.checkpoint_tree(state, pieces), meta)
+            except checkpoint.CheckpointError as error:
+                self.failure.append(error)
+                return True
+        return self.stop.signum is not None
+
+    def close(self) -> None:
+        self.progress.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+
+
+def _restore(run, plan: Plan, state):
+    """Refuse a disk too small for the checkpoints; return (state, log points) to start from."""
+    import jax
+
+    from ppo_jax import checkpoint
+    from ppo_jax.sweeps import log_points_of
+
+    per_checkpoint = checkpoint.state_nbytes(run.checkpoint_target(state, len(run.plan)))
+    try:
+        checkpoint.check_free_space(plan.out, per_checkpoint * (plan.keep + 1) + 2**20,
+                                    f"this sweep ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)})")
+        if plan.fresh:
+            return state, []
+        restored = checkpoint.restore_state(plan.out, plan.start_update,
+                                            run.checkpoint_target(state, plan.log_points_done))
+    except checkpoint.CheckpointError as err:
+        raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None
+    runs = jax.device_put(restored["runs"], jax.tree.map(lambda x: x.sharding, state))
+    return runs, log_points_of(restored)
+
+
+def _train(args, plan: Plan, run, err, main_process: bool):
+    """Compile, restore, run every log point; return (result, session)."""
+    import jax
+
+    from ppo_jax import checkpoint
     from ppo_jax.cli.console import Progress
+    from ppo_jax.cli.signals import StopOnSignal
 
     config = run.config
     err.print("compiling…")
@@ -144,27 +279,42 @@ def _train(args, run, err, main_process: bool):
         f"compiled in {run.compile_seconds:.1f} s"
         + (f"; memory by XLA's count: {measured / 2**20:,.1f} MiB per device" if measured else "")
     )
-    progress = Progress(config.env_steps, enabled=not args.no_progress and main_process, console=err)
-    last_return = [float("nan")]
+    single = jax.process_count() == 1  # checkpoints of a multi-process sweep are not supported yet
+    state, pieces = _restore(run, plan, state) if single else (state, [])
+    checkpointer = checkpoint.Checkpointer(plan.out, plan.keep) if single else None
+    if checkpointer is not None:
+        checkpointer.last_saved = plan.start_update or None
+    progress = Progress(config.env_steps, enabled=not args.no_progress and main_process, console=err,
+                        start=plan.start_update * config.batch_size)
+    # Several processes have no checkpoints to stop at: there Ctrl-C interrupts at once, as before.
+    with (StopOnSignal(err) if single else contextlib.nullcontext()) as stop:
+        session = _Session(plan, run, progress, checkpointer, stop)
+        try:
+            result = run.run(state, session.on_chunk, pieces=pieces, on_state=session.on_state)
+        finally:
+            session.close()
+    return result, session
 
-    def on_chunk(updates_done, point, seconds):
-        steps = updates_done * config.batch_size
-        recent = point["episode_return"]
-        if np.isfinite(recent).any():
-            last_return[0] = float(np.nanmean(recent))
-        progress.update(steps, steps * run.num_runs / max(seconds, 1e-9), last_return[0])
 
-    try:
-        return run.run(state, on_chunk)
-    finally:
-        progress.close()
+def _report(plan: Plan, result, run, session: _Session, err) -> None:
+    from ppo_jax import logs, report
 
-
-def _report(out: Path, result, run, err) -> None:
-    from ppo_jax import report
-
-    extra = {**common.environment(), "memory_estimate_bytes_per_device": run.memory.per_device_bytes}
-    summary = report.write_sweep_dir(out, result, common.command_line(), extra)
+    out = plan.out
+    extra = {**common.environment(), "memory_estimate_bytes_per_device": run.memory.per_device_bytes,
+             "num_updates": run.config.num_updates, "updates_done": run.updates_done}
+    if not plan.fresh:
+        extra["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
+    stopped = _stopped(run, session)
+    if stopped:
+        extra["stopped"] = stopped
+    command = plan.first_command or common.command_line()
+    summary = report.write_sweep_dir(out, result, command, extra)
+    if stopped:
+        note = (f"**Partial: stopped ({stopped['reason']}) after update {run.updates_done} of "
+                f"{run.config.num_updates}; final returns are empty until the sweep ends. Continue with "
+                f"`ppo-jax sweep --resume {out}`.**\n\n")
+        logs.write_atomic(out / "report.md", note + (out / "report.md").read_text())
+        return
     warning = report.too_few_seeds(len(result.seeds))
     for rank, p in enumerate(summary.ranking[:3]):
         st = summary.points[p]
@@ -183,28 +333,70 @@ def _report(out: Path, result, run, err) -> None:
     )
 
 
+def _stopped(run, session: _Session) -> Optional[dict]:
+    if session.failure:
+        return {"reason": "checkpoint write failed", "update": run.updates_done}
+    if run.stopped_early:
+        return {"reason": session.stop.name, "update": run.updates_done}
+    return None
+
+
+def _end(plan: Plan, run, session: _Session, err) -> int:
+    """Say how the sweep ended and how to continue it; return the exit code."""
+    hint = f"ppo-jax sweep --resume {shlex.quote(str(plan.out))}"
+    last = session.checkpointer.last_saved if session.checkpointer is not None else None
+    if session.failure:
+        err.print(f"ppo-jax: error: {session.failure[0]}. The sweep stopped at update {run.updates_done}.",
+                  soft_wrap=True)
+        if last is not None:
+            err.print(f"Free some space, then resume with: {hint}", soft_wrap=True)
+        return EXIT_CHECKPOINT
+    if run.stopped_early:
+        err.print(
+            f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of "
+            f"{run.config.num_updates}; every run's state saved in {plan.out / 'checkpoints' / str(last)}; "
+            f"results so far in {plan.out / 'results.csv'}.\nResume with: {hint}",
+            soft_wrap=True,
+        )
+        return 128 + int(session.stop.signum)
+    return 0
+
+
+def _start_dir(plan: Plan, overwrite: bool) -> None:
+    from ppo_jax import checkpoint, logs
+
+    plan.out.mkdir(parents=True, exist_ok=True)
+    if overwrite and (plan.out / checkpoint.CHECKPOINT_DIR).is_dir():  # not to be taken for this sweep's
+        shutil.rmtree(plan.out / checkpoint.CHECKPOINT_DIR)
+    logs.write_config(plan.out / "config.yaml", plan.grid.base.to_dict())
+
+
 def run(args: argparse.Namespace) -> int:
     common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
-    grid, seeds, out = _plan(args)
+    plan = _plan_fresh(args) if args.resume is None else _plan_resume(args)
 
     import jax
     from rich.console import Console
 
-    from ppo_jax import logs
     from ppo_jax.sweeps import SweepRun
 
     common.enable_compile_cache()
     main_process = jax.process_index() == 0
-    tune = finetune.resolve(grid.configs, args)
-    sweep_run = SweepRun(grid, seeds, init_from=tune.start, reference=tune.reference)
+    tune = finetune.resolve(plan.grid.configs, args, resume=None if plan.fresh else plan.out)
+    sweep_run = SweepRun(plan.grid, plan.seeds, init_from=tune.start, reference=tune.reference)
+    if plan.devices is not None and plan.devices != sweep_run.num_devices:
+        raise UserError(
+            f"--resume {plan.out}: the sweep ran on {plan.devices} device(s), this process has "
+            f"{sweep_run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
+        )
     err = Console(stderr=True, quiet=not main_process)
-    if main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        logs.write_config(out / "config.yaml", grid.base.to_dict())
-    _header(sweep_run, err)
-    result = _train(args, sweep_run, err, main_process)
+    if main_process and plan.fresh:
+        _start_dir(plan, args.overwrite)
+        tune.save(plan.out)
+    _header(sweep_run, plan, err)
+    result, session = _train(args, plan, sweep_run, err, main_process)
     if not main_process:
         return 0
-    _report(out, result, sweep_run, err)
-    print(f"sweep written to {out}")
-    return 0
+    _report(plan, result, sweep_run, session, err)
+    print(f"sweep written to {plan.out}")
+    return _end(plan, sweep_run, session, err)

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
-import os
 import shlex
 import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from ppo_jax.cli import common, finetune
+from ppo_jax.cli import common, finetune, resume
 from ppo_jax.cli.common import EXIT_CHECKPOINT, EXIT_NONFINITE, UserError
+from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN, DEFAULT_KEEP
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
-
-DEFAULT_CHECKPOINTS_PER_RUN = 10
-DEFAULT_KEEP = 3
 
 
 @dataclasses.dataclass
@@ -70,19 +66,6 @@ def add_parser(sub) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _checkpoint_options(args, config, saved: Optional[dict] = None) -> tuple[int, int]:
-    saved = saved or {}
-    every = args.checkpoint_every if args.checkpoint_every is not None else saved.get("checkpoint_every")
-    if every is None:
-        every = max(1, math.ceil(config.num_updates / DEFAULT_CHECKPOINTS_PER_RUN))
-    keep = args.keep if args.keep is not None else saved.get("keep", DEFAULT_KEEP)
-    if every < 0:
-        raise UserError(f"--checkpoint-every must be ≥ 0 updates (0: only at the end), got {every}.")
-    if keep < 1:
-        raise UserError(f"--keep must be at least 1 checkpoint, got {keep}.")
-    return int(every), int(keep)
-
-
 def plan_fresh(args) -> Plan:
     from ppo_jax.config import ConfigError, env_defaults, load_config_from
 
@@ -98,70 +81,25 @@ def plan_fresh(args) -> Plan:
     seeds = common.seed_list(1 if args.seeds is None else args.seeds, 0 if args.seed is None else args.seed)
     out = Path(args.out) if args.out else default_out(args.config or args.env)
     prepare_out_dir(out, args.overwrite)
-    every, keep = _checkpoint_options(args, config)
+    every, keep = resume.checkpoint_options(args, config)
     return Plan(config, seeds, out, every, keep, first_command=common.command_line())
 
 
 def _refuse_options_with_resume(args) -> None:
-    given = [
-        name
-        for name, value in (
-            ("CONFIG", args.config), ("--env", args.env), ("--set", args.set), ("--seeds", args.seeds),
-            ("--seed", args.seed),
-            ("--out", args.out), ("--overwrite", args.overwrite or None),
-            ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
-        )
-        if value is not None
-    ]
-    if given:
-        raise UserError(
-            f"--resume {args.resume}: {', '.join(given)} cannot be combined with --resume; the config, seeds "
-            "and directory are the run's own. To change settings, start a new run."
-        )
-
-
-def _saved_config(run_dir: Path, update: int, meta: dict):
-    """The checkpoint's config, refused when config.yaml was edited after it or the run is finished."""
-    from ppo_jax.config import ConfigError, from_dict, load_config
-
-    try:
-        saved = from_dict(meta["config"], where=f"{run_dir}/checkpoints/{update}")
-        current = load_config(run_dir / "config.yaml")
-    except ConfigError as err:
-        raise UserError(f"--resume {run_dir}: {err}") from None
-    if current.env_id != saved.env_id:
-        raise UserError(
-            f"--resume {run_dir}: config.yaml says env_id {current.env_id!r} but the checkpoint belongs to "
-            f"{saved.env_id!r}; this directory holds another env's run. Restore config.yaml or start a new run."
-        )
-    changed = {k: (v, getattr(current, k)) for k, v in saved.to_dict().items() if current.to_dict()[k] != v}
-    if changed:
-        details = "; ".join(f"'{k}' was {a!r}, now {b!r}" for k, (a, b) in changed.items())
-        raise UserError(
-            f"--resume {run_dir}: config.yaml was edited after the checkpoint ({details}). A run resumes with "
-            "the settings it started with: restore config.yaml, or start a new run with the new settings."
-        )
-    if update >= saved.num_updates:
-        raise UserError(
-            f"--resume {run_dir}: the run is finished ({update} of {saved.num_updates} updates); nothing to "
-            f"resume. Evaluate it with: ppo-jax eval {shlex.quote(str(run_dir))}"
-        )
-    return saved
+    resume.refuse_options(args.resume, [
+        ("CONFIG", args.config), ("--env", args.env), ("--set", args.set), ("--seeds", args.seeds),
+        ("--seed", args.seed), ("--out", args.out), ("--overwrite", args.overwrite or None),
+        ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
+    ])
 
 
 def plan_resume(args) -> Plan:
-    from ppo_jax import checkpoint
-
     _refuse_options_with_resume(args)
     run_dir = Path(args.resume)
-    try:
-        update, meta = checkpoint.latest_checkpoint(run_dir)
-    except checkpoint.RunDirError as err:
-        raise UserError(f"--resume {err}") from None
-    if not os.access(run_dir, os.W_OK) or not os.access(checkpoint.checkpoint_dir(run_dir), os.W_OK):
-        raise UserError(f"--resume {run_dir}: the run directory is not writable; a resumed run appends to it.")
-    saved = _saved_config(run_dir, update, meta)
-    every, keep = _checkpoint_options(args, saved, meta)
+    update, meta = resume.latest(run_dir, "train")
+    saved = resume.saved_config(run_dir, update, meta,
+                                f"Evaluate it with: ppo-jax eval {shlex.quote(str(run_dir))}")
+    every, keep = resume.checkpoint_options(args, saved, meta)
     return Plan(saved, [int(s) for s in meta["seeds"]], run_dir, every, keep, update, meta.get("command", ""))
 
 
@@ -235,7 +173,7 @@ class _Session:
         self.last_return = float("nan")  # long episodes (Freeway: 2,500 steps) skip many chunks
         self.failure: list = []
         self.meta = {
-            "config": plan.config.to_dict(), "seeds": plan.seeds, "num_updates": plan.config.num_updates,
+            "kind": "train", "config": plan.config.to_dict(), "seeds": plan.seeds, "num_updates": plan.config.num_updates,
             "checkpoint_every": plan.checkpoint_every, "keep": plan.keep, "command": plan.first_command,
         }
 

@@ -1,0 +1,91 @@
+"""What ``train --resume`` and ``sweep --resume`` share: checkpoint options, the
+refusals of options that would change a run, and the checks of a saved run."""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+from pathlib import Path
+from typing import Optional
+
+from ppo_jax.cli.common import UserError
+
+DEFAULT_CHECKPOINTS_PER_RUN = 10
+DEFAULT_KEEP = 3
+
+
+def checkpoint_options(args, config, saved: Optional[dict] = None) -> tuple[int, int]:
+    """``--checkpoint-every`` and ``--keep``, else the saved ones, else the defaults."""
+    saved = saved or {}
+    every = args.checkpoint_every if args.checkpoint_every is not None else saved.get("checkpoint_every")
+    if every is None:
+        every = max(1, math.ceil(config.num_updates / DEFAULT_CHECKPOINTS_PER_RUN))
+    keep = args.keep if args.keep is not None else saved.get("keep", DEFAULT_KEEP)
+    if every < 0:
+        raise UserError(f"--checkpoint-every must be ≥ 0 updates (0: only at the end), got {every}.")
+    if keep < 1:
+        raise UserError(f"--keep must be at least 1 checkpoint, got {keep}.")
+    return int(every), int(keep)
+
+
+def refuse_options(resume: str, options: list[tuple[str, object]], what: str = "run") -> None:
+    """Refuse every option given (not None) beside ``--resume``: a run keeps its own."""
+    given = [name for name, value in options if value is not None]
+    if given:
+        raise UserError(
+            f"--resume {resume}: {', '.join(given)} cannot be combined with --resume; the config, seeds "
+            f"and directory are the {what}'s own. To change settings, start a new {what}."
+        )
+
+
+def latest(run_dir: Path, kind: str) -> tuple[int, dict]:
+    """The latest checkpoint of a ``kind`` ("train" or "sweep") directory and its meta, writable."""
+    from ppo_jax import checkpoint
+
+    try:
+        update, meta = checkpoint.latest_checkpoint(run_dir)
+    except checkpoint.RunDirError as err:
+        message = str(err)
+        if kind == "sweep":
+            message = message.replace("'ppo-jax train'", "'ppo-jax sweep'").replace(
+                "ppo-jax train CONFIG", "ppo-jax sweep CONFIG")
+        raise UserError(f"--resume {message}") from None
+    saved_kind = meta.get("kind", "train")
+    if saved_kind != kind:
+        raise UserError(
+            f"--resume {run_dir}: this is a {saved_kind} directory, not a {kind} one; continue it with: "
+            f"ppo-jax {saved_kind} --resume {shlex.quote(str(run_dir))}"
+        )
+    if not os.access(run_dir, os.W_OK) or not os.access(checkpoint.checkpoint_dir(run_dir), os.W_OK):
+        raise UserError(f"--resume {run_dir}: the run directory is not writable; a resumed run appends to it.")
+    return update, meta
+
+
+def saved_config(run_dir: Path, update: int, meta: dict, finished_hint: str, what: str = "run"):
+    """The checkpoint's config, refused when config.yaml was edited after it or the run is finished."""
+    from ppo_jax.config import ConfigError, from_dict, load_config
+
+    try:
+        saved = from_dict(meta["config"], where=f"{run_dir}/checkpoints/{update}")
+        current = load_config(run_dir / "config.yaml")
+    except ConfigError as err:
+        raise UserError(f"--resume {run_dir}: {err}") from None
+    if current.env_id != saved.env_id:
+        raise UserError(
+            f"--resume {run_dir}: config.yaml says env_id {current.env_id!r} but the checkpoint belongs to "
+            f"{saved.env_id!r}; this directory holds another env's run. Restore config.yaml or start a new run."
+        )
+    changed = {k: (v, getattr(current, k)) for k, v in saved.to_dict().items() if current.to_dict()[k] != v}
+    if changed:
+        details = "; ".join(f"'{k}' was {a!r}, now {b!r}" for k, (a, b) in changed.items())
+        raise UserError(
+            f"--resume {run_dir}: config.yaml was edited after the checkpoint ({details}). A run resumes with "
+            "the settings it started with: restore config.yaml, or start a new run with the new settings."
+        )
+    if update >= saved.num_updates:
+        raise UserError(
+            f"--resume {run_dir}: the {what} is finished ({update} of {saved.num_updates} updates); nothing to "
+            f"resume. {finished_hint}"
+        )
+    return saved

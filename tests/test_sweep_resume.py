@@ -1,0 +1,108 @@
+"""A sweep stopped by SIGINT writes its results so far and a checkpoint of every
+run; ``sweep --resume`` ends with results.csv byte for byte the uninterrupted
+sweep's. Bad resumes exit 2 before anything compiles."""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+# 2 grid points × 2 seeds, 100 updates of 4 envs × 32 steps in 50 log points.
+SWEEP_ARGS = (
+    "sweep", "configs/cartpole.yaml", "--seeds", "2", "--grid", "learning_rate=1e-3,3e-3",
+    "--set", "total_timesteps=12800", "--set", "num_envs=4", "--set", "num_steps=32", "--checkpoint-every", "10",
+)
+
+
+def _cli(*args, env, timeout=900):
+    return subprocess.run([sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def _interrupt(args, sig, env):
+    """Start ``ppo-jax`` and send ``sig`` once it reports progress (a plain line per 10%)."""
+    proc = subprocess.Popen([sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "env steps/seed" in line:
+            proc.send_signal(sig)
+            break
+    _, rest = proc.communicate(timeout=900)
+    return proc.returncode, "".join(lines) + rest
+
+
+def _interrupted_and_resumed_equals_uninterrupted(tmp_path, env, devices):
+    full, part = tmp_path / "full", tmp_path / "part"
+    done = _cli(*SWEEP_ARGS, *devices, "--out", str(full), "--no-progress", env=env)
+    assert done.returncode == 0, done.stderr
+
+    code, err = _interrupt([*SWEEP_ARGS, *devices, "--out", str(part)], signal.SIGINT, env)
+    assert code == 128 + signal.SIGINT, err
+    assert f"Resume with: ppo-jax sweep --resume {part}" in err and "Traceback" not in err
+    stopped = json.loads((part / "sweep.json").read_text())["stopped"]
+    assert stopped["reason"] == "SIGINT" and 0 < stopped["update"] < 100
+    so_far = (part / "results.csv").read_text().splitlines()
+    assert 1 < len(so_far) < len((full / "results.csv").read_text().splitlines())  # what is done so far
+    assert (part / "report.md").read_text().startswith("**Partial: stopped (SIGINT)")
+
+    resumed = _cli("sweep", "--resume", str(part), *devices, "--no-progress", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (part / "results.csv").read_bytes() == (full / "results.csv").read_bytes()
+    summary = json.loads((part / "sweep.json").read_text())
+    assert summary["resumed"]["from_update"] == stopped["update"] and "stopped" not in summary
+    assert summary["command"].startswith("ppo-jax sweep configs/cartpole.yaml") and "--resume" not in summary["command"]
+    return part
+
+
+@pytest.fixture(scope="module")
+def resumed_sweep(tmp_path_factory, cli_env):
+    return _interrupted_and_resumed_equals_uninterrupted(tmp_path_factory.mktemp("one"), cli_env,
+                                                         ["--cpu-devices", "1"])
+
+
+def test_interrupted_and_resumed_sweep_has_the_uninterrupted_results_csv(resumed_sweep):
+    assert (resumed_sweep / "checkpoints" / "100").is_dir()
+
+
+@pytest.mark.slow
+def test_the_same_with_the_default_devices(tmp_path, cli_env):
+    _interrupted_and_resumed_equals_uninterrupted(tmp_path, cli_env, [])
+
+
+def _refused(result, expected):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "compiling" not in result.stderr
+    assert expected in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["configs/cartpole.yaml"], "CONFIG cannot be combined with --resume"),
+    (["--grid", "clip_eps=0.1,0.2"], "--grid cannot be combined"),
+    (["--seeds", "4"], "--seeds cannot be combined"),
+    (["--out", "elsewhere"], "--out cannot be combined"),
+])
+def test_resume_with_options_that_change_the_sweep_is_refused(tmp_path, cli_env, extra, expected):
+    _refused(_cli("sweep", *extra, "--resume", str(tmp_path), env=cli_env), expected)
+
+
+def test_resume_of_a_finished_sweep_is_refused(resumed_sweep, cli_env):
+    _refused(_cli("sweep", "--resume", str(resumed_sweep), env=cli_env), "the sweep is finished (100 of 100")
+
+
+def test_resume_of_what_is_not_a_sweep_is_refused(tmp_path, resumed_sweep, cli_env):
+    _refused(_cli("sweep", "--resume", str(tmp_path), env=cli_env), "not a ppo-jax run directory")
+    # a sweep is not a training run, and the other way round
+    _refused(_cli("train", "--resume", str(resumed_sweep), env=cli_env),
+             f"this is a sweep directory, not a train one; continue it with: ppo-jax sweep --resume")
+    train = tmp_path / "train"
+    done = _cli("train", "configs/cartpole.yaml", "--set", "total_timesteps=256", "--set", "num_envs=4",
+                "--set", "num_steps=32", "--no-progress", "--no-tensorboard", "--out", str(train), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    _refused(_cli("sweep", "--resume", str(train), env=cli_env),
+             "this is a train directory, not a sweep one; continue it with: ppo-jax train --resume")
