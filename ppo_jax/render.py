@@ -4,7 +4,8 @@ The episode runs inside one jit (``lax.scan`` over gymnax's ``step_env``, which
 does not reset, so the last frame shows the state the episode ended in). The
 frames are drawn on the host with PIL from the env state — fast enough for a
 thousand frames, unlike a matplotlib animation. Drawn: the envs gymnax's own
-visualizer covers, classic control and MinAtar.
+visualizer covers, classic control and MinAtar, and xLand-MiniGrid (``xminigrid:``
+ids), drawn by the suite's own renderer. Other suites are refused.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ _FRAME_MS = {"CartPole-v1": 20, "Pendulum-v1": 50, "Acrobot-v1": 60, "MountainCa
              "MountainCarContinuous-v0": 30}
 _MINATAR_FRAME_MS = 80
 
+_XMINIGRID_FRAME_MS = 150
+
 W, H = 320, 200
+
+
+def drawable(env_id: str) -> bool:
+    """Whether ``render`` can draw ``env_id``: gymnax's classic control and MinAtar, ``xminigrid:`` ids."""
+    return env_id in DRAWABLE or env_id.startswith("xminigrid:")
 
 
 def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps: int, stochastic: bool = False):
@@ -78,22 +86,37 @@ def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps
     return states, np.asarray(rewards[:steps]), ended
 
 
+def _suite_state(state: Any) -> Any:
+    """The suite adapter's own state inside our wrappers' states (``XMiniGridState``)."""
+    from ppo_jax.envs.xminigrid import XMiniGridState
+
+    found = [leaf for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, XMiniGridState))
+             if isinstance(leaf, XMiniGridState)]
+    if len(found) != 1:
+        raise ValueError(f"render: expected one xminigrid state inside the env state, found {len(found)}.")
+    return found[0]
+
+
 def _float_obs(obs: Any) -> Any:
     """Observations as float32 (one dtype through the scan), an action mask left boolean."""
     return jax.tree.map(lambda x: x if x.dtype == jnp.bool_ else x.astype(jnp.float32), obs)
 
 
-def draw_frames(env_id: str, states: Any, rewards: np.ndarray) -> list:
-    """One PIL image per state, with the step and the return so far written on it."""
+def draw_frames(env_id: str, states: Any, rewards: np.ndarray, env_kwargs: Optional[dict] = None) -> list:
+    """One PIL image per state, with the step and the return so far written on it.
+
+    ``env_kwargs``: the run's (an xminigrid grid's size, say), so the env is drawn as trained."""
     from PIL import Image, ImageDraw
 
-    env, env_params = _make(env_id)
+    env, env_params = _make(env_id, **(env_kwargs or {}))
     returns = np.concatenate([[0.0], np.cumsum(rewards)])
     num = len(returns)
     frames = []
     for t in range(num):
         state = jax.tree.map(lambda x: x[t], states)
-        if env_id in MINATAR:
+        if env_id.startswith("xminigrid:"):
+            image = Image.fromarray(env.render_rgb(_suite_state(state), env_params)).convert("RGB")
+        elif env_id in MINATAR:
             image = _draw_minatar(np.asarray(env.get_obs(state, env_params)))
         else:
             image = Image.new("RGB", (W, H), (255, 255, 255))
@@ -105,7 +128,10 @@ def draw_frames(env_id: str, states: Any, rewards: np.ndarray) -> list:
 
 def gif_bytes(env_id: str, frames: list) -> bytes:
     """The frames as a looping GIF, each shown about as long as its env time step."""
-    duration = _MINATAR_FRAME_MS if env_id in MINATAR else _FRAME_MS[env_id]
+    if env_id.startswith("xminigrid:"):
+        duration = _XMINIGRID_FRAME_MS
+    else:
+        duration = _MINATAR_FRAME_MS if env_id in MINATAR else _FRAME_MS[env_id]
     from PIL import Image
 
     palette = [frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=32) for frame in frames]

@@ -192,3 +192,40 @@ def test_navix_empty_matches_its_own_step():
     with jax.numpy_rank_promotion("allow"):  # NAVIX's own code broadcasts (1, 2) against (2,)
         terminations, truncations = check_against_suite(vec, ref_reset, ref_step, 8, 30, seed=2, action_p=p)
     assert terminations > 0 and truncations > 0
+
+
+def test_xminigrid_render_writes_a_gif_drawn_by_the_suite(tmp_path, capsys):
+    """``ppo-jax render`` on an xminigrid run: the suite's own RGB image per step, as a GIF."""
+    pytest.importorskip("xminigrid")
+    from PIL import Image
+
+    from ppo_jax import cli, render
+
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", "--env", "xminigrid:MiniGrid-Empty-5x5", "--out", str(run_dir), "--no-progress",
+                     "--no-tensorboard", "--set", "total_timesteps=128", "--set", "num_envs=4",
+                     "--set", "num_steps=32", "--set", "num_minibatches=2", "--set", "update_epochs=1",
+                     "--set", "hidden_sizes=[16]"]) == 0
+    gif = tmp_path / "policy.gif"
+    assert cli.main(["render", str(run_dir), "--out", str(gif), "--max-steps", "12"]) == 0
+    capsys.readouterr()
+    loaded = ppo_jax.load_run(run_dir)
+    states, rewards, ended = render.record_episode(loaded, None, 0, 12)
+    with Image.open(gif) as image:
+        assert image.n_frames == len(rewards) + 1  # the reset state and one frame per step
+        assert image.size[0] >= 5 * 8 and image.size[1] >= 5 * 8  # the whole 5x5 grid, tiles of pixels
+    # The frames are the suite's own drawing of each state: the first one is its image of the reset state.
+    env, params = ppo_jax.envs.make("xminigrid:MiniGrid-Empty-5x5")
+    first = jax.tree.map(lambda x: x[0], states)
+    expected = env.render_rgb(render._suite_state(first), params)
+    drawn = render.draw_frames("xminigrid:MiniGrid-Empty-5x5", states, rewards)
+    assert drawn[0].size == (expected.shape[1], expected.shape[0])
+    # below the text line written on it (step, return), the frame is the suite's image pixel for pixel
+    assert np.array_equal(np.asarray(drawn[0])[20:], expected[20:])
+
+
+def test_render_draws_xminigrid_and_no_other_suite():
+    from ppo_jax import render
+
+    assert render.drawable("xminigrid:MiniGrid-Empty-6x6") and render.drawable("CartPole-v1")
+    assert not render.drawable("jumanji:Snake-v1") and not render.drawable("navix:Navix-Empty-5x5-v0")

@@ -34,7 +34,12 @@ BARS = {
     "space_invaders_minatar": (131.0, 160.0, 4),
     "asterix_minatar": (15.0, 25.0, 4),
     "freeway_minatar": (58.0, 60.0, 4),
+    # 0.9 x the optimum 0.956 (7 steps: 1 - 0.9 * 7/144); needs the xminigrid extra.
+    "xminigrid_empty": (0.86, 0.86, 4),
+    # twice a random masked policy's 6.33 fruits (6x6 grid, 500 steps); NOT met yet: an expected failure.
+    "jumanji_snake": (12.7, 12.7, 4),
 }
+NOT_MET = {"jumanji_snake": "the Snake preset does no better than chance yet (configs/jumanji_snake.yaml)"}
 ALLOWED_MISSES = 1
 
 
@@ -64,9 +69,15 @@ def test_cartpole_learns_quickly():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", sorted(BARS))
+@pytest.mark.parametrize("preset", [
+    pytest.param(p, marks=pytest.mark.xfail(reason=NOT_MET[p], strict=False)) if p in NOT_MET else p
+    for p in sorted(BARS)
+])
 def test_preset_meets_its_bars(preset):
     bar, iqm_bar, n = BARS[preset]
+    suite = {"xminigrid_empty": "xminigrid", "jumanji_snake": "jumanji"}.get(preset)
+    if suite:
+        pytest.importorskip(suite)
     config = ppo_jax.load_config(CONFIGS / f"{preset}.yaml")
     result = ppo_jax.sweep(config, seeds=n)
     finals = np.asarray(result.final_return[0], np.float64)

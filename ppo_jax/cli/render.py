@@ -35,9 +35,10 @@ def _check(args) -> Path:
         env_id = latest_checkpoint(args.run_dir)[1]["config"]["env_id"]
     except RunDirError as err:
         raise UserError(str(err)) from None
-    if env_id not in render.DRAWABLE:
+    if not render.drawable(env_id):
         raise UserError(
-            f"render: cannot draw {env_id}; the envs gymnax can draw are {', '.join(render.DRAWABLE)}. "
+            f"render: cannot draw {env_id}; the envs it can draw are {', '.join(render.DRAWABLE)} "
+            "and xLand-MiniGrid's ('xminigrid:' ids). "
             "Use 'ppo-jax eval' for its returns."
         )
     return out
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     max_steps = args.max_steps or loaded.spec.max_episode_steps
     states, rewards, ended = render.record_episode(loaded, args.train_seed, args.seed, max_steps, args.stochastic)
-    frames = render.draw_frames(loaded.config.env_id, states, rewards)
+    frames = render.draw_frames(loaded.config.env_id, states, rewards, loaded.config.env_kwargs)
     logs.write_atomic(out, render.gif_bytes(loaded.config.env_id, frames))
     how = "episode ended" if ended else f"cut at --max-steps {max_steps}"
     print(f"{out}: {len(frames)} frames, {len(rewards)} steps ({how}), return {float(np.sum(rewards)):.1f}")
