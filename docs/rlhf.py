@@ -3,7 +3,7 @@
     PYTHONPATH=. python docs/rlhf.py --pretrain runs/tokens-pretrain --seeds 8
 
 Fine-tunes the stage-1 reference (``--pretrain``, a run of
-configs/tokens_pretrain.yaml) on the reward model of ppo_jax.envs.tokens:RewardModel for every β
+configs/rlhf/tokens_pretrain.yaml) on the reward model of ppo_jax.envs.tokens:RewardModel for every β
 in ``--betas`` and every seed, all in one compiled program
 (``jax.jit(jax.vmap(make_train(config, init_from=..., reference=...)))`` over
 β × seeds). Then every final policy writes ``--sentences`` sentences; for each
@@ -56,8 +56,8 @@ def sample_sentences(networks, vec_env, params, obs_norm, ref, key, n):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrain", required=True, help="run directory of configs/tokens_pretrain.yaml")
-    parser.add_argument("--config", default="configs/tokens_rlhf.yaml")
+    parser.add_argument("--pretrain", required=True, help="run directory of configs/rlhf/tokens_pretrain.yaml")
+    parser.add_argument("--config", default="configs/rlhf/tokens_rlhf.yaml")
     parser.add_argument("--betas", default="0,0.01,0.03,0.1,0.3,1")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--sentences", type=int, default=512, help="sentences per final policy")

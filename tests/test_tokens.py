@@ -1,10 +1,14 @@
 """The miniature language task: rewards against plain-Python scoring of the
 documented grammar and reward model, observations, termination."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import ppo_jax
 
 from ppo_jax.envs import VecEnv, env_spec
 from ppo_jax.envs import tokens as T
@@ -78,3 +82,9 @@ def test_observation_is_the_last_tokens_and_the_position():
 def test_an_unknown_task_is_refused():
     with pytest.raises(ValueError, match="task must be one of"):
         T.Tokens("poetry")
+
+
+@pytest.mark.parametrize("name", ["tokens_pretrain", "tokens_rlhf"])
+def test_the_rlhf_stage_configs_load_and_build(name):
+    config = ppo_jax.load_config(Path(__file__).parent.parent / "configs" / "rlhf" / f"{name}.yaml")
+    ppo_jax.build(config)
