@@ -30,6 +30,7 @@ class Plan:
     start_update: int = 0  # > 0: resuming from the checkpoint after this many updates
     log_points_done: int = 0
     devices: Optional[int] = None  # the devices the checkpointed sweep ran on
+    log_plan: Optional[list] = None  # the updates of each of its log points
     first_command: str = ""
 
     @property
@@ -171,7 +172,7 @@ def _plan_resume(args) -> Plan:
         raise UserError(f"--resume {out}: the saved grid: {err}") from None
     every, keep = resume.checkpoint_options(args, config, meta)
     return Plan(grid, [int(s) for s in meta["seeds"]], out, every, keep, update, int(meta["log_points_done"]),
-                int(meta["devices"]), meta.get("command", ""))
+                int(meta["devices"]), meta.get("plan"), meta.get("command", ""))
 
 
 def _header(run, plan: Plan, err) -> None:
@@ -205,7 +206,7 @@ class _Session:
         self.meta = {
             "kind": "sweep", "config": plan.grid.base.to_dict(),
             "grid": {k: list(v) for k, v in plan.grid.axes.items()}, "seeds": plan.seeds,
-            "num_updates": run.config.num_updates, "devices": run.num_devices,
+            "num_updates": run.config.num_updates, "devices": run.num_devices, "plan": run.plan,
             "checkpoint_every": plan.checkpoint_every, "keep": plan.keep, "command": plan.first_command,
         }
 
@@ -389,6 +390,9 @@ def run(args: argparse.Namespace) -> int:
             f"--resume {plan.out}: the sweep ran on {plan.devices} device(s), this process has "
             f"{sweep_run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
         )
+    if plan.log_plan is not None and list(plan.log_plan) != list(sweep_run.plan):
+        raise UserError(f"--resume {plan.out}: its log points ({len(plan.log_plan)}) are not those of this "
+                        f"version ({len(sweep_run.plan)}); it cannot be resumed exactly.")
     err = Console(stderr=True, quiet=not main_process)
     if main_process and plan.fresh:
         _start_dir(plan, args.overwrite)
