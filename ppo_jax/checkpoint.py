@@ -54,8 +54,9 @@ def _manager(directory: Path, keep: Optional[int], create: bool):
         create=create,
         # A writer (not a reader) clears what a failed or killed save left behind.
         cleanup_tmp_directories=create,
-        # Saves happen between chunks and the next chunk donates the state's
-        # buffers, so a save must finish before training goes on.
+        # Saves happen between chunks. Pipelined (driver.run_chunks), the next
+        # chunk already runs during the save; unpipelined, it donates the
+        # state's buffers, so a save must finish before training goes on.
         enable_async_checkpointing=False,
     )
     return ocp.CheckpointManager(directory.absolute(), options=options)

@@ -3,6 +3,9 @@
 The chunks compose to exactly the scan of ``train(key)``: the same ``init``,
 the same ``step``, the same keys. Between chunks the host may do IO (progress,
 files); nothing inside a chunk waits for the host.
+
+The host's IO for chunk k overlaps chunk k+1 on the device (``run_chunks``):
+k+1 is dispatched, asynchronously, before chunk k's metrics are fetched.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import chex
 import jax
@@ -61,6 +64,78 @@ def compiler_options() -> dict:
     return {}
 
 
+@dataclass
+class HostTimes:
+    """Where the host's time went between chunks (seconds, summed over chunks).
+
+    ``wait``: blocked until a chunk's metrics were ready (the device busy, the
+    host idle). ``io``: the host busy with a finished chunk: fetching its
+    metrics to numpy, logging, checkpointing. Pipelined, chunk k's ``io``
+    overlaps chunk k+1 on the device, so the device idles only where a chunk's
+    ``io`` is longer than the next chunk's run time; a ``wait`` near zero with a
+    large ``io`` says the host, not the device, set the pace.
+    """
+
+    wait: float = 0.0
+    io: float = 0.0
+    chunks: int = 0
+
+    def describe(self) -> str:
+        per = max(self.chunks, 1)
+        return (f"host per chunk: {1e3 * self.io / per:,.1f} ms fetch + logs + checkpoints, "
+                f"{1e3 * self.wait / per:,.1f} ms waiting for the device ({self.chunks} chunks)")
+
+
+def run_chunks(
+    step: Callable[[Any, int], tuple[Any, Any]],
+    state: Any,
+    lengths: list[int],
+    fetch: Callable[[Any], Any],
+    on_done: Callable[[int, Any, Any], bool],
+    *,
+    pipeline: bool = True,
+) -> tuple[Any, HostTimes]:
+    """Run ``step`` once per chunk length, chaining the state; return the state
+    after the last chunk kept and the host's times.
+
+    ``step(state, length) -> (state, metrics)`` dispatches a chunk (a jitted
+    call: it returns at once, the device works on). ``fetch(metrics)`` brings a
+    chunk's metrics to the host. ``on_done(i, host_metrics, state_after)`` is
+    called for every chunk in order and may save ``state_after``; if it returns
+    True the run stops there: that chunk is the last one kept.
+
+    Pipelined, chunk i+1 is dispatched on chunk i's output state before chunk
+    i's metrics are fetched, so the device runs i+1 while the host fetches,
+    logs and checkpoints i. ``step`` must then not donate its input: chunk i's
+    state stays alive until ``on_done`` has seen it, so a stop after chunk i
+    (a signal, non-finite values, a failed checkpoint) keeps and returns
+    exactly the state the unpipelined loop would, and the chunk already in
+    flight is dropped (its work wasted, nothing of it logged or saved). The
+    cost is one more train state in device memory. Unpipelined (``pipeline=
+    False``), each chunk is dispatched after ``on_done`` of the one before, so
+    ``step`` may donate its input.
+    """
+    times = HostTimes()
+    inflight = step(state, lengths[0]) if lengths else None
+    for i in range(len(lengths)):
+        state_after, metrics = inflight
+        more = i + 1 < len(lengths)
+        inflight = step(state_after, lengths[i + 1]) if pipeline and more else None
+        start = time.perf_counter()
+        jax.block_until_ready(metrics)
+        ready = time.perf_counter()
+        stop = on_done(i, fetch(metrics), state_after)
+        times.wait += ready - start
+        times.io += time.perf_counter() - ready
+        times.chunks += 1
+        state = state_after
+        if stop:
+            break
+        if not pipeline and more:
+            inflight = step(state, lengths[i + 1])
+    return state, times
+
+
 @dataclass(frozen=True)
 class NonFinite:
     """Where a run first went non-finite: the seed, the update (0-based) and what."""
@@ -88,6 +163,7 @@ class ChunkedRun:
     target_chunks: int = 50
     init_from: Optional[Start] = None  # start from these parameters and statistics (--init-from)
     reference: Optional[Reference] = None  # the frozen policy of the KL penalty
+    pipeline: bool = True  # dispatch chunk k+1 before chunk k's IO (see run_chunks); False: donate, one state less
     program: Program = field(init=False)
     compile_seconds: float = field(init=False, default=0.0)
 
@@ -108,7 +184,7 @@ class ChunkedRun:
             return run_updates(program, state, hp, length)
 
         per_device = sharding.over_runs(jax.vmap(chunk, in_axes=(0, None)), self.mesh, self._in_specs)
-        return jax.jit(per_device, donate_argnums=0)
+        return jax.jit(per_device, donate_argnums=() if self.pipeline else 0)
 
     def compile(self) -> TrainState:
         """Compile ``init`` and every chunk length; return the initial state."""
@@ -154,18 +230,28 @@ class ChunkedRun:
         uninterrupted run, so the result is bitwise the same.
 
         ``on_state(updates_done, state)`` is called after each chunk in which
-        every seed stayed finite (never with a non-finite state), before the
-        next chunk reuses the state's buffers; it may save the state. If it
+        every seed stayed finite (never with a non-finite state), before any
+        later chunk can reuse the state's buffers; it may save the state. If it
         returns True the run stops there and ``self.stopped_early`` is set.
+
+        Chunk k+1 runs on the device while the host fetches, logs and saves
+        chunk k (``run_chunks``); the results are bitwise those of the
+        unpipelined loop (``pipeline=False``). ``self.host_times`` says where
+        the host's time went.
         """
+        plan = self.remaining_plan(start_update)
+        firsts = start_update + np.cumsum([0] + plan[:-1])
         pieces = []
-        done = start_update
         self.nonfinite = None
         self.stopped_early = False
+        self.updates_done = start_update
         start = time.perf_counter()
-        for length in self.remaining_plan(start_update):
-            state, metrics = self._compiled[length](state, self.hp)
-            host = jax.device_get(metrics)
+
+        def step(state, length):
+            return self._compiled[length](state, self.hp)
+
+        def on_done(i, host, state) -> bool:
+            done, length = int(firsts[i]), plan[i]
             updates = np.arange(done + 1, done + length + 1, dtype=np.int64)
             host["env_steps"] = np.broadcast_to(updates * self.config.batch_size, (len(self.seeds), length))
             pieces.append(host)
@@ -179,12 +265,14 @@ class ChunkedRun:
                     update=done + int(update),
                     code=int(host["nonfinite"][seed_index, update]),
                 )
-                break
-            done += length
-            if on_state is not None and on_state(done, state):
-                self.stopped_early = done < self.config.num_updates
-                break
-        self.updates_done = done
+                return True
+            self.updates_done = done + length
+            if on_state is not None and on_state(self.updates_done, state):
+                self.stopped_early = self.updates_done < self.config.num_updates
+                return True
+            return False
+
+        state, self.host_times = run_chunks(step, state, plan, jax.device_get, on_done, pipeline=self.pipeline)
         jax.block_until_ready(state)
         self.train_seconds = time.perf_counter() - start
         metrics = {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}

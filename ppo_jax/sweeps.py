@@ -34,7 +34,7 @@ from ppo_jax import config as config_lib
 from ppo_jax import sharding
 from ppo_jax.checkpoint import state_nbytes
 from ppo_jax.config import ConfigError, PPOConfig, STATIC_FIELDS, TRACED_FIELDS
-from ppo_jax.driver import chunk_plan, compiler_options, seed_keys
+from ppo_jax.driver import chunk_plan, compiler_options, run_chunks, seed_keys
 from ppo_jax.logs import FINAL_FRACTION, final_window
 from ppo_jax.finetune import Reference, Start, require_reference
 from ppo_jax.train import METRIC_NAMES, Program, build
@@ -212,10 +212,12 @@ class MemoryEstimate:
     rollout_bytes: int  # one rollout's buffers for all runs, alive during an update
     metrics_bytes: int  # the per-run sums of one log point on device
     host_bytes: int  # the reduced curves kept on the host
+    pipelined: bool = True  # the next log point runs while the host saves this one: two train states alive
 
     @property
     def device_bytes(self) -> int:
-        return self.state_bytes + self.rollout_bytes + self.metrics_bytes
+        states = 2 if self.pipelined else 1
+        return states * self.state_bytes + self.rollout_bytes + self.metrics_bytes
 
     @property
     def per_device_bytes(self) -> int:
@@ -224,7 +226,8 @@ class MemoryEstimate:
     def describe(self) -> str:
         return (
             f"at least {_mib(self.per_device_bytes)} per device for {math.ceil(self.runs / self.devices)} runs "
-            f"(train state {_mib(self.state_bytes / self.devices)}, rollout buffers "
+            f"(train state {_mib(self.state_bytes / self.devices)}{' ×2, pipelined' if self.pipelined else ''}, "
+            f"rollout buffers "
             f"{_mib(self.rollout_bytes / self.devices)}, metrics {_mib(self.metrics_bytes / self.devices)}); "
             f"host {_mib(self.host_bytes)} of curves"
         )
@@ -234,7 +237,8 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB" if n >= 2**20 / 10 else f"{n / 2**10:,.1f} KiB"
 
 
-def estimate_memory(program: Program, runs: int, devices: int, log_points: int) -> MemoryEstimate:
+def estimate_memory(program: Program, runs: int, devices: int, log_points: int,
+                    pipelined: bool = True) -> MemoryEstimate:
     config = program.config
     hp = config.hyperparams()
     state_bytes = state_nbytes(jax.eval_shape(program.init, jax.random.PRNGKey(0), hp))
@@ -255,6 +259,7 @@ def estimate_memory(program: Program, runs: int, devices: int, log_points: int) 
         rollout_bytes=padded * rollout_bytes,
         metrics_bytes=padded * metrics_bytes,
         host_bytes=host_bytes,
+        pipelined=pipelined,
     )
 
 
@@ -316,8 +321,13 @@ class SweepRun:
         devices: Optional[Sequence[jax.Device]] = None,
         init_from: Optional[Start] = None,
         reference: Optional[Reference] = None,
+        pipeline: bool = True,
     ):
+        """``pipeline``: dispatch log point k+1 before the host's IO for k
+        (``ppo_jax.driver.run_chunks``); False donates the state instead, one
+        train state less on the device."""
         self.grid = grid
+        self.pipeline = pipeline
         self.seeds = [int(s) for s in seeds]
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed.")
@@ -334,7 +344,7 @@ class SweepRun:
         self.num_runs = self.num_points * len(self.seeds)
         self.padded_runs = sharding.padded_size(self.num_runs, self.num_devices)
         self.plan = chunk_plan(self.config.num_updates, log_points)
-        self.memory = estimate_memory(self.program, self.num_runs, self.num_devices, len(self.plan))
+        self.memory = estimate_memory(self.program, self.num_runs, self.num_devices, len(self.plan), pipeline)
         self.compile_seconds = 0.0
         self.train_seconds = 0.0
         self._start_update = 0
@@ -364,7 +374,8 @@ class SweepRun:
             jax.vmap(body, in_axes=(0, 0, None)), self.mesh, (split, split, sharding.REPLICATED)
         )
         self._lengths = {n: self._length(n) for n in sorted(set(self.plan))}
-        lowered = jax.jit(step, donate_argnums=0).lower(state, self._hp, self._lengths[self.plan[0]])
+        donate = () if self.pipeline else 0
+        lowered = jax.jit(step, donate_argnums=donate).lower(state, self._hp, self._lengths[self.plan[0]])
         self._compiled = lowered.compile(compiler_options())
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
@@ -396,30 +407,41 @@ class SweepRun:
         result is bitwise the same.
 
         ``on_state(updates_done, state, pieces)`` is called after each log
-        point, before the next one reuses the state's buffers; it may save them
-        (``checkpoint_tree``). If it returns True the sweep stops there, sets
+        point, before any later one can reuse the state's buffers; it may save
+        them (``checkpoint_tree``). If it returns True the sweep stops there, sets
         ``self.stopped_early``, and the result holds the log points so far.
+
+        Log point k+1 runs on the devices while the host fetches and saves k
+        (``run_chunks``); the results are bitwise those of ``pipeline=False``.
         """
         if self._compiled is None:
             raise RuntimeError("call compile() first")
         pieces = list(pieces)
         done = sum(self.plan[: len(pieces)])
         self._start_update = done
+        self.updates_done = done
         self.stopped_early = False
         start = time.perf_counter()
         shape = (self.num_points, len(self.seeds))
-        for length in self.plan[len(pieces):]:
-            state, point = self._compiled(state, self._hp, self._lengths[length])
-            host = sharding.to_host(point)
-            host = {k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in host.items()}
+        plan = self.plan[len(pieces):]
+
+        def step(state, length):
+            return self._compiled(state, self._hp, self._lengths[length])
+
+        def fetch(point):
+            return {k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in sharding.to_host(point).items()}
+
+        def on_done(i, host, state) -> bool:
             pieces.append(host)
-            done += length
+            self.updates_done += plan[i]
             if on_chunk is not None:
-                on_chunk(done, host, time.perf_counter() - start)
-            if on_state is not None and on_state(done, state, pieces):
-                self.stopped_early = done < self.config.num_updates
-                break
-        self.updates_done = done
+                on_chunk(self.updates_done, host, time.perf_counter() - start)
+            if on_state is not None and on_state(self.updates_done, state, pieces):
+                self.stopped_early = self.updates_done < self.config.num_updates
+                return True
+            return False
+
+        state, self.host_times = run_chunks(step, state, plan, fetch, on_done, pipeline=self.pipeline)
         jax.block_until_ready(state)
         self.train_seconds = time.perf_counter() - start
         return self._result(pieces)

@@ -297,7 +297,8 @@ def _report(plan: Plan, result, run, session: _Session, err) -> None:
 
     out = plan.out
     extra = {**common.environment(), "memory_estimate_bytes_per_device": run.memory.per_device_bytes,
-             "num_updates": run.config.num_updates, "updates_done": run.updates_done}
+             "num_updates": run.config.num_updates, "updates_done": run.updates_done,
+             "host_io_seconds": run.host_times.io, "device_wait_seconds": run.host_times.wait}
     if not plan.fresh:
         extra["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
     stopped = _stopped(run, session)

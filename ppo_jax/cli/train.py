@@ -282,6 +282,9 @@ def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
         "compile_seconds": run.compile_seconds,
         "train_seconds": run.train_seconds,
         "steps_per_second": session_steps / run.train_seconds,
+        # the host's share of train_seconds: fetch + logs + checkpoints (overlapping the next chunk), and waiting
+        "host_io_seconds": run.host_times.io,
+        "device_wait_seconds": run.host_times.wait,
         "num_updates": config.num_updates,
         "updates_done": run.updates_done,
         "checkpoint": None if last is None else str(checkpoint.checkpoint_dir(out) / str(last)),
