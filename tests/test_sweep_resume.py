@@ -95,14 +95,11 @@ def test_resume_of_a_finished_sweep_is_refused(resumed_sweep, cli_env):
     _refused(_cli("sweep", "--resume", str(resumed_sweep), env=cli_env), "the sweep is finished (100 of 100")
 
 
-def test_resume_of_what_is_not_a_sweep_is_refused(tmp_path, resumed_sweep, cli_env):
+def test_resume_of_what_is_not_a_sweep_is_refused(tmp_path, resumed_sweep, cartpole_run, cli_env):
     _refused(_cli("sweep", "--resume", str(tmp_path), env=cli_env), "not a ppo-jax run directory")
-    # a sweep is not a training run, and the other way round
+    # a sweep is not a training run, and the other way round (the kind is checked before
+    # whether the run is finished, so the session's finished CartPole run serves)
     _refused(_cli("train", "--resume", str(resumed_sweep), env=cli_env),
              f"this is a sweep directory, not a train one; continue it with: ppo-jax sweep --resume")
-    train = tmp_path / "train"
-    done = _cli("train", "configs/cartpole.yaml", "--set", "total_timesteps=256", "--set", "num_envs=4",
-                "--set", "num_steps=32", "--no-progress", "--no-tensorboard", "--out", str(train), env=cli_env)
-    assert done.returncode == 0, done.stderr
-    _refused(_cli("sweep", "--resume", str(train), env=cli_env),
+    _refused(_cli("sweep", "--resume", str(cartpole_run), env=cli_env),
              "this is a train directory, not a sweep one; continue it with: ppo-jax train --resume")
