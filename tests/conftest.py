@@ -57,3 +57,23 @@ def cartpole_run(tmp_path_factory, cli_env):
     )
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture
+def cli_main(monkeypatch, capsys):
+    """``run(*args) -> (exit code, stderr)``: ``ppo-jax ARGS`` in this process, for the
+    refusals that end before anything compiles (a subprocess spends seconds importing
+    JAX for each; the subprocess tests of test_cli check the exit code end to end).
+    XLA_FLAGS is restored afterwards: train and sweep add a device count to it."""
+    from ppo_jax import cli
+
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+
+    def run(*args):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exit:  # argparse's own usage errors
+            code = exit.code
+        return code, capsys.readouterr().err
+
+    return run
