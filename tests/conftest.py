@@ -77,3 +77,24 @@ def cli_main(monkeypatch, capsys):
         return code, capsys.readouterr().err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def nonfinite_run(tmp_path_factory):
+    """A Pendulum run that goes non-finite, through the CLI, once per session
+    (test_cli checks the message and summary, test_checkpoint the checkpoints).
+    One gradient step per update at a huge learning rate: update 0 leaves huge
+    but finite parameters, update 1 goes non-finite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("nonfinite") / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", "train", "configs/pendulum.yaml", "--out", str(out), "--no-progress",
+         "--checkpoint-every", "1", "--set", "learning_rate=1e6", "--set", "update_epochs=1",
+         "--set", "num_minibatches=1", "--set", "total_timesteps=65536"],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PPO_JAX_NO_CACHE": "1"},
+    )
+    return out, result

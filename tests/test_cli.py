@@ -110,12 +110,8 @@ def test_missing_config_file_exits_2(tmp_path):
     assert result.returncode == 2 and "no such config file" in result.stderr
 
 
-def test_nonfinite_training_stops_with_a_message(tmp_path):
-    out = tmp_path / "run"
-    result = _cli(
-        "train", "configs/pendulum.yaml", "--out", str(out), "--no-progress",
-        "--set", "learning_rate=1e6", "--set", "max_grad_norm=1e9", "--set", "total_timesteps=65536",
-    )
+def test_nonfinite_training_stops_with_a_message(nonfinite_run):
+    out, result = nonfinite_run  # shared with test_checkpoint, which checks its checkpoints
     assert result.returncode == 3, result.stderr
     assert "non-finite" in result.stderr and "at update" in result.stderr and "Traceback" not in result.stderr
     summary = json.loads((out / "summary.json").read_text())
