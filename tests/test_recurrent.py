@@ -59,6 +59,11 @@ def _reference(cell):
     return (config, networks, params, memory, new_memory, traj), _loop_reference(networks, params, memory, traj)
 
 
+def _step_log_prob(networks, params, carry, obs, action):
+    carry, dist, value = networks.step(params, carry, obs, jnp.zeros((1,), bool))
+    return carry, dist.log_prob(action), value
+
+
 def _loop_reference(networks, params, memory, traj):
     """Per env, per step, unbatched: reset the carry where an episode starts, step the
     network; on a time-limit cut, value the final observation with the carry the
@@ -68,6 +73,9 @@ def _loop_reference(networks, params, memory, traj):
     values = np.zeros((num_steps, num_envs))
     cut_values = np.full((num_steps, num_envs), np.nan)
     finals = []
+    # One network call per env and step, each compiled once (eager, op by op, it was minutes).
+    step = jax.jit(lambda carry, obs, action: _step_log_prob(networks, params, carry, obs, action))
+    value_of = jax.jit(lambda carry, obs: networks.value(params, carry, obs))
     for b in range(num_envs):
         carry = _one(memory.carry, b)
         start = bool(memory.start[b])
@@ -75,11 +83,11 @@ def _loop_reference(networks, params, memory, traj):
             if start:
                 carry = networks.initial_carry((1,))
             obs = traj.obs[t, b][None]
-            carry, dist, value = networks.step(params, carry, obs, jnp.zeros((1,), bool))
-            log_probs[t, b] = float(dist.log_prob(jnp.asarray(traj.action[t, b])[None])[0])
+            carry, log_prob, value = step(carry, obs, jnp.asarray(traj.action[t, b])[None])
+            log_probs[t, b] = float(log_prob[0])
             values[t, b] = float(value[0])
             if traj.done[t, b] and not traj.terminated[t, b]:
-                cut_values[t, b] = float(networks.value(params, carry, traj.final_obs[t, b][None])[0])
+                cut_values[t, b] = float(value_of(carry, traj.final_obs[t, b][None])[0])
             start = bool(traj.done[t, b])
         finals.append(carry)
     return log_probs, values, cut_values, finals
