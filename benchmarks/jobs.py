@@ -22,7 +22,7 @@ import numpy as np
 
 import ppo_jax
 from ppo_jax.driver import ChunkedRun, compiler_options, seed_keys
-from ppo_jax.rollout import draw_steps
+from ppo_jax.rollout import draw_steps, rollout_options
 from ppo_jax.update import Batch, UpdateOptions, make_optimizer, minibatch_step
 
 from benchmarks.common import emit, final_return, peak_rss_mib, reach
@@ -81,17 +81,20 @@ def floor_speed(config, repeats: int) -> dict:
     state = jax.jit(program.init)(jax.random.PRNGKey(0), config.hyperparams())
     length = config.env_steps // config.num_envs
 
+    in_loop = rollout_options(config, program.vec_env).resets_in_loop
     block = min(config.num_steps, length)
     length = length // block * block
 
     def run_block(params, env_state, key):
-        # Randomness and reset states drawn before the loop, as ppo_jax's rollout
-        # does, so the loop holds only the policy and the envs.
-        noise, step_keys, resets = draw_steps(key, program.vec_env, block, config.num_envs)
+        # Randomness (and small reset states) drawn before the loop, as ppo_jax's
+        # rollout does, so the loop holds only the policy and the envs.
+        noise, step_keys, resets = draw_steps(key, program.vec_env, block, config.num_envs, in_loop)
 
         def step(carry, per_step):
             env_state, sums = carry
             step_noise, keys, step_resets = per_step
+            if in_loop:
+                step_resets = program.vec_env.reset_states(step_resets)
             dist, value = program.networks.apply(params, env_state.obs)
             action = dist.sample_from_noise(step_noise)
             env_state, result = program.vec_env.step_with(keys, step_resets, env_state, action)

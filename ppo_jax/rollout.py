@@ -1,6 +1,9 @@
 """Collect ``T`` steps from ``B`` environments with a ``lax.scan``.
 
-Output is time-major: every leaf of ``Transition`` is ``[T, B, ...]``.
+Output is time-major: every leaf of ``Transition`` is ``[T, B, ...]``, except the
+final observations of the steps cut by the time limit, kept per env
+(``cut_obs [B, S, ...]``, ``cut_step [B, S]``): the only final observations the
+update reads.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from typing import Any, NamedTuple, Optional
 
 import chex
 import jax
+import numpy as np
 import jax.numpy as jnp
 from flax import struct
 
@@ -20,14 +24,13 @@ from ppo_jax.networks import Networks, RecurrentNetworks
 
 
 class Transition(NamedTuple):
-    obs: chex.Array  # [T, B, *obs] as the networks saw it (normalized if on)
+    obs: chex.Array  # [T, B, *obs] as the networks saw it (normalized if on); stored in the env's storage dtype (uint8 for binary images)
     action: chex.Array  # [T, B] int32 or [T, B, D] float32 (unclipped sample)
     log_prob: chex.Array  # [T, B] of the unclipped sample under the collecting policy
     value: chex.Array  # [T, B] V(s_t)
     reward: chex.Array  # [T, B] (scaled by the merged return statistics if on)
     terminated: chex.Array  # [T, B] bool: s'_t is terminal
     done: chex.Array  # [T, B] bool: the episode ended at t (terminated or truncated)
-    final_obs: chex.Array  # [T, B, *obs] the true successor s'_t (normalized if on)
     next_value: chex.Array  # [T, B] V(s'_t); where s'_t is terminal, whatever (GAE ignores it)
     reward_raw: chex.Array  # [T, B] the env's reward, before the KL penalty and scaling
     kl_ref: chex.Array  # [T, B] log π(a_t|s_t) − log π_ref(a_t|s_t); 0 without a reference
@@ -35,6 +38,9 @@ class Transition(NamedTuple):
     # Recurrent runs only (None otherwise):
     start: Optional[chex.Array] = None  # [T, B] bool: obs_t begins an episode (the carry is reset there)
     carry: Any = None  # [T, B, H] (LSTM: a pair) the carry handed to step t, before its reset
+    # The final observations of the steps cut by the time limit, per env (S = ceil(T / limit) slots):
+    cut_obs: Optional[chex.Array] = None  # [B, S, *obs] raw s'_t of env b's s-th cut (zeros in unused slots)
+    cut_step: Optional[chex.Array] = None  # [B, S] int32: the step t of that cut; T in unused slots
 
 
 @struct.dataclass
@@ -60,6 +66,36 @@ class RolloutOptions(NamedTuple):
     normalize_obs: bool
     normalize_reward: bool
     reward_clip: Optional[float] = None  # bound on |scaled reward| (with normalize_reward); None: no bound
+    # Memory (results are the same either way):
+    obs_dtype: Optional[str] = None  # store Transition.obs in this dtype (exact for the env's values); None: as seen
+    resets_in_loop: bool = False  # compute each step's reset states inside the loop instead of all before it
+
+
+RESETS_IN_LOOP_BYTES = 256  # per env: reset states larger than this are computed in the loop, not stored [T, B]
+
+
+def rollout_options(config, vec_env: VecEnv) -> RolloutOptions:
+    """The rollout's static choices for ``config`` and its env.
+
+    Observations are stored in ``spec.obs_dtype`` (uint8 for binary images:
+    4× less memory than float32, cast back exactly by the networks) unless they
+    are normalized. Reset states are drawn before the loop for all ``T × B``
+    steps when they are small (classic control: tens of bytes; this keeps the
+    random draws out of the loop body, which is faster on CPU), and computed in
+    the loop from pre-drawn keys when they are larger than
+    ``RESETS_IN_LOOP_BYTES`` per env (images, physics states), where storing
+    one for every step would dominate the rollout's memory.
+    """
+    spec = vec_env.spec
+    store = None if config.normalize_obs or spec.obs_dtype == "float32" else spec.obs_dtype
+    return RolloutOptions(
+        num_steps=config.num_steps,
+        normalize_obs=config.normalize_obs,
+        normalize_reward=config.normalize_reward,
+        reward_clip=config.reward_clip,
+        obs_dtype=store,
+        resets_in_loop=vec_env.reset_bytes() > RESETS_IN_LOOP_BYTES,
+    )
 
 
 def _observe(norm: NormState, obs: chex.Array, enabled: bool) -> chex.Array:
@@ -76,32 +112,79 @@ def _reference_log_prob(
     return with_action_mask(dist, action_mask).log_prob(action)
 
 
-def _next_values(traj: Transition, last_value: chex.Array, value_of, vec_env: VecEnv) -> chex.Array:
+def _next_values(traj: Transition, last_value: chex.Array, value_of) -> chex.Array:
     """V(s'_t) for every step, ``[T, B]``, without a critic pass over every final observation.
 
     Where the episode goes on, s'_t is the next step's observation, whose value
     the rollout already has. Where it terminated, GAE does not bootstrap. Only
-    steps cut by the time limit need the critic on their final observation, and
-    an env is cut at most once per ``max_episode_steps`` steps (gymnax's
-    ``is_truncated`` is ``time >= max_steps_in_episode``), so at most
-    ``K = B · ceil(T / max_episode_steps)`` of them: those are gathered, valued
-    (``value_of(final_obs[K, ...], rows[K])``, rows into the flattened ``[T·B]``
-    steps) and scattered back (CartPole, T = 128, B = 16: 16 rows instead of 2,048).
+    steps cut by the time limit need the critic on their final observation;
+    the rollout kept those in ``traj.cut_obs`` (``S`` slots per env: an env is
+    cut at most once per ``max_episode_steps`` steps). They are valued in one
+    batch (``value_of(obs[B·S, ...], rows[B·S])``, rows into the flattened
+    ``[T·B]`` steps, ``T·B`` for an unused slot) and scattered back.
     """
     num_steps, num_envs = traj.value.shape
-    following = jnp.concatenate([traj.value[1:], last_value[None]], axis=0)
-    truncated = (traj.done & ~traj.terminated).reshape(-1)
-    final_obs = traj.final_obs.reshape((num_steps * num_envs,) + traj.final_obs.shape[2:])
-    capacity = num_envs * -(-num_steps // vec_env.spec.max_episode_steps)
-    if capacity >= num_steps * num_envs:
-        cut_values = value_of(final_obs, None)
-        return jnp.where(truncated, cut_values, following.reshape(-1)).reshape(num_steps, num_envs)
-    rows = jnp.nonzero(truncated, size=capacity, fill_value=num_steps * num_envs)[0]
-    cut_values = value_of(jnp.take(final_obs, rows, axis=0, mode="clip"), rows)
-    return following.reshape(-1).at[rows].set(cut_values, mode="drop").reshape(num_steps, num_envs)
+    following = jnp.concatenate([traj.value[1:], last_value[None]], axis=0).reshape(-1)
+    slots = traj.cut_step.shape[1]
+    env_index = jnp.arange(num_envs, dtype=jnp.int32)[:, None]
+    rows = jnp.where(traj.cut_step < num_steps, traj.cut_step * num_envs + env_index, num_steps * num_envs)
+    rows = rows.reshape(-1)
+    cut_obs = traj.cut_obs.reshape((num_envs * slots,) + traj.cut_obs.shape[2:])
+    cut_values = value_of(cut_obs, rows)
+    return following.at[rows].set(cut_values, mode="drop").reshape(num_steps, num_envs)
 
 
-def draw_steps(key: chex.PRNGKey, vec_env: VecEnv, num_steps: int, num_envs: int):
+class _Cuts(NamedTuple):
+    """The scan's record of time-limit cuts: ``S`` slots per env."""
+
+    obs: chex.Array  # [B, S, *obs] raw final observations
+    step: chex.Array  # [B, S] int32, T where unused
+    count: chex.Array  # [B] int32, cuts recorded so far
+
+
+def cut_slots(num_steps: int, max_episode_steps: int) -> int:
+    """Slots per env for the cuts of ``num_steps`` steps: ``ceil(T / limit)``.
+
+    gymnax's ``is_truncated`` is ``time >= max_steps_in_episode`` (and our
+    ``EnvSpec.max_episode_steps`` is that limit), so two cuts of one env are
+    at least that many steps apart. A cut beyond the slots (an env that
+    truncates earlier than its declared limit) would fall back to the next
+    observation's value: declare the true limit.
+    """
+    return -(-num_steps // max_episode_steps)
+
+
+def _empty_cuts(obs: chex.Array, slots: int, num_steps: int) -> _Cuts:
+    num_envs = obs.shape[0]
+    return _Cuts(
+        obs=jnp.zeros((num_envs, slots) + obs.shape[1:], obs.dtype),
+        step=jnp.full((num_envs, slots), num_steps, jnp.int32),
+        count=jnp.zeros((num_envs,), jnp.int32),
+    )
+
+
+def _record_cut(cuts: _Cuts, t: chex.Array, cut: chex.Array, final_obs: chex.Array) -> _Cuts:
+    """Write the final observation of every env cut at step ``t`` into its next free slot."""
+    envs = jnp.arange(cut.shape[0])
+    slot = jnp.minimum(cuts.count, cuts.step.shape[1] - 1)
+    keep = cut & (cuts.count < cuts.step.shape[1])
+    where = lambda new, old: jnp.where(keep.reshape(keep.shape + (1,) * (new.ndim - 1)), new, old)
+    return _Cuts(
+        obs=cuts.obs.at[envs, slot].set(where(final_obs.astype(cuts.obs.dtype), cuts.obs[envs, slot])),
+        step=cuts.step.at[envs, slot].set(jnp.where(keep, t, cuts.step[envs, slot])),
+        count=cuts.count + cut.astype(jnp.int32),
+    )
+
+
+def cut_final_obs(traj: Transition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(t, b, final_obs)`` of every recorded time-limit cut, host-side (for checks and debugging)."""
+    step = np.asarray(traj.cut_step)
+    num_steps = np.asarray(traj.value).shape[0]
+    b, s = np.nonzero(step < num_steps)
+    return step[b, s], b, np.asarray(traj.cut_obs)[b, s]
+
+
+def draw_steps(key: chex.PRNGKey, vec_env: VecEnv, num_steps: int, num_envs: int, resets_in_loop: bool = False):
     """The randomness of ``num_steps`` steps of ``num_envs`` envs, drawn at once.
 
     Returns the action noise ``[T, B, A]`` (for ``sample_from_noise``), the
@@ -109,20 +192,33 @@ def draw_steps(key: chex.PRNGKey, vec_env: VecEnv, num_steps: int, num_envs: int
     episode that may start, for ``VecEnv.step_with``. Drawn in batched calls so
     that no PRNG work (a loop of its own on XLA's CPU backend) runs inside a
     step loop; gymnax computes a reset in every step too, here they are
-    computed together.
+    computed together. With ``resets_in_loop`` the third item is the reset
+    keys ``[T, B]`` instead, for ``_resets_of`` in the loop (the same states,
+    without storing ``T × B`` of them).
     """
     spec = vec_env.spec
     key_action, key_step, key_reset = jax.random.split(key, 3)
     noise_fn = Categorical.noise if spec.discrete else DiagGaussian.noise
     action_noise = noise_fn(key_action, (num_steps, num_envs, spec.action_dim))
     step_keys = jax.random.split(key_step, (num_steps, num_envs))
-    resets = vec_env.reset_states(jax.random.split(key_reset, (num_steps, num_envs)))
+    reset_keys = jax.random.split(key_reset, (num_steps, num_envs))
+    resets = reset_keys if resets_in_loop else vec_env.reset_states(reset_keys)
     return action_noise, step_keys, resets
+
+
+def _per_step(per_step, vec_env: VecEnv, options: RolloutOptions):
+    """One step's ``(noise, step keys, reset states)``: reset states computed here if they were not stored."""
+    t, noise, keys_step, resets = per_step
+    if options.resets_in_loop:
+        resets = vec_env.reset_states(resets)
+    return t, (noise, keys_step, resets)
 
 
 def _act_and_step(
     env_state,
     discounted_return,
+    cuts,
+    t,
     obs,
     dist,
     value,
@@ -138,7 +234,7 @@ def _act_and_step(
     record the transition: one rollout step once the policy has read ``obs``.
     ``reference_log_prob(action, action_mask)``, if given, is log π_ref(a_t|s_t):
     the reward is then penalized by ``kl_coef`` times the KL estimate to the reference.
-    Returns ``((env_state, discounted_return), (transition, extras))``."""
+    Returns ``((env_state, discounted_return, cuts), (transition, extras))``."""
     noise, keys_step, step_resets = per_step
     dist = with_action_mask(dist, env_state.action_mask)
     action = dist.sample_from_noise(noise)
@@ -151,15 +247,15 @@ def _act_and_step(
         reward, kl_t = core.kl_penalty(result.reward, log_prob, ref_log_prob, kl_coef)
     if options.normalize_reward:
         discounted_return = discounted_return * gamma + reward
+    cuts = _record_cut(cuts, t, result.truncated & ~result.terminated, result.final_obs)
     transition = Transition(
-        obs=obs,
+        obs=obs if options.obs_dtype is None else obs.astype(options.obs_dtype),
         action=action,
         log_prob=log_prob,
         value=value,
         reward=reward,
         terminated=result.terminated,
         done=done,
-        final_obs=_observe(norm, result.final_obs, options.normalize_obs),
         next_value=jnp.zeros_like(value),  # filled in after the loop
         reward_raw=result.reward,
         kl_ref=kl_t,
@@ -168,7 +264,7 @@ def _act_and_step(
     extras = (env_state.obs, discounted_return, result.episode_return, result.episode_length, done)
     # The accumulator restarts with each episode, after its last reward is counted.
     discounted_return = jnp.where(done, 0.0, discounted_return)
-    return (next_env_state, discounted_return), (transition, extras)
+    return (next_env_state, discounted_return, cuts), (transition, extras)
 
 
 def collect(
@@ -194,10 +290,12 @@ def collect(
     with the reference's frozen parameters and observation statistics.
     """
 
-    action_noise, step_keys, resets = draw_steps(key, vec_env, options.num_steps, env_state.obs.shape[0])
+    xs = _scan_inputs(key, vec_env, options, env_state.obs.shape[0])
+    slots = cut_slots(options.num_steps, vec_env.spec.max_episode_steps)
 
-    def step(carry, per_step):
-        env_state, discounted_return = carry
+    def step(carry, xs_t):
+        env_state, discounted_return, cuts = carry
+        t, per_step = _per_step(xs_t, vec_env, options)
         obs = _observe(norm, env_state.obs, options.normalize_obs)
         dist, value = networks.apply(params, obs)
         reference_log_prob = None
@@ -205,18 +303,24 @@ def collect(
             raw_obs = env_state.obs
             reference_log_prob = lambda action, mask: _reference_log_prob(reference, networks, raw_obs, action, mask)
         return _act_and_step(
-            env_state, discounted_return, obs, dist, value, per_step, norm, gamma, vec_env, options,
+            env_state, discounted_return, cuts, t, obs, dist, value, per_step, norm, gamma, vec_env, options,
             reference_log_prob, kl_coef,
         )
 
-    (env_state, discounted_return), (traj, extras) = jax.lax.scan(
-        step, (env_state, norm.discounted_return), (action_noise, step_keys, resets)
-    )
+    init = (env_state, norm.discounted_return, _empty_cuts(env_state.obs, slots, options.num_steps))
+    (env_state, discounted_return, cuts), (traj, extras) = jax.lax.scan(step, init, xs)
+    traj = traj._replace(cut_obs=cuts.obs, cut_step=cuts.step)
     last_value = networks.value(params, _observe(norm, env_state.obs, options.normalize_obs))
-    value_of = lambda obs, rows: networks.value(params, obs)
-    traj = traj._replace(next_value=_next_values(traj, last_value, value_of, vec_env))
+    value_of = lambda obs, rows: networks.value(params, _observe(norm, obs, options.normalize_obs))
+    traj = traj._replace(next_value=_next_values(traj, last_value, value_of))
     new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, options)
     return env_state, new_norm, traj, stats
+
+
+def _scan_inputs(key: chex.PRNGKey, vec_env: VecEnv, options: RolloutOptions, num_envs: int):
+    """The rollout loop's inputs: the step index and the randomness of every step."""
+    drawn = draw_steps(key, vec_env, options.num_steps, num_envs, options.resets_in_loop)
+    return (jnp.arange(options.num_steps, dtype=jnp.int32),) + drawn
 
 
 def _finish(norm: NormState, traj: Transition, extras, discounted_return, options: RolloutOptions):
@@ -266,31 +370,33 @@ def collect_recurrent(
     observation fed through the carry of the episode that ended there (the
     carry after step t, not a reset one).
     """
-    action_noise, step_keys, resets = draw_steps(key, vec_env, options.num_steps, env_state.obs.shape[0])
+    xs = _scan_inputs(key, vec_env, options, env_state.obs.shape[0])
+    slots = cut_slots(options.num_steps, vec_env.spec.max_episode_steps)
 
-    def step(carry, per_step):
-        env_state, rnn_carry, start, discounted_return = carry
+    def step(carry, xs_t):
+        env_state, rnn_carry, start, discounted_return, cuts = carry
+        t, per_step = _per_step(xs_t, vec_env, options)
         obs = _observe(norm, env_state.obs, options.normalize_obs)
         new_rnn_carry, dist, value = networks.step(params, rnn_carry, obs, start)
-        (env_state, discounted_return), (transition, extras) = _act_and_step(
-            env_state, discounted_return, obs, dist, value, per_step, norm, gamma, vec_env, options
+        (env_state, discounted_return, cuts), (transition, extras) = _act_and_step(
+            env_state, discounted_return, cuts, t, obs, dist, value, per_step, norm, gamma, vec_env, options
         )
         transition = transition._replace(start=start, carry=rnn_carry)
-        return (env_state, new_rnn_carry, transition.done, discounted_return), (transition, extras)
+        return (env_state, new_rnn_carry, transition.done, discounted_return, cuts), (transition, extras)
 
-    init = (env_state, memory.carry, memory.start, norm.discounted_return)
-    (env_state, rnn_carry, start, discounted_return), (traj, extras) = jax.lax.scan(
-        step, init, (action_noise, step_keys, resets)
-    )
+    init = (env_state, memory.carry, memory.start, norm.discounted_return,
+            _empty_cuts(env_state.obs, slots, options.num_steps))
+    (env_state, rnn_carry, start, discounted_return, cuts), (traj, extras) = jax.lax.scan(step, init, xs)
+    traj = traj._replace(cut_obs=cuts.obs, cut_step=cuts.step)
     _, _, last_value = networks.step(params, rnn_carry, _observe(norm, env_state.obs, options.normalize_obs), start)
     # The carry after step t is the one handed to step t + 1 (before its reset); after the last, the final one.
     carry_after = jax.tree.map(lambda seq, last: jnp.concatenate([seq[1:], last[None]]), traj.carry, rnn_carry)
     flat_after = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), carry_after)
 
     def value_of(obs, rows):
-        carry = flat_after if rows is None else jax.tree.map(lambda x: jnp.take(x, rows, axis=0, mode="clip"), flat_after)
-        return networks.value(params, carry, obs)
+        carry = jax.tree.map(lambda x: jnp.take(x, rows, axis=0, mode="clip"), flat_after)
+        return networks.value(params, carry, _observe(norm, obs, options.normalize_obs))
 
-    traj = traj._replace(next_value=_next_values(traj, last_value, value_of, vec_env))
+    traj = traj._replace(next_value=_next_values(traj, last_value, value_of))
     new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, options)
     return env_state, Memory(carry=rnn_carry, start=start), new_norm, traj, stats

@@ -21,7 +21,7 @@ from ppo_jax.config import ConfigError, Hyperparams, PPOConfig, validate
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.finetune import Reference, Start, check_obs_norm, check_params, require_reference
 from ppo_jax.networks import Networks, networks_from_config
-from ppo_jax.rollout import Memory, RolloutOptions, Transition, collect, collect_recurrent
+from ppo_jax.rollout import Memory, Transition, collect, collect_recurrent, rollout_options
 from ppo_jax.update import Batch, SequenceBatch, UpdateOptions, make_optimizer, update
 
 Metrics = dict[str, chex.Array]
@@ -104,12 +104,7 @@ def build(
     networks = networks_from_config(config, vec_env.spec)
     _check_fit(networks, vec_env, init_from, reference)
     adaptive_kl = config.kl_ref_target is not None
-    rollout_options = RolloutOptions(
-        num_steps=config.num_steps,
-        normalize_obs=config.normalize_obs,
-        normalize_reward=config.normalize_reward,
-        reward_clip=config.reward_clip,
-    )
+    options_of_rollout = rollout_options(config, vec_env)
     update_options = UpdateOptions.from_config(config)
     num_updates = config.num_updates
     anneal_lr = config.anneal_lr
@@ -162,7 +157,7 @@ def build(
                 hp.gamma,
                 networks=networks,
                 vec_env=vec_env,
-                options=rollout_options,
+                options=options_of_rollout,
             )
         else:
             env_state, norm, traj, episodes = collect(
@@ -173,7 +168,7 @@ def build(
                 hp.gamma,
                 networks=networks,
                 vec_env=vec_env,
-                options=rollout_options,
+                options=options_of_rollout,
                 reference=reference,
                 kl_coef=state.kl_ref_coef,
             )

@@ -15,7 +15,7 @@ import ppo_jax
 from ppo_jax import core
 from ppo_jax.config import ConfigError
 from ppo_jax.driver import ChunkedRun, seed_keys
-from ppo_jax.rollout import Memory, RolloutOptions, collect_recurrent
+from ppo_jax.rollout import Memory, RolloutOptions, collect_recurrent, cut_final_obs
 from ppo_jax.train import sequence_batch
 from ppo_jax.update import UpdateOptions, ppo_loss, take_sequences
 
@@ -73,6 +73,7 @@ def _loop_reference(networks, params, memory, traj):
     values = np.zeros((num_steps, num_envs))
     cut_values = np.full((num_steps, num_envs), np.nan)
     finals = []
+    cut_obs = {(int(t), int(b)): obs for t, b, obs in zip(*cut_final_obs(traj))}
     # One network call per env and step, each compiled once (eager, op by op, it was minutes).
     step = jax.jit(lambda carry, obs, action: _step_log_prob(networks, params, carry, obs, action))
     value_of = jax.jit(lambda carry, obs: networks.value(params, carry, obs))
@@ -87,7 +88,7 @@ def _loop_reference(networks, params, memory, traj):
             log_probs[t, b] = float(log_prob[0])
             values[t, b] = float(value[0])
             if traj.done[t, b] and not traj.terminated[t, b]:
-                cut_values[t, b] = float(value_of(carry, traj.final_obs[t, b][None])[0])
+                cut_values[t, b] = float(value_of(carry, cut_obs[(t, b)][None])[0])
             start = bool(traj.done[t, b])
         finals.append(carry)
     return log_probs, values, cut_values, finals
@@ -126,9 +127,10 @@ def test_truncation_bootstraps_with_the_ended_episodes_carry(cell):
     going_on = ~traj.done[:-1]
     np.testing.assert_allclose(traj.next_value[:-1][going_on], values[1:][going_on], rtol=1e-5, atol=1e-5)
     # The test tells the ended episode's carry from a reset one.
-    rows = np.argwhere(cut)
-    reset_values = networks.value(params, networks.initial_carry((len(rows),)), jnp.asarray(traj.final_obs[cut]))
-    assert np.max(np.abs(np.asarray(reset_values) - cut_values[cut])) > 1e-3
+    ts, bs, final_obs = cut_final_obs(traj)
+    assert sorted(zip(ts.tolist(), bs.tolist())) == sorted(map(tuple, np.argwhere(cut).tolist()))
+    reset_values = networks.value(params, networks.initial_carry((len(ts),)), jnp.asarray(final_obs))
+    assert np.max(np.abs(np.asarray(reset_values) - cut_values[ts, bs])) > 1e-3
 
 
 @pytest.mark.parametrize("cell,chunk", [("gru", None), ("lstm", None), ("gru", 8)])

@@ -111,10 +111,11 @@ def test_continuous_actions_clipped_for_env_only():
 
 
 def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
-    """Pendulum only truncates (200 steps): every done step must carry the pre-reset
-    observation, and every other step's successor must be the next step's observation."""
+    """Pendulum only truncates (200 steps): every cut step is valued at its pre-reset
+    observation (kept in the rollout's cut slots, and checked against a step-by-step
+    replay of the same keys and actions), every other step at the next step's observation."""
     from ppo_jax.envs import NormState
-    from ppo_jax.rollout import RolloutOptions, collect
+    from ppo_jax.rollout import RolloutOptions, _scan_inputs, collect, cut_final_obs
 
     config = ppo_jax.load_config(None, env_id="Pendulum-v1", num_envs=2, num_steps=450, total_timesteps=900,
                                  num_minibatches=2)
@@ -128,11 +129,26 @@ def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
     done = np.asarray(traj.done)
     assert not np.asarray(traj.terminated).any()
     assert done.sum() == 4 and episodes.count == 4  # two episodes of 200 steps in each env
+    assert traj.cut_obs.shape[:2] == (2, 3)  # ceil(450 / 200) slots per env, not 450
+    # The replay: the same per-step randomness and the rollout's own actions, stepped one at a time.
+    _, _, step_keys, resets = _scan_inputs(jax.random.PRNGKey(1), program.vec_env, options, 2)
+    step = jax.jit(program.vec_env.step_with)
+    env_state, finals = state.env, {}
+    for t in range(450):
+        per_step = jax.tree.map(lambda x: x[t], resets)
+        env_state, result = step(step_keys[t], per_step, env_state, traj.action[t])
+        for b in np.flatnonzero(np.asarray(result.truncated)):
+            finals[(t, int(b))] = np.asarray(result.final_obs[b])
+    ts, bs, final_obs = cut_final_obs(traj)
+    assert sorted(zip(ts.tolist(), bs.tolist())) == sorted(finals) == sorted(zip(*np.nonzero(done)))
+    for t, b, obs in zip(ts, bs, final_obs):
+        np.testing.assert_array_equal(obs, finals[(int(t), int(b))])
+        if t + 1 < 450:
+            assert not np.allclose(obs, np.asarray(traj.obs)[t + 1, b])  # not the next episode's first obs
+    next_value = np.asarray(traj.next_value)
+    np.testing.assert_allclose(next_value[ts, bs], program.networks.value(state.params, jnp.asarray(final_obs)),
+                               rtol=1e-5, atol=1e-6)
     not_done = ~done[:-1]
-    np.testing.assert_array_equal(np.asarray(traj.final_obs)[:-1][not_done], np.asarray(traj.obs)[1:][not_done])
-    cut = done[:-1]
-    assert not np.allclose(np.asarray(traj.final_obs)[:-1][cut], np.asarray(traj.obs)[1:][cut])
-    next_value = np.asarray(program.networks.value(state.params, traj.final_obs))
-    # the rollout's own next values: V(final obs) wherever the episode was cut
-    np.testing.assert_allclose(np.asarray(traj.next_value), next_value, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(next_value[:-1][not_done], np.asarray(traj.value)[1:][not_done], rtol=1e-5, atol=1e-6)
+
+

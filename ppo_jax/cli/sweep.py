@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 from ppo_jax.cli import common, finetune, resume
 from ppo_jax.cli.common import EXIT_CHECKPOINT, UserError
-from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN, DEFAULT_KEEP
+from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
 DEFAULT_SEEDS = 8
@@ -47,22 +47,19 @@ def add_parser(sub) -> None:
     sweep.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cartpole.yaml")
     sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
                        help="a traced setting and its values (repeatable; the grid is their product)")
-    sweep.add_argument("--seeds", type=int, help=f"seeds per grid point (default {DEFAULT_SEEDS})")
-    sweep.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
-    sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
-    sweep.add_argument("--out", help="sweep directory (default: runs/sweep-<config>-<time>)")
-    sweep.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
-    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped sweep from its latest checkpoint")
-    sweep.add_argument("--checkpoint-every", type=int, metavar="UPDATES",
-                       help="checkpoint every run of the sweep every UPDATES updates, at the next log point "
-                            f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per sweep; 0: only at the end "
-                            "and on SIGINT/SIGTERM)")
-    sweep.add_argument("--keep", type=int, metavar="N", help=f"keep the last N checkpoints (default {DEFAULT_KEEP})")
+    resume.add_run_options(
+        sweep,
+        seeds_help=f"seeds per grid point (default {DEFAULT_SEEDS})",
+        out_help="sweep directory (default: runs/sweep-<config>-<time>)",
+        resume_metavar="SWEEP_DIR",
+        resume_help="continue a stopped sweep from its latest checkpoint",
+        checkpoint_help="checkpoint every run of the sweep every UPDATES updates, at the next log point "
+                        f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per sweep; 0: only at the end "
+                        "and on SIGINT/SIGTERM)",
+    )
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(sweep)
-    sweep.add_argument("--cpu-devices", type=int, metavar="N",
-                       help="on a CPU backend, split it into N devices that train seeds in parallel "
-                            "(default: one per core; 1: one device)")
+    resume.add_cpu_devices(sweep)
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
     hosts.add_argument("--distributed", action="store_true",
                        help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)")
@@ -152,10 +149,8 @@ def _plan_fresh(args) -> Plan:
 
 def _plan_resume(args) -> Plan:
     """The stopped sweep's own grid, seeds and directory, from its latest checkpoint."""
-    resume.refuse_options(args.resume, [
-        ("CONFIG", args.config), ("--grid", args.grid), ("--set", args.set), ("--seeds", args.seeds),
-        ("--seed", args.seed), ("--out", args.out), ("--overwrite", args.overwrite or None),
-        ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
+    resume.refuse_options(args.resume, resume.shared_options(args) + [
+        ("--grid", args.grid),
         ("--distributed", args.distributed or None), ("--coordinator", args.coordinator),
         ("--num-processes", args.num_processes), ("--process-id", args.process_id),
     ], what="sweep")

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from ppo_jax.cli import common, finetune, resume
 from ppo_jax.cli.common import EXIT_CHECKPOINT, EXIT_NONFINITE, UserError
-from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN, DEFAULT_KEEP
+from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
 
@@ -39,25 +39,22 @@ def add_parser(sub) -> None:
     train.add_argument("--env", metavar="ENV_ID",
                        help="train ENV_ID without a preset: defaults chosen by its action type "
                             "(see 'ppo-jax settings'; --set changes them)")
-    train.add_argument("--seeds", type=int, help="number of seeds trained at once (vmapped; default 1)")
-    train.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
-    train.add_argument("--out", help="run directory (default: runs/<config>-<time>)")
-    train.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its latest checkpoint")
-    train.add_argument("--checkpoint-every", type=int, metavar="UPDATES",
-                       help="save a checkpoint every UPDATES updates, at the next chunk boundary "
-                            f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per run; 0: only at the end "
-                            "and on SIGINT/SIGTERM)")
-    train.add_argument("--keep", type=int, metavar="N", help=f"keep the last N checkpoints (default {DEFAULT_KEEP})")
+    resume.add_run_options(
+        train,
+        seeds_help="number of seeds trained at once (vmapped; default 1)",
+        out_help="run directory (default: runs/<config>-<time>)",
+        resume_metavar="RUN_DIR",
+        resume_help="continue a stopped run from its latest checkpoint",
+        checkpoint_help="save a checkpoint every UPDATES updates, at the next chunk boundary "
+                        f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per run; 0: only at the end "
+                        "and on SIGINT/SIGTERM)",
+    )
     train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
     train.add_argument("--wandb", nargs="?", const="online", choices=("online", "offline"),
                        help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network")
     train.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(train)
-    train.add_argument("--cpu-devices", type=int, metavar="N",
-                       help="on a CPU backend, split it into N devices that train seeds in parallel "
-                            "(default: one per core; 1: one device)")
+    resume.add_cpu_devices(train)
     train.set_defaults(func=run)
 
 
@@ -86,11 +83,7 @@ def plan_fresh(args) -> Plan:
 
 
 def _refuse_options_with_resume(args) -> None:
-    resume.refuse_options(args.resume, [
-        ("CONFIG", args.config), ("--env", args.env), ("--set", args.set), ("--seeds", args.seeds),
-        ("--seed", args.seed), ("--out", args.out), ("--overwrite", args.overwrite or None),
-        ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
-    ])
+    resume.refuse_options(args.resume, resume.shared_options(args) + [("--env", args.env)])
 
 
 def plan_resume(args) -> Plan:

@@ -38,6 +38,22 @@ class EnvSpec(NamedTuple):
     action_high: tuple[float, ...]
     max_episode_steps: int  # the time limit; truncation happens there and nowhere else
     action_mask: bool = False  # the env gives a mask of valid (discrete) actions with each observation
+    obs_dtype: str = "float32"  # a dtype that holds every observation exactly: rollouts store them in it
+
+
+def storage_dtype(env: Any, env_id: str) -> str:
+    """The narrowest dtype that holds every observation of ``env`` exactly.
+
+    An env says so with an ``obs_storage_dtype`` attribute (e.g. ``"uint8"`` for
+    0/1 or 0..255 images); gymnax's MinAtar games are 0/1 images (float32 on
+    the way out). Anything else is kept as float32.
+    """
+    declared = getattr(env, "obs_storage_dtype", None)
+    if declared is not None:
+        return str(np.dtype(declared))
+    if ":" not in env_id and env_id.endswith("-MinAtar"):
+        return "uint8"
+    return "float32"
 
 
 class EnvError(ValueError):
@@ -261,7 +277,7 @@ def spec_of(env: Any, params: Any, env_id: str) -> EnvSpec:
         n = int(action_space.n)
         if mask is not None and tuple(mask.shape) != (n,):
             raise EnvError(f"{env_id}: the action mask has shape {tuple(mask.shape)}; {n} actions need ({n},).")
-        return EnvSpec(env_id, obs_shape, True, n, (), (), limit, mask is not None)
+        return EnvSpec(env_id, obs_shape, True, n, (), (), limit, mask is not None, storage_dtype(env, env_id))
     if isinstance(action_space, spaces.Box) or type(action_space).__name__ == "Box":
         shape = tuple(action_space.shape) or (1,)
         low = np.broadcast_to(np.asarray(action_space.low, np.float32), shape).reshape(-1)
@@ -276,6 +292,7 @@ def spec_of(env: Any, params: Any, env_id: str) -> EnvSpec:
             tuple(float(x) for x in low),
             tuple(float(x) for x in high),
             limit,
+            obs_dtype=storage_dtype(env, env_id),
         )
     raise EnvError(
         f"{env_id}: action space {type(action_space).__name__} is not supported; use gymnax's "

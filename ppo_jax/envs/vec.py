@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, Optional
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from ppo_jax.envs.wrappers import split_action_mask
@@ -111,6 +112,11 @@ class VecEnv:
         for _ in range(keys.ndim if typed else keys.ndim - 1):
             reset = jax.vmap(reset)
         return reset(keys)
+
+    def reset_bytes(self) -> int:
+        """Bytes of one env's reset state (observation and env state), from shapes alone."""
+        shapes = jax.eval_shape(self.reset_states, jax.random.split(jax.random.PRNGKey(0), 1))
+        return sum(int(np.prod(x.shape[1:])) * x.dtype.itemsize for x in jax.tree.leaves(shapes))
 
     def step_with(
         self,

@@ -204,14 +204,20 @@ def make_networks(
     fused = network == "mlp" and not shared_torso
 
     def apply(params, obs):
+        obs = _as_input(obs)
         if fused:
             return _fused_apply(module, params, obs)
         return module.apply(params, obs)
 
     def value(params, obs):
-        return module.apply(params, obs, method=ActorCritic.value)
+        return module.apply(params, _as_input(obs), method=ActorCritic.value)
 
     return Networks(init=init, apply=apply, value=value)
+
+
+def _as_input(obs: chex.Array) -> chex.Array:
+    """Observations stored narrow (uint8 images) enter the networks as float32, exactly."""
+    return obs if obs.dtype == jnp.float32 else obs.astype(jnp.float32)
 
 
 def networks_from_config(config, spec: EnvSpec) -> Networks:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from ppo_jax.core.distributions import Categorical, DiagGaussian
 from ppo_jax.envs import EnvSpec
-from ppo_jax.networks.mlp import _ACTIVATIONS, Distribution, Torso, _dense, orthogonal
+from ppo_jax.networks.mlp import _ACTIVATIONS, Distribution, Torso, _as_input, _dense, orthogonal
 
 Carry = Any  # GRU: [..., H]; LSTM: (c [..., H], h [..., H])
 
@@ -152,10 +152,10 @@ def make_recurrent_networks(
         return module.init(key, make_carry((1,)), obs, jnp.ones((1,), bool))
 
     def step(params, carry, obs, start):
-        return module.apply(params, carry, obs, start)
+        return module.apply(params, carry, _as_input(obs), start)
 
     def unroll(params, carry, obs, start):
-        x = module.apply(params, obs, method=M.embed)
+        x = module.apply(params, _as_input(obs), method=M.embed)
 
         def body(c, inputs):
             x_t, start_t = inputs
@@ -166,7 +166,7 @@ def make_recurrent_networks(
         return carry, module.apply(params, out, method=M.distribution), value
 
     def value(params, carry, obs):
-        x = module.apply(params, obs, method=M.embed)
+        x = module.apply(params, _as_input(obs), method=M.embed)
         no_reset = jnp.zeros(x.shape[:-1], bool)
         _, h = module.apply(params, carry, x, no_reset, method=M.core_step)
         return module.apply(params, h, method=M.value_only)
