@@ -1,5 +1,18 @@
-import jax
-import pytest
+import os
+
+# Most of this suite's time is XLA compiling whole training programs, and most of
+# a compile is LLVM's. Level 0 compiles them about twice as fast (a tiny CartPole
+# make_train: 66 s at the default level, 45 s at 1, 28-31 s at 0, each cold, on the
+# loaded 2-core VM, 2026-11-28); the tests check what the programs compute, which
+# the level does not change beyond float rounding. Set before JAX starts its backend;
+# subprocesses inherit it. The CLI's training chunks keep the level they compile
+# with (ppo_jax.driver.compiler_options). Give your own XLA_FLAGS level to override.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Catch silent (B, 1) vs (B,) broadcasting bugs everywhere in the suite.
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -28,8 +41,6 @@ def cli_env(tmp_path_factory):
     """Environment for ``ppo-jax`` subprocesses: a compilation cache private to
     this session, so the processes of one test share their compiles (as a user's
     runs do) without reading programs cached by anything else."""
-    import os
-
     return {**os.environ, "PPO_JAX_CACHE_DIR": str(tmp_path_factory.mktemp("xla-cache")), "PPO_JAX_NO_CACHE": ""}
 
 
@@ -46,3 +57,44 @@ def cartpole_run(tmp_path_factory, cli_env):
     )
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture
+def cli_main(monkeypatch, capsys):
+    """``run(*args) -> (exit code, stderr)``: ``ppo-jax ARGS`` in this process, for the
+    refusals that end before anything compiles (a subprocess spends seconds importing
+    JAX for each; the subprocess tests of test_cli check the exit code end to end).
+    XLA_FLAGS is restored afterwards: train and sweep add a device count to it."""
+    from ppo_jax import cli
+
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+
+    def run(*args):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exit:  # argparse's own usage errors
+            code = exit.code
+        return code, capsys.readouterr().err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def nonfinite_run(tmp_path_factory):
+    """A Pendulum run that goes non-finite, through the CLI, once per session
+    (test_cli checks the message and summary, test_checkpoint the checkpoints).
+    One gradient step per update at a huge learning rate: update 0 leaves huge
+    but finite parameters, update 1 goes non-finite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("nonfinite") / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", "train", "configs/pendulum.yaml", "--out", str(out), "--no-progress",
+         "--checkpoint-every", "1", "--set", "learning_rate=1e6", "--set", "update_epochs=1",
+         "--set", "num_minibatches=1", "--set", "total_timesteps=65536"],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PPO_JAX_NO_CACHE": "1"},
+    )
+    return out, result

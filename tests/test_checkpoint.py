@@ -6,7 +6,6 @@ import errno
 import functools
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import pytest
 
 import ppo_jax
 from ppo_jax import checkpoint, cli
-
-ROOT = Path(__file__).parent.parent
 
 
 @functools.lru_cache(maxsize=None)
@@ -80,16 +77,8 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
     assert sorted(p.name for p in checkpoint.checkpoint_dir(tmp_path).iterdir()) == ["2"]
 
 
-def test_nonfinite_stop_keeps_the_last_good_checkpoint(tmp_path):
-    # One gradient step per update at a huge learning rate: update 0 leaves huge
-    # but finite parameters, update 1 goes non-finite.
-    out = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", "train", "configs/pendulum.yaml", "--out", str(out), "--no-progress",
-         "--checkpoint-every", "1", "--set", "learning_rate=1e6", "--set", "update_epochs=1",
-         "--set", "num_minibatches=1", "--set", "total_timesteps=65536"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
+def test_nonfinite_stop_keeps_the_last_good_checkpoint(nonfinite_run):
+    out, result = nonfinite_run
     assert result.returncode == cli.EXIT_NONFINITE, result.stderr
     assert "non-finite" in result.stderr and "last good checkpoint" in result.stderr
     stopped = json.loads((out / "summary.json").read_text())["stopped"]

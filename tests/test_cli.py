@@ -78,28 +78,30 @@ BAD_SETTINGS = [
 ]
 
 
-def _assert_refused_before_compiling(command, out, args, expected):
-    result = _cli(command, "configs/cartpole.yaml", "--out", str(out), *args)
-    assert result.returncode == 2, result.stderr
-    assert expected in result.stderr and "Traceback" not in result.stderr
-    assert "compiling" not in result.stderr  # refused before anything was compiled
+def _assert_refused_before_compiling(cli_main, command, out, args, expected):
+    # In this process (an unexpected exception would fail the test as a traceback would):
+    # the subprocess tests above and below check exit code 2 through ``python -m ppo_jax.cli``.
+    code, err = cli_main(command, "configs/cartpole.yaml", "--out", out, *args)
+    assert code == 2, err
+    assert expected in err and "Traceback" not in err
+    assert "compiling" not in err  # refused before anything was compiled
     assert not out.exists()
 
 
 @pytest.mark.parametrize("args,expected", BAD_SETTINGS, ids=[" ".join(a) for a, _ in BAD_SETTINGS])
-def test_bad_settings_exit_2_before_compiling(tmp_path, args, expected):
-    _assert_refused_before_compiling("train", tmp_path / "run", args, expected)
+def test_bad_settings_exit_2_before_compiling(tmp_path, cli_main, args, expected):
+    _assert_refused_before_compiling(cli_main, "train", tmp_path / "run", args, expected)
 
 
 @pytest.mark.parametrize(
     "text,expected",
     [("env_id: CartPole-v1\nlearning_rate: [0.1\n", "malformed YAML"), ("- just\n- a list\n", "mapping")],
 )
-def test_bad_config_files_exit_2(tmp_path, text, expected):
+def test_bad_config_files_exit_2(tmp_path, cli_main, text, expected):
     config = tmp_path / "bad.yaml"
     config.write_text(text)
-    result = _cli("train", str(config), "--out", str(tmp_path / "run"))
-    assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+    code, err = cli_main("train", config, "--out", tmp_path / "run")
+    assert code == 2 and expected in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
 
 
@@ -108,12 +110,8 @@ def test_missing_config_file_exits_2(tmp_path):
     assert result.returncode == 2 and "no such config file" in result.stderr
 
 
-def test_nonfinite_training_stops_with_a_message(tmp_path):
-    out = tmp_path / "run"
-    result = _cli(
-        "train", "configs/pendulum.yaml", "--out", str(out), "--no-progress",
-        "--set", "learning_rate=1e6", "--set", "max_grad_norm=1e9", "--set", "total_timesteps=65536",
-    )
+def test_nonfinite_training_stops_with_a_message(nonfinite_run):
+    out, result = nonfinite_run  # shared with test_checkpoint, which checks its checkpoints
     assert result.returncode == 3, result.stderr
     assert "non-finite" in result.stderr and "at update" in result.stderr and "Traceback" not in result.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -190,5 +188,5 @@ BAD_SWEEPS = [
 
 
 @pytest.mark.parametrize("args,expected", BAD_SWEEPS, ids=[" ".join(a) for a, _ in BAD_SWEEPS])
-def test_bad_sweeps_exit_2_before_compiling(tmp_path, args, expected):
-    _assert_refused_before_compiling("sweep", tmp_path / "sweep", args, expected)
+def test_bad_sweeps_exit_2_before_compiling(tmp_path, cli_main, args, expected):
+    _assert_refused_before_compiling(cli_main, "sweep", tmp_path / "sweep", args, expected)

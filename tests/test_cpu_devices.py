@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TEST_XLA_FLAGS
 
 ROOT = Path(__file__).parent.parent
 TINY = ["--set", "total_timesteps=2048", "--set", "num_envs=4", "--set", "num_steps=64", "--no-progress"]
 
 
 def _cli(*args):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = {**os.environ, "XLA_FLAGS": TEST_XLA_FLAGS}  # no device count: the CLI's default split
     result = subprocess.run([sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, capture_output=True, text=True,
                             timeout=600, env={**env, "PPO_JAX_NO_CACHE": "1"})
     assert result.returncode == 0, result.stderr

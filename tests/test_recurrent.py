@@ -52,6 +52,18 @@ def _one(tree, b):
     return jax.tree.map(lambda x: x[b : b + 1], tree)
 
 
+@functools.lru_cache(maxsize=None)
+def _reference(cell):
+    """``_rollout(cell)`` and its ``_loop_reference``, computed once for the tests that read them."""
+    config, networks, params, memory, new_memory, traj = _rollout(cell)
+    return (config, networks, params, memory, new_memory, traj), _loop_reference(networks, params, memory, traj)
+
+
+def _step_log_prob(networks, params, carry, obs, action):
+    carry, dist, value = networks.step(params, carry, obs, jnp.zeros((1,), bool))
+    return carry, dist.log_prob(action), value
+
+
 def _loop_reference(networks, params, memory, traj):
     """Per env, per step, unbatched: reset the carry where an episode starts, step the
     network; on a time-limit cut, value the final observation with the carry the
@@ -62,6 +74,9 @@ def _loop_reference(networks, params, memory, traj):
     cut_values = np.full((num_steps, num_envs), np.nan)
     finals = []
     cut_obs = {(int(t), int(b)): obs for t, b, obs in zip(*cut_final_obs(traj))}
+    # One network call per env and step, each compiled once (eager, op by op, it was minutes).
+    step = jax.jit(lambda carry, obs, action: _step_log_prob(networks, params, carry, obs, action))
+    value_of = jax.jit(lambda carry, obs: networks.value(params, carry, obs))
     for b in range(num_envs):
         carry = _one(memory.carry, b)
         start = bool(memory.start[b])
@@ -69,11 +84,11 @@ def _loop_reference(networks, params, memory, traj):
             if start:
                 carry = networks.initial_carry((1,))
             obs = traj.obs[t, b][None]
-            carry, dist, value = networks.step(params, carry, obs, jnp.zeros((1,), bool))
-            log_probs[t, b] = float(dist.log_prob(jnp.asarray(traj.action[t, b])[None])[0])
+            carry, log_prob, value = step(carry, obs, jnp.asarray(traj.action[t, b])[None])
+            log_probs[t, b] = float(log_prob[0])
             values[t, b] = float(value[0])
             if traj.done[t, b] and not traj.terminated[t, b]:
-                cut_values[t, b] = float(networks.value(params, carry, cut_obs[(t, b)][None])[0])
+                cut_values[t, b] = float(value_of(carry, cut_obs[(t, b)][None])[0])
             start = bool(traj.done[t, b])
         finals.append(carry)
     return log_probs, values, cut_values, finals
@@ -81,13 +96,13 @@ def _loop_reference(networks, params, memory, traj):
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_carry_is_reset_where_episodes_start_and_matches_a_loop(cell):
-    config, networks, params, memory, new_memory, traj = _rollout(cell)
+    (config, networks, params, memory, new_memory, traj), reference = _reference(cell)
     # start_t is "o_t begins an episode": the memory's flags first, then the previous step's done.
     np.testing.assert_array_equal(traj.start[0], memory.start)
     np.testing.assert_array_equal(traj.start[1:], traj.done[:-1])
     np.testing.assert_array_equal(new_memory.start, traj.done[-1])
     assert traj.done.sum() >= 6 and (traj.done & ~traj.terminated).sum() >= 3  # resets and cuts happen
-    log_probs, values, _, finals = _loop_reference(networks, params, memory, traj)
+    log_probs, values, _, finals = reference
     np.testing.assert_allclose(traj.log_prob, log_probs, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(traj.value, values, rtol=1e-5, atol=1e-5)
     for b, final in enumerate(finals):
@@ -105,8 +120,7 @@ def test_carry_is_reset_where_episodes_start_and_matches_a_loop(cell):
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_truncation_bootstraps_with_the_ended_episodes_carry(cell):
-    config, networks, params, memory, _, traj = _rollout(cell)
-    _, values, cut_values, _ = _loop_reference(networks, params, memory, traj)
+    (config, networks, params, memory, _, traj), (_, values, cut_values, _) = _reference(cell)
     cut = traj.done & ~traj.terminated
     np.testing.assert_allclose(traj.next_value[cut], cut_values[cut], rtol=1e-5, atol=1e-5)
     # Elsewhere, where the episode goes on, V(s'_t) is the next step's value.
@@ -171,11 +185,12 @@ def test_resume_from_a_checkpoint_is_bitwise(tmp_path):
     config = _config("lstm", normalize_obs=True, total_timesteps=4 * 32 * 4)
     run = ChunkedRun(config, seeds=[0, 1], target_chunks=2)
     assert run.plan == [2, 2]
-    whole, _ = run.run(run.compile())
-    run = ChunkedRun(config, seeds=[0, 1], target_chunks=2)
+    initial = run.compile()
+    again = jax.tree.map(jnp.copy, initial)  # the chunks donate their input: one compile, two runs
+    whole, _ = run.run(initial)
     writer = checkpoint.Checkpointer(tmp_path, keep=2)
     stop = lambda done, state: writer.save(done, state, {"seeds": [0, 1], "config": config.to_dict()}) is None or True
-    run.run(run.compile(), on_state=stop)
+    run.run(again, on_state=stop)
     writer.close()
     assert run.updates_done == 2
     saved = checkpoint.restore_state(tmp_path, 2, abstract_state(run.program, [0, 1]))

@@ -15,13 +15,14 @@ import pytest
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import sweep_worker  # noqa: E402
+from conftest import TEST_XLA_FLAGS  # noqa: E402
 
 TIMEOUT = 420  # a hang (XLA's CPU pool, collectives) fails the test instead of the suite
 
 
 def _env(devices: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count={devices}"
     env["PPO_JAX_NO_CACHE"] = "1"
     return env
 

@@ -75,10 +75,12 @@ def test_the_same_with_the_default_devices(tmp_path, cli_env):
     _interrupted_and_resumed_equals_uninterrupted(tmp_path, cli_env, [])
 
 
-def _refused(result, expected):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr and "compiling" not in result.stderr
-    assert expected in result.stderr, result.stderr
+def _refused(cli_main, *args, expected):
+    """``ppo-jax ARGS`` in this process (a refusal compiles nothing): exit 2, the message, no compile."""
+    code, err = cli_main(*args)
+    assert code == 2, err
+    assert "Traceback" not in err and "compiling" not in err
+    assert expected in err, err
 
 
 @pytest.mark.parametrize("extra,expected", [
@@ -87,22 +89,19 @@ def _refused(result, expected):
     (["--seeds", "4"], "--seeds cannot be combined"),
     (["--out", "elsewhere"], "--out cannot be combined"),
 ])
-def test_resume_with_options_that_change_the_sweep_is_refused(tmp_path, cli_env, extra, expected):
-    _refused(_cli("sweep", *extra, "--resume", str(tmp_path), env=cli_env), expected)
+def test_resume_with_options_that_change_the_sweep_is_refused(tmp_path, cli_main, extra, expected):
+    _refused(cli_main, "sweep", *extra, "--resume", tmp_path, expected=expected)
 
 
-def test_resume_of_a_finished_sweep_is_refused(resumed_sweep, cli_env):
-    _refused(_cli("sweep", "--resume", str(resumed_sweep), env=cli_env), "the sweep is finished (100 of 100")
+def test_resume_of_a_finished_sweep_is_refused(resumed_sweep, cli_main):
+    _refused(cli_main, "sweep", "--resume", resumed_sweep, expected="the sweep is finished (100 of 100")
 
 
-def test_resume_of_what_is_not_a_sweep_is_refused(tmp_path, resumed_sweep, cli_env):
-    _refused(_cli("sweep", "--resume", str(tmp_path), env=cli_env), "not a ppo-jax run directory")
-    # a sweep is not a training run, and the other way round
-    _refused(_cli("train", "--resume", str(resumed_sweep), env=cli_env),
-             f"this is a sweep directory, not a train one; continue it with: ppo-jax sweep --resume")
-    train = tmp_path / "train"
-    done = _cli("train", "configs/cartpole.yaml", "--set", "total_timesteps=256", "--set", "num_envs=4",
-                "--set", "num_steps=32", "--no-progress", "--no-tensorboard", "--out", str(train), env=cli_env)
-    assert done.returncode == 0, done.stderr
-    _refused(_cli("sweep", "--resume", str(train), env=cli_env),
-             "this is a train directory, not a sweep one; continue it with: ppo-jax train --resume")
+def test_resume_of_what_is_not_a_sweep_is_refused(tmp_path, resumed_sweep, cartpole_run, cli_main):
+    _refused(cli_main, "sweep", "--resume", tmp_path, expected="not a ppo-jax run directory")
+    # a sweep is not a training run, and the other way round (the kind is checked before
+    # whether the run is finished, so the session's finished CartPole run serves)
+    _refused(cli_main, "train", "--resume", resumed_sweep,
+             expected="this is a sweep directory, not a train one; continue it with: ppo-jax sweep --resume")
+    _refused(cli_main, "sweep", "--resume", cartpole_run,
+             expected="this is a train directory, not a sweep one; continue it with: ppo-jax train --resume")

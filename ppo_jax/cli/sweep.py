@@ -219,9 +219,10 @@ class _Session:
 
         if self.checkpointer is None:  # several processes: no checkpoints
             return False
+        stopping = self.stop.signum is not None  # read once, as in train: no stop without its save
         last = self.checkpointer.last_saved or 0
         every = self.plan.checkpoint_every
-        due = (self.stop.signum is not None or updates_done == self.run.config.num_updates
+        due = (stopping or updates_done == self.run.config.num_updates
                or (every > 0 and updates_done - last >= every))
         if due:
             try:
@@ -230,7 +231,7 @@ class _Session:
             except checkpoint.CheckpointError as error:
                 self.failure.append(error)
                 return True
-        return self.stop.signum is not None
+        return stopping
 
     def close(self) -> None:
         self.progress.close()

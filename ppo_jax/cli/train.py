@@ -190,10 +190,13 @@ class _Session:
     def on_state(self, updates_done, state) -> bool:
         from ppo_jax import checkpoint
 
+        # Read the signal once: one landing after this read stops the run at the
+        # next chunk (with its own save), never here without a save.
+        stopping = self.stop.signum is not None
         last = self.checkpointer.last_saved or 0
         every = self.plan.checkpoint_every
         due = (
-            self.stop.signum is not None
+            stopping
             or updates_done == self.plan.config.num_updates
             or (every > 0 and updates_done - last >= every)
         )
@@ -203,7 +206,7 @@ class _Session:
             except checkpoint.CheckpointError as error:
                 self.failure.append(error)
                 return True
-        return self.stop.signum is not None
+        return stopping
 
     def close(self) -> None:
         self.progress.close()
