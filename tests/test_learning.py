@@ -39,7 +39,22 @@ BARS = {
     # twice a random masked policy's 6.33 fruits (6x6 grid, 500 steps); NOT met yet: an expected failure.
     "jumanji_snake": (12.7, 12.7, 4),
 }
-NOT_MET = {"jumanji_snake": "the Snake preset does no better than chance yet (configs/jumanji_snake.yaml)"}
+# Issue 12's largest budget (env steps per seed) for the presets it names.
+BUDGETS = {
+    "cartpole": 200_000,
+    "acrobot": 500_000,
+    "pendulum": 1_000_000,
+    "mountaincar_continuous": 1_000_000,
+    "breakout_minatar": 10_000_000,
+    "space_invaders_minatar": 10_000_000,
+    "asterix_minatar": 10_000_000,
+    "freeway_minatar": 10_000_000,
+}
+NOT_MET = {
+    "jumanji_snake": "the Snake preset does no better than chance yet (configs/jumanji_snake.yaml)",
+    "pendulum": "no setting tried holds at 1e6 steps yet: IQM -155 < -150 (docs/tuning/pendulum/); "
+                "the preset runs 2e6 steps, over the budget",
+}
 ALLOWED_MISSES = 1
 
 
@@ -79,6 +94,10 @@ def test_preset_meets_its_bars(preset):
     if suite:
         pytest.importorskip(suite)
     config = ppo_jax.load_config(CONFIGS / f"{preset}.yaml")
+    budget = BUDGETS.get(preset)
+    assert budget is None or config.env_steps <= budget, (
+        f"{preset}: {config.env_steps:,} env steps per seed, over the budget of {budget:,}"
+    )
     result = ppo_jax.sweep(config, seeds=n)
     finals = np.asarray(result.final_return[0], np.float64)
     report = f"{preset}: seeds 0-{n - 1} final returns {np.round(finals, 1).tolist()}"
