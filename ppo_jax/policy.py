@@ -178,6 +178,12 @@ def load_run(
 
     run_dir = Path(run_dir)
     update, meta = checkpoint.latest_checkpoint(run_dir, update)
+    if meta.get("kind", "train") != "train":
+        raise checkpoint.RunDirError(
+            f"{run_dir} is a {meta['kind']} directory, not a run of 'ppo-jax train': its checkpoints hold every "
+            "grid point's state together. Its results are in report.md and results.csv; to evaluate or render "
+            "one setting, train it: ppo-jax train CONFIG --set KEY=VALUE ... --seeds N"
+        )
     config = from_dict(meta["config"], where=f"{run_dir} (checkpoint {update})", env=env, env_params=env_params)
     seeds = [int(s) for s in meta["seeds"]]
     try:

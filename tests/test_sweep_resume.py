@@ -105,3 +105,9 @@ def test_resume_of_what_is_not_a_sweep_is_refused(tmp_path, resumed_sweep, cartp
              expected="this is a sweep directory, not a train one; continue it with: ppo-jax sweep --resume")
     _refused(cli_main, "sweep", "--resume", cartpole_run,
              expected="this is a train directory, not a sweep one; continue it with: ppo-jax train --resume")
+
+
+def test_eval_and_render_of_a_sweep_directory_are_refused(resumed_sweep, cli_main):
+    for command in ("eval", "render"):
+        _refused(cli_main, command, resumed_sweep,
+                 expected="is a sweep directory, not a run of 'ppo-jax train'")
