@@ -201,7 +201,8 @@ def job_throughput(a: dict) -> None:
         steps = max(a["min_updates"] * batch, (a["env_steps"] // batch) * batch)
         config = ppo_jax.load_config(a["config"], num_envs=n, total_timesteps=steps)
         row = {
-            "kind": "throughput",
+            "kind": a.get("kind", "throughput"),
+            **({"suite": a["suite"]} if a.get("suite") else {}),
             "config": a["config"],
             "env_id": config.env_id,
             "num_envs": n,
@@ -209,9 +210,10 @@ def job_throughput(a: dict) -> None:
             "num_updates": config.num_updates,
             **train_speed(config, a["repeats"]),
             **floor_speed(config, a["repeats"]),
-            **flops_per_update(config),
+            **(flops_per_update(config) if a.get("flops", True) else {}),
         }
-        row["achieved_flops_per_second"] = row["flops_per_run"] / row["run_seconds"]
+        if "flops_per_run" in row:
+            row["achieved_flops_per_second"] = row["flops_per_run"] / row["run_seconds"]
         row["train_vs_floor"] = round(row["steps_per_second"] / row["floor_steps_per_second"], 4)
         row["peak_rss_mib"] = peak_rss_mib()
         emit(row)

@@ -117,6 +117,7 @@ def throughput_section(d: dict, res: Path, prefix: str = "") -> tuple[str, dict]
             f"{_fmt(r['train_vs_floor'], 3)} | {_fmt(r['achieved_flops_per_second'] / 1e9, 2)} | {_fmt(pct, 1)} | "
             f"{_fmt(r['xla_flops_whole_program'] / 1e9, 3)} |"
         )
+    out.append(suites_table(d.get("suites") or {}))
     cw = d.get("cold_warm") or {}
     if cw:
         out.append("\nCold and warm start of the CLI (`ppo-jax train`, CartPole preset, one seed): a fresh "
@@ -151,6 +152,32 @@ def throughput_section(d: dict, res: Path, prefix: str = "") -> tuple[str, dict]
         out.append(f"\n![throughput]({prefix}throughput.png)\n")
     out.append(_failures(d["jobs"]))
     return "\n".join(out), facts
+
+
+def suites_table(suites: dict) -> str:
+    """Per-suite rows: each suite's preset (a few updates at a small size), or why it was not run."""
+    if not suites:
+        return ""
+    out = ["\nPer environment suite: its preset (`configs/`, `configs/gpu/`) at the size given, training "
+           "vs the floor, run where the suite's extra is installed in the benchmark's interpreter.\n",
+           "| suite | env | num_envs | env steps | compile (s) | train steps/s | floor steps/s | train ÷ floor | status |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, job in suites.items():
+        rows = [r for r in job.get("rows", []) if r.get("kind") == "suite_throughput"]
+        status = job.get("status", "?")
+        if not rows:
+            tail = (job.get("stderr_tail") or "").strip().splitlines()[-1:] or [""]
+            why = "no rows" if status == "ok" else status
+            if not status.startswith("not installed"):  # a failure: its last line of stderr says why
+                why = f"{why}: {tail[0][:120]}"
+            out.append(f"| {name} | `{job.get('config', '')}` | — | — | — | — | — | — | {why} |")
+        for r in rows:
+            out.append(
+                f"| {name} | {r['env_id']} | {r['num_envs']:,} | {r['env_steps']:,} | {_fmt(r['compile_seconds'], 1)} | "
+                f"{_fmt(r['steps_per_second'])} | {_fmt(r['floor_steps_per_second'])} | {_fmt(r['train_vs_floor'], 3)} | "
+                f"{status} |"
+            )
+    return "\n".join(out) + "\n"
 
 
 def _impl_runs(env: dict, impl: str) -> list[dict]:

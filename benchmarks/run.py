@@ -33,6 +33,18 @@ SECTIONS = ("throughput", "torch", "peers", "seeds", "cores", "compile", "memory
 GPU_ORDER = ("seeds", "torch", "agreement", "cnn", "memory", "throughput")
 PRESETS = tuple(sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.yaml")))
 
+# Per-suite throughput rows (the throughput section): each suite's preset at a small size, run
+# only where its extra is installed in this interpreter (else a "not installed" row).
+# suite -> (top-level package to look for, preset config).
+SUITE_ROWS = {
+    "jumanji": ("jumanji", "configs/jumanji_snake.yaml"),
+    "xminigrid": ("xminigrid", "configs/xminigrid_empty.yaml"),
+    "navix": ("navix", "configs/navix_empty.yaml"),
+    "brax": ("brax", "configs/gpu/brax_ant.yaml"),
+    "playground": ("mujoco_playground", "configs/gpu/playground_cartpole_balance.yaml"),
+    "craftax": ("craftax", "configs/gpu/craftax_classic.yaml"),
+}
+
 # Sizes. "full" fits about 30 minutes on a 2-core CPU (SB3 trains CartPole at
 # ~2.4k steps/s there, so its runs are capped by time, not budget); "quick" is
 # the CI smoke run (< 3 minutes); "gpu" fits one 8-minute call on a GPU.
@@ -43,6 +55,8 @@ SIZES = {
             {"config": "configs/breakout_minatar.yaml", "num_envs": [4, 64, 256, 1024, 4096], "env_steps": 2**18},
         ],
         "repeats": 2, "matmul_n": 2048, "coldwarm_overrides": [], "throughput_cap": 600,
+        # one row per installed suite: 64 envs (the physics suites and Craftax compile for minutes on a CPU)
+        "suites": {name: {"num_envs": [64], "env_steps": 2**15} for name in SUITE_ROWS}, "suites_cap": 600,
         "torch": {
             "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 4, "torch_seeds": 2,
                             "torch_cap": 90, "torch_compile_seeds": 1, "sb3_seeds": 2, "sb3_cap": 200,
@@ -68,6 +82,8 @@ SIZES = {
     "quick": {
         "throughput": [{"config": "configs/cartpole.yaml", "num_envs": [64], "env_steps": 2**14}],
         "repeats": 1, "matmul_n": 512, "coldwarm_overrides": None, "throughput_cap": 300,
+        # the two gridworlds that compile fastest, two updates each, where installed
+        "suites": {name: {"num_envs": [16], "env_steps": 0} for name in ("jumanji", "xminigrid")}, "suites_cap": 240,
         "torch": {
             "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 2, "torch_seeds": 1,
                             "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4, "sbx_seeds": 1, "sbx_cap": 4,
@@ -97,6 +113,7 @@ SIZES = {
             {"config": "configs/breakout_minatar.yaml", "num_envs": [64, 1024, 4096, 16384], "env_steps": 2**21},
         ],
         "repeats": 2, "matmul_n": 8192, "coldwarm_overrides": [], "throughput_cap": 150,
+        "suites": {name: {"num_envs": [1024], "env_steps": 2**20} for name in SUITE_ROWS}, "suites_cap": 150,
         # PyTorch on CUDA (when this torch has CUDA), one agent, CartPole preset, time-capped.
         "torch": {"CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 0, "torch_seeds": 1,
                                   "torch_cap": 45, "sb3_seeds": 0, "sb3_cap": 0, "overrides": {},
@@ -166,7 +183,24 @@ class Suite:
             }, s["throughput_cap"]))
         # --quick leaves the CLI's cold/warm start to the compile section's own cold/warm pair
         coldwarm = self.cold_warm(s["coldwarm_overrides"]) if s["coldwarm_overrides"] is not None else {}
-        self.save("throughput", {"jobs": jobs, "cold_warm": coldwarm})
+        self.save("throughput", {"jobs": jobs, "cold_warm": coldwarm, "suites": self.suite_rows()})
+
+    def suite_rows(self) -> dict:
+        """Train and floor steps/s of each suite's preset, where its extra is installed."""
+        import importlib.util
+
+        out = {}
+        for name, spec in self.sizes.get("suites", {}).items():
+            package, config = SUITE_ROWS[name]
+            if importlib.util.find_spec(package) is None:
+                out[name] = {"status": f'not installed (pip install -e ".[{name}]")', "config": config, "rows": []}
+                continue
+            out[name] = self.job("throughput", {
+                "config": config, **spec, "min_updates": 2, "repeats": 1, "flops": False,
+                "kind": "suite_throughput", "suite": name,
+            }, self.sizes["suites_cap"])
+            out[name]["config"] = config
+        return out
 
     def cold_warm(self, overrides: list[str]) -> dict:
         """The CLI twice on the CartPole preset: a fresh persistent compilation

@@ -322,10 +322,20 @@ def env_defaults(env_id: str) -> dict[str, Any]:
     """Settings to train ``env_id`` without a preset, chosen by its action type."""
     from ppo_jax import envs
 
-    if env_id not in envs.registered_env_ids():
+    try:
+        parsed = envs.parse_env_id(env_id)
+    except envs.EnvError as err:
+        raise ConfigError(f"--env: {err}") from None
+    if parsed.kind == "gymnax" and env_id not in envs.registered_env_ids():
         from_dict({"env_id": env_id}, where="--env")  # raises, naming close matches
-    extra = {} if envs.env_spec(env_id).discrete else CONTINUOUS_DEFAULTS
-    return {"env_id": env_id, **extra}
+    try:  # suite and import-path ids too: build the env once to read its action space
+        env, params = envs.make(env_id)
+        discrete = type(env.action_space(params)).__name__ == "Discrete"
+    except envs.EnvError as err:  # a missing suite package (naming its extra), an unknown user module
+        raise ConfigError(f"--env: {err}") from None
+    except Exception as err:  # a suite or user env that fails while being built
+        raise ConfigError(f"--env {env_id}: building the env failed: {type(err).__name__}: {err}") from None
+    return {"env_id": env_id, **({} if discrete else CONTINUOUS_DEFAULTS)}
 
 
 def _valid(values: dict[str, Any]) -> bool:

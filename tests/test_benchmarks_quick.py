@@ -38,6 +38,16 @@ def test_quick_suite_writes_finite_results(tmp_path):
         for name in ("compile_seconds", "run_seconds", "steps_per_second", "floor_steps_per_second",
                      "flops_per_update", "achieved_flops_per_second"):
             assert _finite(r[name]) and r[name] > 0, (name, r[name])
+    # per-suite rows: measured where the suite's extra is installed, else said so
+    assert throughput["suites"], throughput.keys()
+    for name, job in throughput["suites"].items():
+        if job["status"].startswith("not installed"):
+            assert f'.[{name}]' in job["status"] and not job["rows"]
+            continue
+        assert job["status"] == "ok", (name, job)
+        (row,) = [r for r in job["rows"] if r["kind"] == "suite_throughput"]
+        assert row["suite"] == name and _finite(row["steps_per_second"]) and _finite(row["floor_steps_per_second"])
+    assert "Per environment suite" in report
     matmul = [r for j in throughput["jobs"] for r in j["rows"] if r["kind"] == "matmul"]
     assert matmul and _finite(matmul[0]["matmul_flops_per_second"])
 

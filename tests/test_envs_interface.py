@@ -109,6 +109,20 @@ def test_missing_suite_package_names_the_extra(monkeypatch, tmp_path):
         ppo_jax.load_config(None, env_id="fakesuite:Anything")
 
 
+def test_train_env_option_takes_suite_and_import_path_ids(monkeypatch, tmp_path):
+    """``ppo-jax train --env ID`` builds its defaults from any id form, and names the extra of a missing suite."""
+    from ppo_jax.config import env_defaults
+
+    assert env_defaults("tests.test_envs_interface:MaskedGrid") == {"env_id": "tests.test_envs_interface:MaskedGrid"}
+    (tmp_path / "fake_suite_adapter2.py").write_text("import a_suite_package_that_is_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(envs.SUITES, "fakesuite", ("fake_suite_adapter2", "fakesuite"))
+    with pytest.raises(ConfigError, match=r'--env: suite .fakesuite. needs its package.*pip install -e "\.\[fakesuite\]"'):
+        env_defaults("fakesuite:Anything")
+    with pytest.raises(ConfigError, match="unknown suite 'jumaji'"):
+        env_defaults("jumaji:Snake-v1")
+
+
 def test_env_kwargs_reach_the_constructor():
     config = ppo_jax.load_config(None, env_id="tests.test_envs_interface:MaskedGrid", env_kwargs={},
                                  max_episode_steps=20)

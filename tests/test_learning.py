@@ -36,7 +36,7 @@ BARS = {
     "freeway_minatar": (58.0, 60.0, 4),
     # 0.9 x the optimum 0.956 (7 steps: 1 - 0.9 * 7/144); needs the xminigrid extra.
     "xminigrid_empty": (0.86, 0.86, 4),
-    # twice a random masked policy's 6.33 fruits (6x6 grid, 500 steps); NOT met yet: an expected failure.
+    # twice a random masked policy's 6.33 fruits (6x6 grid, 500 steps); needs the jumanji extra.
     "jumanji_snake": (12.7, 12.7, 4),
 }
 # Issue 12's largest budget (env steps per seed) for the presets it names.
@@ -50,8 +50,7 @@ BUDGETS = {
     "asterix_minatar": 10_000_000,
     "freeway_minatar": 10_000_000,
 }
-NOT_MET = {
-    "jumanji_snake": "the Snake preset does no better than chance yet (configs/jumanji_snake.yaml)",
+NOT_MET = {  # preset -> why its bars are not met yet (marks its check as an expected failure)
     "pendulum": "no setting tried holds at 1e6 steps yet: IQM -155 < -150 (docs/tuning/pendulum/); "
                 "the preset runs 2e6 steps, over the budget",
 }
