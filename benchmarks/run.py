@@ -320,14 +320,16 @@ class Suite:
         if same is None:
             self.save("peers", {"skipped": peers_env.missing("rejax")})
             return
-        settings = {
-            "4 envs × 128 steps, 4 epochs × 4 minibatches": {
-                "num_envs": 4, "num_steps": 128, "update_epochs": 4, "num_minibatches": 4},
-            "CartPole preset (16 × 128, 4 × 8)": {},
-        }
         import yaml
 
         preset = yaml.safe_load((REPO / "configs/cartpole.yaml").read_text())
+        shape = (f"{preset['num_envs']} × {preset['num_steps']}, "
+                 f"{preset['update_epochs']} × {preset['num_minibatches']}")
+        settings = {
+            "4 envs × 128 steps, 4 epochs × 4 minibatches": {
+                "num_envs": 4, "num_steps": 128, "update_epochs": 4, "num_minibatches": 4},
+            f"CartPole preset ({shape})": {},  # the label read from the preset, as the run is
+        }
         rows = []
         for label, over in list(settings.items())[: self.sizes.get("peers_settings")]:
             over = {**over, "total_timesteps": steps}
