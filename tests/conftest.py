@@ -22,6 +22,37 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long learning tests (run with -m slow)")
 
 
+def interrupt_cli(args, sig, env, timeout=900):
+    """Start ``ppo-jax ARGS`` and send ``sig`` once it reports training progress
+    (a plain line per 10% when stderr is not a terminal); (exit code, stderr)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.Popen([sys.executable, "-m", "ppo_jax.cli", *args], cwd=Path(__file__).parent.parent,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "env steps/seed" in line:
+            proc.send_signal(sig)
+            break
+    _, rest = proc.communicate(timeout=timeout)
+    return proc.returncode, "".join(lines) + rest
+
+
+def assert_bitwise_equal(a, b):
+    """Every leaf of two pytrees has the same dtype, shape and bits (NaN-safe)."""
+    import numpy as np
+
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape
+        assert np.array_equal(x.view(np.uint8), y.view(np.uint8))
+
+
 @pytest.fixture
 def key():
     return jax.random.PRNGKey(0)

@@ -8,51 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
-import numpy as np
 
 import ppo_jax
-from conftest import CARTPOLE_RUN_ARGS
+from conftest import CARTPOLE_RUN_ARGS, assert_bitwise_equal, interrupt_cli
 
 ROOT = Path(__file__).parent.parent
-
-
-def _train_and_interrupt(args, sig, env):
-    """Start ``ppo-jax`` and send ``sig`` once it reports training progress."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )
-    lines = []
-    for line in proc.stderr:  # plain progress lines (not a terminal), one per 10% of training
-        lines.append(line)
-        if "env steps/seed" in line:
-            proc.send_signal(sig)
-            break
-    stdout, rest = proc.communicate(timeout=600)
-    return proc.returncode, "".join(lines) + rest
-
-
-def _leaves_equal(a, b):
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb):
-        x, y = np.asarray(x), np.asarray(y)
-        assert x.dtype == y.dtype and x.shape == y.shape
-        assert np.array_equal(x.view(np.uint8), y.view(np.uint8))  # bits, NaN-safe
 
 
 def test_interrupted_and_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path, cartpole_run, cli_env):
     out = tmp_path / "run"
     args = [a for a in CARTPOLE_RUN_ARGS if a != "--no-progress"]
-    code, err = _train_and_interrupt([*args, "--out", str(out), "--checkpoint-every", "0"], signal.SIGTERM, cli_env)
+    code, err = interrupt_cli([*args, "--out", str(out), "--checkpoint-every", "0"], signal.SIGTERM, cli_env)
     assert code == 128 + signal.SIGTERM, err
     assert f"Resume with: ppo-jax train --resume {out}" in err and "Traceback" not in err
     first_stop = json.loads((out / "summary.json").read_text())["stopped"]
     assert first_stop["reason"] == "SIGTERM" and 0 < first_stop["update"] < 800
     assert ppo_jax.load_run(out).update == first_stop["update"]
 
-    code, err = _train_and_interrupt(["train", "--resume", str(out)], signal.SIGINT, cli_env)
+    code, err = interrupt_cli(["train", "--resume", str(out)], signal.SIGINT, cli_env)
     assert code == 128 + signal.SIGINT, err
     second_stop = json.loads((out / "summary.json").read_text())["stopped"]
     assert second_stop["reason"] == "SIGINT" and first_stop["update"] < second_stop["update"] < 800
@@ -64,7 +37,7 @@ def test_interrupted_and_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path, 
     assert result.returncode == 0, result.stderr
     resumed, reference = ppo_jax.load_run(out), ppo_jax.load_run(cartpole_run)
     assert resumed.update == reference.update == 800
-    _leaves_equal(resumed.state, reference.state)  # params, Adam moments, statistics, env, keys, counter
+    assert_bitwise_equal(resumed.state, reference.state)  # params, Adam moments, statistics, env, keys, counter
     assert (out / "metrics.csv").read_bytes() == (cartpole_run / "metrics.csv").read_bytes()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed"]["from_update"] == second_stop["update"] and "stopped" not in summary

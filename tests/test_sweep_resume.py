@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import interrupt_cli
 
 ROOT = Path(__file__).parent.parent
 # 2 grid points × 2 seeds, 100 updates of 4 envs × 32 steps in 50 log points.
@@ -23,26 +24,12 @@ def _cli(*args, env, timeout=900):
                           text=True, timeout=timeout, env=env)
 
 
-def _interrupt(args, sig, env):
-    """Start ``ppo-jax`` and send ``sig`` once it reports progress (a plain line per 10%)."""
-    proc = subprocess.Popen([sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "env steps/seed" in line:
-            proc.send_signal(sig)
-            break
-    _, rest = proc.communicate(timeout=900)
-    return proc.returncode, "".join(lines) + rest
-
-
 def _interrupted_and_resumed_equals_uninterrupted(tmp_path, env, devices):
     full, part = tmp_path / "full", tmp_path / "part"
     done = _cli(*SWEEP_ARGS, *devices, "--out", str(full), "--no-progress", env=env)
     assert done.returncode == 0, done.stderr
 
-    code, err = _interrupt([*SWEEP_ARGS, *devices, "--out", str(part)], signal.SIGINT, env)
+    code, err = interrupt_cli([*SWEEP_ARGS, *devices, "--out", str(part)], signal.SIGINT, env)
     assert code == 128 + signal.SIGINT, err
     assert f"Resume with: ppo-jax sweep --resume {part}" in err and "Traceback" not in err
     stopped = json.loads((part / "sweep.json").read_text())["stopped"]

@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Optional
 
-from ppo_jax.cli.common import UserError
+from ppo_jax.cli.common import EXIT_CHECKPOINT, UserError
 
 DEFAULT_CHECKPOINTS_PER_RUN = 10
 DEFAULT_KEEP = 3
@@ -117,3 +117,25 @@ def shared_options(args) -> list:
         ("--out", args.out), ("--overwrite", args.overwrite or None),
         ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
     ]
+
+
+def report_interruption(err, session, run, *, what: str, num_updates: int, saved: str, hint: str) -> Optional[int]:
+    """Say why a run or sweep stopped before its end and how to resume it.
+
+    Args: ``err``, a rich console on stderr; ``session``, the CLI's session (its
+    ``failure``, ``stop`` and ``checkpointer``); ``run``, the driver (``updates_done``,
+    ``stopped_early``); ``what``, "Training" or "The sweep"; ``saved``, where the
+    state was saved; ``hint``, the resume command.
+    Returns: the exit code, or None when nothing stopped it early.
+    """
+    if session.failure:
+        err.print(f"ppo-jax: error: {session.failure[0]}. {what} stopped at update {run.updates_done}.",
+                  soft_wrap=True)
+        if session.checkpointer is not None and session.checkpointer.last_saved is not None:
+            err.print(f"Free some space, then resume with: {hint}", soft_wrap=True)
+        return EXIT_CHECKPOINT
+    if run.stopped_early:
+        err.print(f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of {num_updates}; "
+                  f"{saved}.\nResume with: {hint}", soft_wrap=True)
+        return 128 + int(session.stop.signum)
+    return None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ppo_jax.cli import common, finetune, resume
-from ppo_jax.cli.common import EXIT_CHECKPOINT, UserError
+from ppo_jax.cli.common import UserError
 from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
@@ -343,21 +343,11 @@ def _end(plan: Plan, run, session: _Session, err) -> int:
     """Say how the sweep ended and how to continue it; return the exit code."""
     hint = f"ppo-jax sweep --resume {shlex.quote(str(plan.out))}"
     last = session.checkpointer.last_saved if session.checkpointer is not None else None
-    if session.failure:
-        err.print(f"ppo-jax: error: {session.failure[0]}. The sweep stopped at update {run.updates_done}.",
-                  soft_wrap=True)
-        if last is not None:
-            err.print(f"Free some space, then resume with: {hint}", soft_wrap=True)
-        return EXIT_CHECKPOINT
-    if run.stopped_early:
-        err.print(
-            f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of "
-            f"{run.config.num_updates}; every run's state saved in {plan.out / 'checkpoints' / str(last)}; "
-            f"results so far in {plan.out / 'results.csv'}.\nResume with: {hint}",
-            soft_wrap=True,
-        )
-        return 128 + int(session.stop.signum)
-    return 0
+    saved = (f"every run's state saved in {plan.out / 'checkpoints' / str(last)}; "
+             f"results so far in {plan.out / 'results.csv'}")
+    code = resume.report_interruption(err, session, run, what="The sweep", num_updates=run.config.num_updates,
+                                      saved=saved, hint=hint)
+    return 0 if code is None else code
 
 
 def _start_dir(plan: Plan, overwrite: bool) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ppo_jax.cli import common, finetune, resume
-from ppo_jax.cli.common import EXIT_CHECKPOINT, EXIT_NONFINITE, UserError
+from ppo_jax.cli.common import EXIT_NONFINITE, UserError
 from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
@@ -324,19 +324,10 @@ def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
             soft_wrap=True,
         )
         return EXIT_NONFINITE
-    if session.failure:
-        err.print(f"ppo-jax: error: {session.failure[0]}. Training stopped at update {run.updates_done}.",
-                  soft_wrap=True)
-        if last is not None:
-            err.print(f"Free some space, then resume with: {resume_hint}", soft_wrap=True)
-        return EXIT_CHECKPOINT
-    if run.stopped_early:
-        err.print(
-            f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of "
-            f"{plan.config.num_updates}; checkpoint saved in {summary['checkpoint']}.\nResume with: {resume_hint}",
-            soft_wrap=True,
-        )
-        return 128 + int(session.stop.signum)
+    code = resume.report_interruption(err, session, run, what="Training", num_updates=plan.config.num_updates,
+                                      saved=f"checkpoint saved in {summary['checkpoint']}", hint=resume_hint)
+    if code is not None:
+        return code
     if last is not None:
         err.print(f"checkpoint: {summary['checkpoint']}")
     return 0
