@@ -272,6 +272,11 @@ def too_few_seeds(num_seeds: int) -> Optional[str]:
     )
 
 
+def return_digits(x: float) -> int:
+    """Decimals that show a return: 1 from 10 up (500.0, -155.5), 3 below (NAVIX's 0.955)."""
+    return 1 if not np.isfinite(x) or abs(x) >= 10 else 3
+
+
 def format_interval(interval: stats.Interval, digits: int = 1, with_interval: bool = True) -> str:
     """``value [low, high]``; ``value (no CI)`` when ``with_interval`` is False (too few seeds)."""
     if not np.isfinite(interval.value):

@@ -316,8 +316,8 @@ def _report(plan: Plan, result, run, session: _Session, err) -> None:
     warning = report.too_few_seeds(len(result.seeds))
     for rank, p in enumerate(summary.ranking[:3]):
         st = summary.points[p]
-        err.print(f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · "
-                  f"final return IQM {report.format_interval(st.iqm, 1, warning is None)}")
+        iqm = report.format_interval(st.iqm, report.return_digits(st.iqm.value), warning is None)
+        err.print(f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · final return IQM {iqm}")
     if summary.comparison is not None:
         err.print(f"P(best > second) = {report.format_interval(summary.comparison.probability, 3, warning is None)}")
     if warning:

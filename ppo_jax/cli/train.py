@@ -337,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
     common.set_cpu_devices(args.cpu_devices)  # first: importing ppo_jax.logs starts JAX's backend
     from rich.console import Console
 
-    from ppo_jax import logs
+    from ppo_jax import logs, report
     from ppo_jax.cli.loggers import check_wandb
 
     plan = plan_fresh(args) if args.resume is None else plan_resume(args)
@@ -349,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
     logs.write_summary(out / "summary.json", summary)
     logs.plot_curves(out / "curves.png", metrics, plan.seeds, title=f"{config.env_id} — {len(plan.seeds)} seed(s)")
     err.print(f"final return per seed (last {int(logs.FINAL_FRACTION * 100)}% of training): "
-              + ", ".join(f"{x:.1f}" for x in summary["final_return"]))
+              + ", ".join(f"{x:.{report.return_digits(x)}f}" for x in summary["final_return"]))
     err.print(f"train {run_.train_seconds:.1f} s · {summary['steps_per_second']:,.0f} env steps/s · "
               f"compile {run_.compile_seconds:.1f} s")
     print(f"run written to {out}")
