@@ -448,20 +448,31 @@ def job_memory(a: dict) -> None:
     (p0, p1) = points[0], points[-1]
     per_step = (p1["total_bytes"] - p0["total_bytes"]) / (p1["env_steps_per_rollout"] - p0["env_steps_per_rollout"])
     fixed = p0["total_bytes"] - per_step * p0["env_steps_per_rollout"]
-    fits = {}
+    # The CLI's pipelined driver holds one more train state than the program above (chunk k+1 in
+    # flight while the host reads chunk k): its bytes per env (params and Adam amortized over the
+    # preset's num_envs) on top of each env's rollout.
+    program = ppo_jax.build(base)
+    state = jax.eval_shape(program.init, jax.random.PRNGKey(0), base.hyperparams())
+    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state))
+    state_per_env = state_bytes / base.num_envs
+    fits, fits_cli = {}, {}
     for gib in a["memory_gib"]:
         budget = gib * 2**30
         fits[str(gib)] = int((budget - max(fixed, 0.0)) / (per_step * base.num_steps))
+        fits_cli[str(gib)] = int((budget - max(fixed, 0.0)) / (per_step * base.num_steps + state_per_env))
     emit({
         "kind": "memory",
         "config": a["config"],
         "env_id": base.env_id,
         "num_steps": base.num_steps,
-        "obs_shape": list(ppo_jax.build(base).vec_env.spec.obs_shape),
+        "obs_shape": list(program.vec_env.spec.obs_shape),
         "points": points,
         "bytes_per_env_step": round(per_step, 1),
         "fixed_bytes": round(fixed),
         "largest_envs_times_seeds": fits,
+        "train_state_bytes": int(state_bytes),
+        "train_state_num_envs": base.num_envs,
+        "largest_envs_times_seeds_cli": fits_cli,
         "backend": jax.default_backend(),
         "device": str(jax.devices()[0].device_kind),
     })

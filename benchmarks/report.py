@@ -471,21 +471,30 @@ def memory_section(d: dict, res: Path) -> tuple[str, dict]:
            "steps (num_envs × seeds × num_steps) is what each env step of a rollout costs (rollout buffer, "
            "pre-drawn randomness, minibatch copies, GAE), the intercept what does not grow. The largest "
            "num_envs × seeds is extrapolated from them at the preset's num_steps: an estimate from the compiler's "
-           "plan on this backend (a GPU's allocator and fusion differ), not a run at that size.\n"]
+           "plan on this backend (a GPU's allocator and fusion differ), not a run at that size. The CLI's driver "
+           "(`ppo-jax train`, pipelined) holds one more train state (parameters, Adam moments, env states: "
+           "its size at the preset's num_envs, one seed, in the train-state column) while the next chunk runs; the "
+           "CLI columns add it per env at the preset's num_envs per seed (more seeds, each with its own parameters "
+           "and Adam moments) on top of the rollout.\n"]
     gibs = sorted({g for r in rows for g in r.get("largest_envs_times_seeds", {})}, key=float)
-    out.append("| preset | env | obs shape | num_steps | bytes / env step | fixed (MiB) | "
-               + " | ".join(f"largest num_envs × seeds in {g} GiB" for g in gibs) + " | backend |")
-    out.append("|---|---|---|---:|---:|---:|" + "---:|" * len(gibs) + "---|")
+    out.append("| preset | env | obs shape | num_steps | bytes / env step | fixed (MiB) | train state (KiB) | "
+               + " | ".join(f"largest num_envs × seeds in {g} GiB (`jit(vmap(train))` / CLI)" for g in gibs)
+               + " | backend |")
+    out.append("|---|---|---|---:|---:|---:|---:|" + "---:|" * len(gibs) + "---|")
     facts = {}
     for r in rows:
         if "bytes_per_env_step" not in r:
-            out.append(f"| `{r['config']}` | {r['env_id']} | — | — | — | — |" + " — |" * len(gibs) + f" {r.get('note')} |")
+            out.append(f"| `{r['config']}` | {r['env_id']} | — | — | — | — | — |" + " — |" * len(gibs)
+                       + f" {r.get('note')} |")
             continue
         facts[r["env_id"]] = r
-        fits = r["largest_envs_times_seeds"]
+        fits, cli = r["largest_envs_times_seeds"], r.get("largest_envs_times_seeds_cli", {})
+        state = (f"{_fmt(r['train_state_bytes'] / 2**10, 1)} ({r['train_state_num_envs']} envs)"
+                 if "train_state_bytes" in r else "—")
         out.append(f"| `{r['config']}` | {r['env_id']} | {tuple(r['obs_shape'])} | {r['num_steps']} | "
-                   f"{_fmt(r['bytes_per_env_step'], 1)} | {_fmt(r['fixed_bytes'] / 2**20, 1)} | "
-                   + " | ".join(_fmt(fits.get(g)) for g in gibs) + f" | {r['backend']} ({r['device']}) |")
+                   f"{_fmt(r['bytes_per_env_step'], 1)} | {_fmt(r['fixed_bytes'] / 2**20, 1)} | {state} | "
+                   + " | ".join(f"{_fmt(fits.get(g))} / {_fmt(cli.get(g))}" for g in gibs)
+                   + f" | {r['backend']} ({r['device']}) |")
     out.append(_failures(d["jobs"]))
     return "\n".join(out), facts
 
