@@ -388,7 +388,8 @@ def peers_section(d: dict, res: Path) -> tuple[str, dict]:
                 "built outside the vmap (`jax.jit(algo.init_state)` per key, stacked) and only "
                 "`train(train_state=...)` is vmapped. flax's orthogonal init is a LAPACK QR, and batched QR under "
                 "vmap has deadlocked XLA's CPU thread pool on 2 cores; built per seed, no QR is batched (the init "
-                "is untimed and not in the compile column). ppo_jax runs the same seeds as one vmapped program "
+                "is untimed and not in the compile column; rejax's plain `jax.jit(jax.vmap(train))(keys)` did not "
+                "hang in 3 tries on jax 0.10.2 either, so this is a precaution, not a measured necessity). ppo_jax runs the same seeds as one vmapped program "
                 "(its CLI's driver, one chunk) in a process with `--xla_force_host_platform_device_count` 1 (one "
                 "device, as rejax) and 2 (the seeds split over both cores: the whole machine, as ppo_jax's CLI "
                 "runs by default).\n",

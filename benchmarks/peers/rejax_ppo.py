@@ -8,7 +8,10 @@ seed's initial train state is built outside the vmap (``jax.jit(algo.init_state)
 per key, then stacked), and only the training is vmapped
 (``train(train_state=...)``, an argument of rejax's own ``train``). flax's
 orthogonal init is a LAPACK QR, and batched QR under vmap has deadlocked XLA's
-CPU thread pool on a 2-core machine; built per seed, no QR is ever batched. The
+CPU thread pool on a 2-core machine (with ppo_jax's own init, on an earlier
+setup; rejax's plain ``jax.jit(jax.vmap(algo.train))(keys)`` did not hang in 3
+tries on jax 0.10.2 here, so this is a precaution); built per seed, no QR is
+ever batched. The
 initial states are the same as rejax's ``train(key)`` would build (``init_state(key)``
 per key), and the training program is rejax's untouched; the init is untimed.
 
