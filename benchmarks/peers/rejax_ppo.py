@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import resource
+import statistics
 import sys
 import time
 
@@ -80,7 +81,7 @@ def main() -> None:
         ts, _ = compiled(arg)
         jax.block_until_ready(ts)
         runs.append(time.perf_counter() - start)
-    run_seconds = sorted(runs)[len(runs) // 2]
+    run_seconds = statistics.median(runs)  # as ppo_jax's jobs (sorted(runs)[n // 2] took the slower of 2)
     # rejax's train does ceil(eval_freq / batch) iterations per evaluation.
     batch = s["num_envs"] * s["num_steps"]
     env_steps = -(-total // batch) * batch
