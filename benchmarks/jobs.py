@@ -362,6 +362,46 @@ def job_cores(a: dict) -> None:
     })
 
 
+def job_peer_seeds(a: dict) -> None:
+    """n seeds vmapped in one program, as the peers' 8-seed row runs rejax's
+    ``jax.jit(jax.vmap(train))``: a ``ChunkedRun`` (the CLI's driver) with one
+    chunk, so one compiled program of every update, split over the local
+    devices whose count divides the seeds (the suite sets
+    ``--xla_force_host_platform_device_count`` in this process: 1 or 2).
+    Compile (with init) apart; the run timed as the median of ``repeats``."""
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    seeds = list(range(a["seeds"]))
+    start = time.perf_counter()
+    run = ChunkedRun(config, seeds, target_chunks=1)
+    state = run.compile()
+    compile_seconds = time.perf_counter() - start
+    runs, out = [], None
+    for _ in range(a.get("repeats", 1)):
+        start = time.perf_counter()
+        out = run.run(state)
+        jax.block_until_ready(out)
+        runs.append(time.perf_counter() - start)
+    run_seconds = statistics.median(runs)
+    returns = np.asarray(out[1]["episode_return"])[:, -1]
+    emit({
+        "kind": "peer_seeds",
+        "implementation": "ppo_jax",
+        "env_id": config.env_id,
+        "devices_visible": jax.local_device_count(),
+        "devices_used": int(run.mesh.devices.size),
+        "chunks": len(run.plan),
+        "seeds": len(seeds),
+        "env_steps": config.env_steps,
+        "env_steps_all_seeds": len(seeds) * config.env_steps,
+        "compile_seconds": round(compile_seconds, 3),
+        "run_seconds": round(run_seconds, 4),
+        "run_seconds_all": [round(r, 4) for r in runs],
+        "steps_per_second": round(len(seeds) * config.env_steps / run_seconds),
+        "mean_last_return": float(np.nanmean(returns)) if np.isfinite(returns).any() else None,
+        "peak_rss_mib": peak_rss_mib(),
+    })
+
+
 def _cpu_seconds() -> float:
     import resource
 
@@ -564,7 +604,7 @@ def job_agreement(a: dict) -> None:
 
 
 JOBS = {"throughput": job_throughput, "speed": job_speed, "solve": job_solve, "seeds": job_seeds,
-        "cores": job_cores, "compile": job_compile, "memory": job_memory, "cnn": job_cnn,
+        "cores": job_cores, "peer_seeds": job_peer_seeds, "compile": job_compile, "memory": job_memory, "cnn": job_cnn,
         "agreement": job_agreement}
 
 if __name__ == "__main__":

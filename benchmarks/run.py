@@ -67,6 +67,8 @@ SIZES = {
         },
         "headline_seeds": 32, "headline_cap": 300,
         "peers_steps": 2**19, "peers_pinned_row": True,
+        # 8 vmapped seeds: rejax's jit(vmap(train)) against ppo_jax on 1 and 2 forced host devices
+        "peers_seeds": {"seeds": 8, "steps": 2**17, "settings": 2},
         "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 8, 64, 512],
                   "overrides": {"total_timesteps": 16384}, "cap": 300},
         # The cores table: 1 and 2 forced host devices × 1, 8, 64 seeds.
@@ -95,6 +97,7 @@ SIZES = {
         "headline_seeds": 2, "headline_cap": 60,
         "peers_steps": 2**14,
         "peers_settings": 1,
+        "peers_seeds": {"seeds": 8, "steps": 2**12, "settings": 1},
         "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 4],
                   "overrides": {"total_timesteps": 4096}, "cap": 120, "one_process": True},
         "cores": {"config": "configs/cartpole.yaml", "devices": [2], "seeds": [2],
@@ -337,16 +340,49 @@ class Suite:
             row = {"settings": label, "overrides": over}
             # Alternating: rejax, ppo_jax, then the old pinned rejax (a labelled extra row).
             print(f"  rejax (same jax): {label}", flush=True)
-            row["rejax"] = run_job(["benchmarks/peers/rejax_ppo.py", json.dumps(s)], self.cap(300), python=same)
+            row["rejax"] = self._peer_job(s, same)
             row["ppo_jax"] = self.job("speed", {"config": "configs/cartpole.yaml", "overrides": over,
                                                 "repeats": self.sizes["repeats"]}, 300)
             if pinned:
                 print(f"  rejax (jax 0.4.35): {label}", flush=True)
-                row["rejax_jax0435"] = run_job(["benchmarks/peers/rejax_ppo.py", json.dumps(s)], self.cap(300),
-                                               python=pinned)
+                row["rejax_jax0435"] = self._peer_job(s, pinned)
             rows.append(row)
-        self.save("peers", {"rows": rows, "peers_env": peers_env.describe("rejax"),
+        seed_rows = self._peer_seed_rows(same, preset, settings)
+        self.save("peers", {"rows": rows, "seed_rows": seed_rows, "peers_env": peers_env.describe("rejax"),
                             "pinned_env": peers_env.describe("rejax-jax0435") if pinned else None})
+
+    def _peer_job(self, settings: dict, python: str, env: dict | None = None) -> dict:
+        """benchmarks/peers/rejax_ppo.py in a peer venv, unless the budget is spent."""
+        if self.deadline - time.monotonic() < 5:
+            return {"status": "not run: the suite's time budget was spent", "rows": []}
+        return run_job(["benchmarks/peers/rejax_ppo.py", json.dumps(settings)], self.cap(300), python=python, env=env)
+
+    def _peer_seed_rows(self, same: str, preset: dict, settings: dict) -> list:
+        """8 seeds, vmapped: rejax's ``jax.jit(jax.vmap(train))`` on one device (its
+        own way; initial states built per seed outside the vmap, see
+        benchmarks/peers/rejax_ppo.py), then ppo_jax in one program on 1 and on 2
+        forced host devices (the whole 2-core machine, as ppo_jax's CLI runs by
+        default). Each in its own process; compile apart."""
+        spec = self.sizes.get("peers_seeds")
+        if not spec:
+            return []
+        flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                         if not f.startswith("--xla_force_host_platform_device_count"))
+        out = []
+        for label, over in list(settings.items())[: spec["settings"]]:
+            over = {**over, "total_timesteps": spec["steps"]}
+            s = {**preset, **over, "seed": 0, "seeds": spec["seeds"], "repeats": self.sizes["repeats"]}
+            row = {"settings": label, "overrides": over, "seeds": spec["seeds"]}
+            print(f"  rejax (same jax), {spec['seeds']} seeds vmapped: {label}", flush=True)
+            row["rejax"] = self._peer_job(s, same, env={"XLA_FLAGS": flags})
+            for devices in (1, 2):
+                env = {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={devices}".strip()}
+                job = self.job("peer_seeds", {"config": "configs/cartpole.yaml", "seeds": spec["seeds"],
+                                              "overrides": over, "repeats": self.sizes["repeats"]}, 300, env=env)
+                job["xla_flags"] = env["XLA_FLAGS"]
+                row[f"ppo_jax_{devices}dev"] = job
+            out.append(row)
+        return out
 
     def seeds(self) -> None:
         s = self.sizes["seeds"]

@@ -72,6 +72,18 @@ def test_quick_suite_writes_finite_results(tmp_path):
                 assert _finite(row[impl]["rows"][0]["steps_per_second"])
             # the headline peer runs on the same jax as ppo_jax
             assert row["rejax"]["rows"][0]["jax"] == peers["versions"]["jax"]
+        # 8 seeds vmapped: rejax on one device, ppo_jax on 1 and 2 forced host devices
+        assert peers["seed_rows"]
+        for row in peers["seed_rows"]:
+            (peer,) = row["rejax"]["rows"]
+            assert row["rejax"]["status"] == "ok" and peer["vmapped"] and peer["seeds"] == row["seeds"]
+            assert peer["jax"] == peers["versions"]["jax"] and _finite(peer["steps_per_second"])
+            for devices in (1, 2):
+                job = row[f"ppo_jax_{devices}dev"]
+                assert job["status"] == "ok", job
+                (r,) = job["rows"]
+                assert r["devices_used"] == devices and r["seeds"] == row["seeds"] and _finite(r["steps_per_second"])
+        assert "vmapped seeds on the same jax (" in report
 
     seeds = json.loads((res / "seeds.json").read_text())
     rows = [r for j in seeds["jobs"] for r in j["rows"]]
