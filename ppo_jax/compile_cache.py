@@ -95,10 +95,11 @@ def enable() -> None:
 
 
 def executable_dir() -> Optional[Path]:
-    """Where executables are kept: beside XLA's cache; None when that is off."""
+    """Where executables are kept: beside XLA's cache; None when that is off, or
+    across hosts (each process would load a part of one program)."""
     import jax
 
-    if os.environ.get(NO_CACHE_ENV) or not jax.config.jax_compilation_cache_dir:
+    if os.environ.get(NO_CACHE_ENV) or not jax.config.jax_compilation_cache_dir or jax.process_count() > 1:
         return None
     return Path(jax.config.jax_compilation_cache_dir) / "executables"
 
@@ -215,7 +216,7 @@ def args_key(args: Any) -> list:
             str(x.dtype),
             bool(getattr(x, "weak_type", False)),
             repr(getattr(sharding, "spec", None)),
-            [d.id for d in sharding._device_assignment] if sharding is not None else None,
+            [d.id for d in getattr(sharding, "_device_assignment", ())],
         ])
     return out
 
@@ -291,13 +292,16 @@ class ExecutableCache:
         except Exception:
             return
         blob = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+        temporary = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False) as f:
+                temporary = Path(f.name)
                 f.write(blob)
-            os.replace(f.name, self.path(key))
+            os.replace(temporary, self.path(key))  # atomic: a reader sees the old entry or the whole new one
         except OSError:
-            _remove(Path(f.name)) if "f" in locals() else None
+            if temporary is not None:
+                _remove(temporary)
 
 
 def fits(compiled, args: Any) -> bool:
