@@ -19,7 +19,7 @@ import chex
 import jax
 import numpy as np
 
-from ppo_jax import sharding
+from ppo_jax import compile_cache, sharding
 from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.finetune import Reference, Start, require_reference
 from ppo_jax.train import Program, TrainState, build, run_updates
@@ -166,6 +166,7 @@ class ChunkedRun:
     pipeline: bool = True  # dispatch chunk k+1 before chunk k's IO (see run_chunks); False: donate, one state less
     program: Program = field(init=False)
     compile_seconds: float = field(init=False, default=0.0)
+    cache_hits: list[str] = field(init=False, default_factory=list)  # programs loaded from the executable cache
 
     def __post_init__(self):
         require_reference([self.config], self.reference)
@@ -187,17 +188,65 @@ class ChunkedRun:
         return jax.jit(per_device, donate_argnums=() if self.pipeline else 0)
 
     def compile(self) -> TrainState:
-        """Compile ``init`` and every chunk length; return the initial state."""
+        """Compile ``init`` and every chunk length; return the initial state.
+
+        With the compile caches on (``ppo_jax.compile_cache``), executables
+        kept by an earlier run of the same program are loaded instead of
+        traced and compiled; ``self.cache_hits`` names the programs loaded.
+        """
         start = time.perf_counter()
         keys = sharding.to_devices(seed_keys(self.seeds), self.mesh)
-        init = jax.jit(sharding.over_runs(jax.vmap(self.program.init, in_axes=(0, None)), self.mesh, self._in_specs))
-        state = init(keys, self.hp)
+        args = (keys, self.hp)
+        cache, names = self._executable_cache(args)
+        loaded = cache.load_all(names) if cache is not None else {}
+        self.cache_hits = []
+        init = loaded.get("init")
+        if init is not None and compile_cache.fits(init, args):
+            self.cache_hits.append("init")
+        else:
+            init = jax.jit(sharding.over_runs(jax.vmap(self.program.init, in_axes=(0, None)), self.mesh, self._in_specs))
+            init = init.lower(*args).compile()
+            if cache is not None:
+                cache.save(names["init"], init)
+        state = init(*args)
         for length in sorted(set(self.plan)):
-            lowered = self._chunk_fn(length).lower(state, self.hp)
-            self._compiled[length] = lowered.compile(compiler_options())
+            chunk = loaded.get(length)
+            if chunk is not None and compile_cache.fits(chunk, (state, self.hp)):
+                self.cache_hits.append(f"chunk {length}")
+            else:
+                chunk = self._chunk_fn(length).lower(state, self.hp).compile(compiler_options())
+                if cache is not None:
+                    cache.save(names[length], chunk)
+            self._compiled[length] = chunk
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
         return state
+
+    def _executable_cache(self, args) -> tuple[Optional[compile_cache.ExecutableCache], dict]:
+        """The executable cache and each program's key, or (None, {}) where no
+        sound key exists (the cache off, a user's env, arrays closed over)."""
+        directory = compile_cache.executable_dir()
+        if directory is None or self.init_from is not None or self.reference is not None:
+            return None, {}
+        config = compile_cache.config_key(self.config)
+        if config is None:
+            return None, {}
+        devices = list(self.mesh.devices.flat)
+        base = {
+            "environment": compile_cache.environment_key(devices),
+            "config": config,
+            "in_specs": [repr(spec) for spec in self._in_specs],
+            "init_args": compile_cache.args_key(args),  # the chunks' state is init's output
+        }
+        names = {"init": compile_cache.digest({**base, "program": "init"})}
+        for length in set(self.plan):
+            names[length] = compile_cache.digest({
+                **base, "program": "chunk", "length": length, "donate": not self.pipeline,
+                "options": compiler_options(),
+            })
+        if None in names.values():
+            return None, {}
+        return compile_cache.ExecutableCache(directory, devices), names
 
     def remaining_plan(self, start_update: int) -> list[int]:
         """The chunks after ``start_update`` updates; it must be a chunk boundary."""

@@ -66,17 +66,9 @@ def command_line() -> str:
 
 
 def enable_compile_cache() -> None:
-    import jax
+    from ppo_jax import compile_cache
 
-    if os.environ.get("PPO_JAX_NO_CACHE"):
-        return
-    cache = os.environ.get("PPO_JAX_CACHE_DIR", str(Path.home() / ".cache" / "ppo_jax" / "xla"))
-    try:
-        Path(cache).mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    compile_cache.enable()
 
 
 def rounding_notice(config) -> str | None:
