@@ -163,3 +163,28 @@ def test_two_devices_keep_one_agent_and_learn():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "XLA_FLAGS": flags, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _cli(tmp_path, *args):
+    env = {**os.environ, "PPO_JAX_NO_CACHE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ppo_jax.cli", "train", "configs/cartpole.yaml", "--cpu-devices", "2",
+                           "--out", str(tmp_path / "run"), "--no-tensorboard", "--no-progress",
+                           "--set", "total_timesteps=1024", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_cli_data_parallel(tmp_path):
+    import json
+
+    result = _cli(tmp_path, "--data-parallel", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data-parallel: 4 envs on each of 2 devices" in result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["data_parallel"] == 2 and summary["devices"] == 2
+
+
+def test_cli_data_parallel_refuses_uneven_split(tmp_path):
+    result = _cli(tmp_path, "--data-parallel", "2", "--set", "num_envs=3", "--set", "num_minibatches=1")
+    assert result.returncode != 0 and "num_envs divisible by 2" in result.stderr
+    result = _cli(tmp_path, "--data-parallel", "4")
+    assert result.returncode != 0 and "this process has 2 device(s)" in result.stderr
