@@ -69,7 +69,8 @@ class RolloutOptions(NamedTuple):
     # Memory (results are the same either way):
     obs_dtype: Optional[str] = None  # store Transition.obs in this dtype (exact for the env's values); None: as seen
     resets_in_loop: bool = False  # compute each step's reset states inside the loop instead of all before it
-    # Data-parallel: this device steps an equal share of the envs; statistics and episode sums pool over this mapped axis.
+    # Data-parallel: this device steps an equal share of the envs; the statistics and
+    # episode sums pool over this mapped axis.
     axis_name: Optional[str] = None
 
 

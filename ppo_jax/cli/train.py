@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
     resume.add_cpu_devices(train)
     train.add_argument("--data-parallel", type=int, metavar="N",
                        help="split every seed's envs and minibatches over N devices, gradients averaged "
-                            "(off by default: on a 2-core CPU it was slower for the CartPole preset; "
+                            "(off by default: on a 2-core CPU it was slower for the CartPole and Breakout presets; "
                             "see benchmarks, Cores)")
     train.set_defaults(func=run)
 
