@@ -402,6 +402,48 @@ def job_peer_seeds(a: dict) -> None:
     })
 
 
+def job_data_parallel(a: dict) -> None:
+    """One agent on one device vs the same agent data-parallel over every
+    visible device (``ChunkedRun(data_parallel=D)``: its envs and minibatches
+    split, gradients averaged). Both compiled in this process first, then run
+    alternately ``repeats`` times, so that load from elsewhere falls on both
+    alike; one row per way with the median and every run's steps/s."""
+    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    devices = jax.local_device_count()
+    ways = {"one device": None, f"data-parallel over {devices} devices": devices}
+    runs = {}
+    for label, data_parallel in ways.items():
+        start = time.perf_counter()
+        run = ChunkedRun(config, [0], data_parallel=data_parallel, target_chunks=a.get("target_chunks", 5))
+        runs[label] = (run, run.compile(), time.perf_counter() - start)
+    speeds = {label: [] for label in ways}
+    cpu = {label: 0.0 for label in ways}
+    wall = {label: 0.0 for label in ways}
+    for _ in range(a.get("repeats", 3)):
+        for label, (run, state, _) in runs.items():
+            cpu0, start = _cpu_seconds(), time.perf_counter()
+            run.run(state)
+            seconds = time.perf_counter() - start
+            cpu[label] += _cpu_seconds() - cpu0
+            wall[label] += seconds
+            speeds[label].append(round(config.env_steps / seconds))
+    for label, (run, _, compile_seconds) in runs.items():
+        emit({
+            "kind": "data_parallel",
+            "env_id": config.env_id,
+            "config": a["config"],
+            "way": label,
+            "devices_visible": devices,
+            "devices_used": int(run.mesh.devices.size),
+            "num_envs": config.num_envs,
+            "env_steps": config.env_steps,
+            "compile_seconds": round(compile_seconds, 3),
+            "steps_per_second": statistics.median(speeds[label]),
+            "steps_per_second_runs": speeds[label],
+            "cpu_over_wall": round(cpu[label] / wall[label], 3),
+        })
+
+
 def _cpu_seconds() -> float:
     import resource
 
@@ -604,7 +646,8 @@ def job_agreement(a: dict) -> None:
 
 
 JOBS = {"throughput": job_throughput, "speed": job_speed, "solve": job_solve, "seeds": job_seeds,
-        "cores": job_cores, "peer_seeds": job_peer_seeds, "compile": job_compile, "memory": job_memory, "cnn": job_cnn,
+        "cores": job_cores, "peer_seeds": job_peer_seeds, "data_parallel": job_data_parallel, "compile": job_compile,
+        "memory": job_memory, "cnn": job_cnn,
         "agreement": job_agreement}
 
 if __name__ == "__main__":

@@ -475,7 +475,34 @@ def cores_section(d: dict, res: Path) -> tuple[str, dict]:
         _write_csv(res / "cores.csv", rows, ["seeds", "devices_visible", "devices_used", "env_steps_per_seed",
                                              "compile_seconds", "run_seconds", "steps_per_second", "cpu_over_wall"])
     facts["best_steps_per_second"] = max((r["steps_per_second"] for r in rows), default=None)
+    data_parallel, facts["data_parallel"] = _data_parallel_table(_rows(d["jobs"], "data_parallel"), res)
+    out.extend(data_parallel)
     return "\n".join(out), facts
+
+
+def _data_parallel_table(rows: list[dict], res: Path) -> tuple[list[str], dict]:
+    """One agent, one device vs data-parallel (``ChunkedRun(data_parallel=D)``): lines and ratios per preset."""
+    if not rows:
+        return [], {}
+    out = ["\nOne agent (one seed), its preset's settings: on one device (the CLI's default for one seed) vs "
+           "data-parallel over the devices (`ChunkedRun(data_parallel=D)`: each device steps num_envs / D envs and "
+           "computes its share of every minibatch's gradient, averaged with `pmean`). Both in one process, "
+           "compiled first, then run alternately; steps/s is the median of the runs, every run listed.\n",
+           "| preset | envs | way | devices used | env steps | compile (s) | steps/s | vs one device | runs | "
+           "CPU ÷ wall |", "|---|---:|---|---:|---:|---:|---:|---:|---|---:|"]
+    base = {r["config"]: r["steps_per_second"] for r in rows if r["devices_used"] == 1 and "one device" in r["way"]}
+    facts = {}
+    for r in rows:
+        ratio = r["steps_per_second"] / base[r["config"]] if r["config"] in base else None
+        if r["way"] != "one device":
+            facts[r["config"]] = ratio
+        out.append(f"| {r['config']} | {r['num_envs']} | {r['way']} | {r['devices_used']} | {r['env_steps']:,} | "
+                   f"{_fmt(r['compile_seconds'], 1)} | {_fmt(r['steps_per_second'])} | "
+                   f"{_fmt(ratio, 2) if r['way'] != 'one device' else ''} | "
+                   f"{', '.join(f'{x:,}' for x in r['steps_per_second_runs'])} | {_fmt(r['cpu_over_wall'], 2)} |")
+    _write_csv(res / "cores_data_parallel.csv", rows, ["config", "num_envs", "way", "devices_used", "env_steps",
+                                                       "compile_seconds", "steps_per_second", "cpu_over_wall"])
+    return out + [""], facts
 
 
 def compile_section(d: dict, res: Path) -> tuple[str, dict]:

@@ -71,9 +71,14 @@ SIZES = {
         "peers_seeds": {"seeds": 8, "steps": 2**17, "settings": 2},
         "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 8, 64, 512],
                   "overrides": {"total_timesteps": 16384}, "cap": 300},
-        # The cores table: 1 and 2 forced host devices × 1, 8, 64 seeds.
+        # The cores table: 1 and 2 forced host devices × 1, 8, 64 seeds; then one agent on one
+        # device vs data-parallel over 2 (each job about a minute on a quiet 2-core CPU).
         "cores": {"config": "configs/cartpole.yaml", "devices": [1, 2], "seeds": [1, 8, 64],
-                  "overrides": {"total_timesteps": 2**18}, "cap": 300},
+                  "overrides": {"total_timesteps": 2**18}, "cap": 300,
+                  "data_parallel": [{"config": "configs/cartpole.yaml", "overrides": {"total_timesteps": 2**15}},
+                                    {"config": "configs/breakout_minatar.yaml",
+                                     "overrides": {"total_timesteps": 2**16}}],
+                  "data_parallel_devices": 2, "data_parallel_repeats": 3, "data_parallel_cap": 150},
         "compile": {"configs": PRESETS, "overrides": {}, "cap": 300},
         "memory": [{"config": "configs/cartpole.yaml", "sizes": [[16, 1], [256, 4]]},
                    {"config": "configs/breakout_minatar.yaml", "sizes": [[16, 1], [128, 4]]}],
@@ -101,7 +106,9 @@ SIZES = {
         "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 4],
                   "overrides": {"total_timesteps": 4096}, "cap": 120, "one_process": True},
         "cores": {"config": "configs/cartpole.yaml", "devices": [2], "seeds": [2],
-                  "overrides": {"total_timesteps": 4096}, "cap": 300},
+                  "overrides": {"total_timesteps": 4096}, "cap": 300,
+                  "data_parallel": [{"config": "configs/cartpole.yaml", "overrides": {"total_timesteps": 2048}}],
+                  "data_parallel_devices": 2, "data_parallel_repeats": 1, "data_parallel_cap": 150},
         "compile": {"configs": ["configs/cartpole.yaml"], "overrides": {"total_timesteps": 8192}, "cap": 300},
         "memory": [{"config": "configs/cartpole.yaml", "sizes": [[4, 1], [8, 2]]}],
         "memory_gib": [24, 80],
@@ -135,6 +142,13 @@ SIZES = {
         "budget": 400,
     },
 }
+
+
+def _forced_devices(count: int) -> dict:
+    """The environment of a job that sees ``count`` forced host devices (other XLA flags kept)."""
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                     if not f.startswith("--xla_force_host_platform_device_count"))
+    return {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={count}".strip()}
 
 
 class Suite:
@@ -399,7 +413,8 @@ class Suite:
 
 
     def cores(self) -> None:
-        """Seeds over 1 and 2 forced host devices, each in its own process."""
+        """Seeds over 1 and 2 forced host devices, each in its own process; then
+        one agent on one device vs data-parallel over the devices, in one process."""
         c = self.sizes["cores"]
         if c is None:
             self.save("cores", {"skipped": "not run in this mode (forced host devices are a CPU matter)"})
@@ -407,13 +422,17 @@ class Suite:
         jobs = []
         for seeds in c["seeds"]:
             for devices in c["devices"]:
-                flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                                 if not f.startswith("--xla_force_host_platform_device_count"))
-                env = {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={devices}".strip()}
+                env = _forced_devices(devices)
                 args = {"config": c["config"], "seeds": seeds, "overrides": c["overrides"]}
                 job = self.job("cores", args, c["cap"], env=env)
                 job["xla_flags"] = env["XLA_FLAGS"]
                 jobs.append(job)
+        for preset in c.get("data_parallel", []):
+            env = _forced_devices(c["data_parallel_devices"])
+            job = self.job("data_parallel", {**preset, "repeats": c["data_parallel_repeats"]},
+                           c["data_parallel_cap"], env=env)
+            job["xla_flags"] = env["XLA_FLAGS"]
+            jobs.append(job)
         self.save("cores", {"jobs": jobs})
 
     def compile(self) -> None:

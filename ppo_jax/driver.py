@@ -18,9 +18,11 @@ from typing import Any, Callable, Optional
 import chex
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from ppo_jax import compile_cache, sharding
 from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.envs import NormState
 from ppo_jax.finetune import Reference, Start, require_reference
 from ppo_jax.train import Program, TrainState, build, run_updates
 from ppo_jax.update import describe_nonfinite
@@ -136,6 +138,22 @@ def run_chunks(
     return state, times
 
 
+def _env_split_specs(recurrent: bool, axis_name: str) -> TrainState:
+    """Where a data-parallel ``TrainState`` (leading seed axis) lives: the
+    per-env leaves split on their env axis, the rest replicated."""
+    envs, same = PartitionSpec(None, axis_name), sharding.REPLICATED
+    return TrainState(
+        params=same,
+        opt_state=same,
+        env=envs,
+        norm=NormState(obs=same, ret=same, discounted_return=envs),
+        key=same,
+        update_step=same,
+        kl_ref_coef=same,
+        memory=envs if recurrent else None,
+    )
+
+
 @dataclass(frozen=True)
 class NonFinite:
     """Where a run first went non-finite: the seed, the update (0-based) and what."""
@@ -155,6 +173,12 @@ class ChunkedRun:
 
     The seeds are split over the most local devices whose count divides them
     (``ppo_jax.sharding``); on one device this is the plain vmapped program.
+
+    ``data_parallel=D`` instead splits every seed's envs over the first ``D``
+    local devices (``EnvShards``): each device steps ``num_envs / D`` envs of
+    every seed and computes its share of each minibatch's gradient, averaged
+    over the devices. The state and metrics keep the layout of the seed-split
+    run (``[seeds, num_envs, ...]`` env leaves, the envs concatenated).
     """
 
     config: PPOConfig
@@ -164,19 +188,31 @@ class ChunkedRun:
     init_from: Optional[Start] = None  # start from these parameters and statistics (--init-from)
     reference: Optional[Reference] = None  # the frozen policy of the KL penalty
     pipeline: bool = True  # dispatch chunk k+1 before chunk k's IO (see run_chunks); False: donate, one state less
+    data_parallel: Optional[int] = None  # split each seed's envs over this many devices; None: split the seeds
     program: Program = field(init=False)
     compile_seconds: float = field(init=False, default=0.0)
     cache_hits: list[str] = field(init=False, default_factory=list)  # programs loaded from the executable cache
 
     def __post_init__(self):
         require_reference([self.config], self.reference)
-        self.program = build(self.config, init_from=self.init_from, reference=self.reference)
+        shards = None if self.data_parallel is None else sharding.EnvShards(self.data_parallel)
+        self.program = build(self.config, init_from=self.init_from, reference=self.reference, shards=shards)
         if self.hp is None:
             self.hp = self.config.hyperparams()
         self.plan = chunk_plan(self.config.num_updates, self.target_chunks)
         self._compiled: dict[int, Callable] = {}
-        self.mesh = sharding.run_mesh(sharding.devices_dividing(len(self.seeds)))
-        self._in_specs = (sharding.SPLIT, sharding.REPLICATED)  # seeds split, settings shared
+        if shards is None:  # the seeds split, everything of a seed on its device
+            self.mesh = sharding.run_mesh(sharding.devices_dividing(len(self.seeds)))
+            self._keys_spec = self._state_spec = self._metrics_spec = sharding.SPLIT
+        else:  # every device holds every seed, with its share of the envs
+            self.mesh = sharding.env_mesh(shards.count)
+            self._keys_spec = self._metrics_spec = sharding.REPLICATED
+            self._state_spec = _env_split_specs(self.config.recurrent is not None, shards.axis_name)
+
+    def _per_device(self, fn: Callable, first_spec, out_specs) -> Callable:
+        """``fn(x, hp)`` (vmapped over seeds) run by each device on its part of ``x``; settings shared."""
+        return jax.shard_map(fn, mesh=self.mesh, in_specs=(first_spec, sharding.REPLICATED), out_specs=out_specs,
+                             check_vma=False)  # see sharding.over_runs
 
     def _chunk_fn(self, length: int):
         program = self.program
@@ -184,8 +220,17 @@ class ChunkedRun:
         def chunk(state: TrainState, hp: Hyperparams):
             return run_updates(program, state, hp, length)
 
-        per_device = sharding.over_runs(jax.vmap(chunk, in_axes=(0, None)), self.mesh, self._in_specs)
+        per_device = self._per_device(jax.vmap(chunk, in_axes=(0, None)), self._state_spec,
+                                      (self._state_spec, self._metrics_spec))
         return jax.jit(per_device, donate_argnums=() if self.pipeline else 0)
+
+    def _init_fn(self) -> Callable:
+        init = jax.vmap(self.program.init, in_axes=(0, None))
+        return jax.jit(self._per_device(init, self._keys_spec, self._state_spec))
+
+    def abstract_state(self) -> TrainState:
+        """Shapes and dtypes of the whole train state (every device's part), without computing it."""
+        return jax.eval_shape(self._init_fn(), seed_keys(self.seeds), self.hp)
 
     def compile(self) -> TrainState:
         """Compile ``init`` and every chunk length; return the initial state.
@@ -195,7 +240,11 @@ class ChunkedRun:
         traced and compiled; ``self.cache_hits`` names the programs loaded.
         """
         start = time.perf_counter()
-        keys = sharding.to_devices(seed_keys(self.seeds), self.mesh)
+        keys = seed_keys(self.seeds)
+        if self.data_parallel is None:
+            keys = sharding.to_devices(keys, self.mesh)
+        else:
+            keys = jax.device_put(keys, NamedSharding(self.mesh, sharding.REPLICATED))
         args = (keys, self.hp)
         cache, names = self._executable_cache(args)
         loaded = cache.load_all(names) if cache is not None else {}
@@ -204,8 +253,7 @@ class ChunkedRun:
         if init is not None and compile_cache.fits(init, args):
             self.cache_hits.append("init")
         else:
-            init = jax.jit(sharding.over_runs(jax.vmap(self.program.init, in_axes=(0, None)), self.mesh, self._in_specs))
-            init = init.lower(*args).compile()
+            init = self._init_fn().lower(*args).compile()
             if cache is not None:
                 cache.save(names["init"], init)
         state = init(*args)
@@ -235,7 +283,8 @@ class ChunkedRun:
         base = {
             "environment": compile_cache.environment_key(devices),
             "config": config,
-            "in_specs": [repr(spec) for spec in self._in_specs],
+            "specs": [repr(spec) for spec in (self._keys_spec, self._state_spec, self._metrics_spec)],
+            "data_parallel": self.data_parallel,
             "init_args": compile_cache.args_key(args),  # the chunks' state is init's output
         }
         names = {"init": compile_cache.digest({**base, "program": "init"})}

@@ -69,12 +69,15 @@ class RolloutOptions(NamedTuple):
     # Memory (results are the same either way):
     obs_dtype: Optional[str] = None  # store Transition.obs in this dtype (exact for the env's values); None: as seen
     resets_in_loop: bool = False  # compute each step's reset states inside the loop instead of all before it
+    # Data-parallel: this device steps an equal share of the envs; the statistics and
+    # episode sums pool over this mapped axis.
+    axis_name: Optional[str] = None
 
 
 RESETS_IN_LOOP_BYTES = 256  # per env: reset states larger than this are computed in the loop, not stored [T, B]
 
 
-def rollout_options(config, vec_env: VecEnv) -> RolloutOptions:
+def rollout_options(config, vec_env: VecEnv, axis_name: Optional[str] = None) -> RolloutOptions:
     """The rollout's static choices for ``config`` and its env.
 
     Observations are stored in ``spec.obs_dtype`` (uint8 for binary images:
@@ -95,6 +98,7 @@ def rollout_options(config, vec_env: VecEnv) -> RolloutOptions:
         reward_clip=config.reward_clip,
         obs_dtype=store,
         resets_in_loop=vec_env.reset_bytes() > RESETS_IN_LOOP_BYTES,
+        axis_name=axis_name,
     )
 
 
@@ -326,13 +330,13 @@ def _scan_inputs(key: chex.PRNGKey, vec_env: VecEnv, options: RolloutOptions, nu
 def _finish(norm: NormState, traj: Transition, extras, discounted_return, options: RolloutOptions):
     """Merge this rollout's normalization statistics, scale its rewards, sum its episodes."""
     raw_obs, returns_seen, ep_return, ep_length, done = extras
-    new_obs_rms = core.rms_update(norm.obs, raw_obs) if options.normalize_obs else norm.obs
+    new_obs_rms = core.rms_update(norm.obs, raw_obs, options.axis_name) if options.normalize_obs else norm.obs
     new_ret_rms = norm.ret
     if options.normalize_reward:
         # Rewards never reach the policy during collection, so the whole rollout
         # can be scaled with statistics that already include it: no jump in
         # scale between the first rollout and the next.
-        new_ret_rms = core.rms_update(norm.ret, returns_seen)
+        new_ret_rms = core.rms_update(norm.ret, returns_seen, options.axis_name)
         scaled = core.scale(new_ret_rms, traj.reward)
         if options.reward_clip is not None:
             scaled = jnp.clip(scaled, -options.reward_clip, options.reward_clip)
@@ -345,6 +349,8 @@ def _finish(norm: NormState, traj: Transition, extras, discounted_return, option
         return_sum=jnp.sum(ep_return),
         length_sum=jnp.sum(ep_length.astype(jnp.float32)),
     )
+    if options.axis_name is not None:
+        stats = jax.lax.psum(stats, options.axis_name)
     return new_norm, traj, stats
 
 

@@ -11,7 +11,7 @@ hold, and gathers the (small) per-run outputs back with a collective.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import numpy as np
@@ -20,6 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 RUNS = "runs"
 SPLIT = PartitionSpec(RUNS)  # leading axis split over devices
 REPLICATED = PartitionSpec()
+ENVS = "envs"  # the mesh axis of a data-parallel run: one agent's envs split over devices
 
 
 def run_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
@@ -84,3 +85,26 @@ def over_runs(fn: Callable, mesh: Mesh, in_specs: tuple) -> Callable:
     no value ever crosses devices.
     """
     return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=SPLIT, check_vma=False)
+
+
+class EnvShards(NamedTuple):
+    """One agent's envs (and so its rollout and every minibatch) split evenly
+    over ``count`` devices of the mapped axis ``axis_name``: data-parallel."""
+
+    count: int
+    axis_name: str = ENVS
+
+
+def env_mesh(count: int, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+    """A one-axis mesh ``envs`` over the first ``count`` local devices."""
+    devices = jax.local_devices() if devices is None else list(devices)
+    if count > len(devices):
+        raise ValueError(f"data-parallel over {count} devices, but this process has {len(devices)}")
+    return Mesh(np.asarray(devices[:count]), (ENVS,))
+
+
+def own_key(key: jax.Array, shards: Optional[EnvShards]) -> jax.Array:
+    """This device's key of a data-parallel run (``key`` itself on one device or none)."""
+    if shards is None or shards.count == 1:
+        return key
+    return jax.random.fold_in(key, jax.lax.axis_index(shards.axis_name))

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from ppo_jax import core
+from ppo_jax import core, sharding
 from ppo_jax.config import ConfigError, Hyperparams, PPOConfig, validate
 from ppo_jax.envs import NormState, VecEnv, VecEnvState
 from ppo_jax.finetune import Reference, Start, check_obs_norm, check_params, require_reference
@@ -82,6 +82,7 @@ def build(
     *,
     init_from: Optional[Start] = None,
     reference: Optional[Reference] = None,
+    shards: Optional[sharding.EnvShards] = None,
 ) -> Program:
     """Build the pure init and update-step functions of ``config``.
 
@@ -95,8 +96,19 @@ def build(
     penalty is computed. Both must fit the config's network (``ConfigError``
     otherwise, before anything compiles); they enter the program as constants
     shared by every seed.
+
+    ``shards``: data-parallel; ``init`` and ``step`` are then called inside a
+    ``shard_map`` over ``shards.axis_name`` and each device steps
+    ``num_envs / shards.count`` of the envs (``TrainState.env``, the
+    discounted returns and the memory hold its share), with its own random
+    keys for resets, actions and shuffles. The rest of the state is the same
+    on every device: the parameters and optimizer state (gradients are
+    averaged), the normalization statistics and the key the next update's
+    keys come from. The metrics are those of the whole batch.
     """
     validate(config, env=env, env_params=env_params)
+    num_envs = check_shards(config, shards)
+    axis_name = None if shards is None else shards.axis_name
     recurrent = config.recurrent is not None
     if recurrent and reference is not None:
         raise ConfigError(_RECURRENT_KL_REF)
@@ -104,8 +116,8 @@ def build(
     networks = networks_from_config(config, vec_env.spec)
     _check_fit(networks, vec_env, init_from, reference)
     adaptive_kl = config.kl_ref_target is not None
-    options_of_rollout = rollout_options(config, vec_env)
-    update_options = UpdateOptions.from_config(config)
+    options_of_rollout = rollout_options(config, vec_env, axis_name)
+    update_options = UpdateOptions.from_config(config, axis_name)
     num_updates = config.num_updates
     anneal_lr = config.anneal_lr
     chunk = config.bptt_chunk or config.num_steps
@@ -114,13 +126,13 @@ def build(
         key_params, key_env, key_loop = jax.random.split(key, 3)
         params = networks.init(key_params) if init_from is None else init_from.params
         opt_state = make_optimizer(hp.max_grad_norm).init(params)
-        env_state = vec_env.reset(key_env, config.num_envs)
+        env_state = vec_env.reset(sharding.own_key(key_env, shards), num_envs)
         # Statistics start at mean 0, variance 1: reset observations alone have
         # near-zero variance in some features (velocities) and would blow them up.
         norm = NormState(
             obs=core.rms_init(vec_env.spec.obs_shape),
             ret=core.rms_init(()),
-            discounted_return=jnp.zeros((config.num_envs,), jnp.float32),
+            discounted_return=jnp.zeros((num_envs,), jnp.float32),
         )
         if init_from is not None:
             norm = norm.replace(
@@ -130,8 +142,8 @@ def build(
         memory = None
         if recurrent:
             memory = Memory(
-                carry=networks.initial_carry((config.num_envs,)),
-                start=jnp.ones((config.num_envs,), bool),
+                carry=networks.initial_carry((num_envs,)),
+                start=jnp.ones((num_envs,), bool),
             )
         return TrainState(
             params=params,
@@ -146,6 +158,7 @@ def build(
 
     def step(state: TrainState, hp: Hyperparams) -> tuple[TrainState, Metrics]:
         key, key_rollout, key_update = jax.random.split(state.key, 3)
+        key_rollout, key_update = sharding.own_key(key_rollout, shards), sharding.own_key(key_update, shards)
         memory = state.memory
         if recurrent:
             env_state, memory, norm, traj, episodes = collect_recurrent(
@@ -215,10 +228,12 @@ def build(
             "episode_return": jnp.where(count > 0, episodes.return_sum / safe, jnp.nan),
             "episode_length": jnp.where(count > 0, episodes.length_sum / safe, jnp.nan),
             "episodes": count,
-            "explained_variance": core.explained_variance(batch.value.reshape(-1), batch.target.reshape(-1)),
+            "explained_variance": core.explained_variance(
+                batch.value.reshape(-1), batch.target.reshape(-1), axis_name
+            ),
             "learning_rate": jnp.asarray(learning_rate, jnp.float32),
             **loss_metrics,
-            **_kl_metrics(traj, state.kl_ref_coef, reference is not None),
+            **_kl_metrics(traj, state.kl_ref_coef, reference is not None, axis_name),
         }
         kl_ref_coef = state.kl_ref_coef
         if adaptive_kl:
@@ -292,16 +307,41 @@ def _check_fit(networks: Networks, vec_env: VecEnv, init_from: Optional[Start], 
         check_obs_norm(reference.obs_norm, obs_shape, "reference")
 
 
-def _kl_metrics(traj, kl_ref_coef: chex.Array, has_reference: bool) -> Metrics:
+def _kl_metrics(traj, kl_ref_coef: chex.Array, has_reference: bool, axis_name: Optional[str] = None) -> Metrics:
     """Mean per step: the env's reward, the reward the learner saw (before any
     scaling), and the KL estimate to the reference (NaN without one)."""
     penalized = traj.reward_raw - kl_ref_coef * traj.kl_ref if has_reference else traj.reward_raw
-    return {
+    means = {
         "reward_raw": jnp.mean(traj.reward_raw),
         "reward_penalized": jnp.mean(penalized),
         "kl_ref": jnp.mean(traj.kl_ref) if has_reference else jnp.asarray(jnp.nan, jnp.float32),
-        "kl_ref_coef": kl_ref_coef,
     }
+    if axis_name is not None:
+        means = jax.lax.pmean(means, axis_name)
+    return {**means, "kl_ref_coef": kl_ref_coef}
+
+
+def check_shards(config: PPOConfig, shards: Optional[sharding.EnvShards]) -> int:
+    """The envs each device steps; ``ConfigError`` unless the envs and every
+    minibatch split evenly over ``shards.count`` devices."""
+    if shards is None:
+        return config.num_envs
+    count = shards.count
+    if count < 1 or config.num_envs % count:
+        raise ConfigError(
+            f"data-parallel over {count} devices needs num_envs divisible by {count}, got {config.num_envs}."
+        )
+    num_envs = config.num_envs // count
+    if config.recurrent is not None:
+        share, what = num_envs * (config.num_steps // (config.bptt_chunk or config.num_steps)), "sequences"
+    else:
+        share, what = num_envs * config.num_steps, "samples"
+    if share % config.num_minibatches:
+        raise ConfigError(
+            f"data-parallel over {count} devices: each device's {share} {what} must split into "
+            f"num_minibatches = {config.num_minibatches} equal shares; pick num_envs or num_minibatches to fit."
+        )
+    return num_envs
 
 
 def run_updates(program: Program, state: TrainState, hp: Hyperparams, num_updates: int):

@@ -69,15 +69,19 @@ class UpdateOptions(NamedTuple):
     normalize_advantages: bool
     vf_clip: bool
     target_kl: bool
+    # Data-parallel: each device holds an equal share of every minibatch; the
+    # gradients, advantage statistics and metrics are averaged over this mapped axis.
+    axis_name: Optional[str] = None
 
     @classmethod
-    def from_config(cls, config) -> "UpdateOptions":
+    def from_config(cls, config, axis_name: Optional[str] = None) -> "UpdateOptions":
         return cls(
             update_epochs=config.update_epochs,
             num_minibatches=config.num_minibatches,
             normalize_advantages=config.normalize_advantages,
             vf_clip=config.vf_clip is not None,
             target_kl=config.target_kl is not None,
+            axis_name=axis_name,
         )
 
 
@@ -132,7 +136,7 @@ def ppo_loss(params, batch: Union[Batch, SequenceBatch], hp: Hyperparams, networ
     log_prob = dist.log_prob(batch.action)
     advantage = batch.advantage
     if options.normalize_advantages:
-        advantage = core.normalize_advantages(advantage)
+        advantage = core.normalize_advantages(advantage, axis_name=options.axis_name)
     policy_loss = core.clipped_surrogate_loss(log_prob, batch.log_prob, advantage, hp.clip_eps)
     v_loss = core.value_loss(
         value,
@@ -157,9 +161,18 @@ KL_STOP_FACTOR = 1.5  # Stable-Baselines3's margin over target_kl
 
 
 def minibatch_step(carry, minibatch, *, hp, learning_rate, tx, networks, options):
-    """One step of Adam on one minibatch: ``carry = (params, opt_state, stopped)``."""
+    """One step of Adam on one minibatch: ``carry = (params, opt_state, stopped)``.
+
+    Data-parallel (``options.axis_name``), ``minibatch`` is this device's share:
+    the loss is a mean over equal shares, so the mean of the devices' gradients
+    is the whole minibatch's, and clipping, Adam and the target-KL decision all
+    see averaged values, identical on every device, which keeps the replicated
+    parameters and optimizer states identical.
+    """
     params, opt_state, stopped = carry
     grads, aux = jax.grad(ppo_loss, has_aux=True)(params, minibatch, hp, networks, options)
+    if options.axis_name is not None:
+        grads, aux = jax.lax.pmean((grads, aux), options.axis_name)
     updates, new_opt_state = tx.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
     aux["grad_norm"] = core.global_norm(grads)

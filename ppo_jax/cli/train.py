@@ -55,6 +55,10 @@ def add_parser(sub) -> None:
     train.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(train)
     resume.add_cpu_devices(train)
+    train.add_argument("--data-parallel", type=int, metavar="N",
+                       help="split every seed's envs and minibatches over N devices, gradients averaged "
+                            "(off by default: on a 2-core CPU it was slower for the CartPole and Breakout presets; "
+                            "see benchmarks, Cores)")
     train.set_defaults(func=run)
 
 
@@ -104,14 +108,13 @@ def plan_resume(args) -> Plan:
 def _check_space_and_restore(run, plan: Plan, tensorboard: bool):
     """Refuse a disk too small for the run; return the resumed state (None for a fresh run)."""
     from ppo_jax import checkpoint
-    from ppo_jax.policy import abstract_state
 
     try:
         run.remaining_plan(plan.start_update)
     except ValueError:
         raise UserError(f"--resume {plan.out}: checkpoint {plan.start_update} is not at a chunk boundary of "
                         "this version's driver; it cannot be resumed exactly.") from None
-    target = abstract_state(run.program, plan.seeds)  # the program the run compiles, not a second build
+    target = run.abstract_state()  # the program the run compiles, not a second build
     per_checkpoint = checkpoint.state_nbytes(target)
     logs_bytes = plan.config.num_updates * len(plan.seeds) * (300 + (600 if tensorboard else 0))
     try:
@@ -139,7 +142,26 @@ def _start_dir(plan: Plan, overwrite: bool) -> None:
     logs.write_config(plan.out / "config.yaml", plan.config.to_dict())
 
 
-def _header(plan: Plan, devices: int) -> list[str]:
+def _check_data_parallel(config, count: Optional[int]) -> None:
+    """``--data-parallel N``: enough devices, and envs and minibatches that split evenly."""
+    if count is None:
+        return
+    import jax
+
+    from ppo_jax.config import ConfigError
+    from ppo_jax.sharding import EnvShards
+    from ppo_jax.train import check_shards
+
+    if not 1 <= count <= jax.local_device_count():
+        raise UserError(f"--data-parallel {count}: this process has {jax.local_device_count()} device(s)"
+                        " (on a CPU: --cpu-devices N sets how many).")
+    try:
+        check_shards(config, EnvShards(count))
+    except ConfigError as err:
+        raise UserError(f"--data-parallel {count}: {err}") from None
+
+
+def _header(plan: Plan, devices: int, data_parallel: Optional[int] = None) -> list[str]:
     import jax
 
     from ppo_jax.cli.console import header_lines
@@ -148,6 +170,8 @@ def _header(plan: Plan, devices: int) -> list[str]:
     what = (f"ppo-jax: {config.env_id}, {len(plan.seeds)} seed(s) × {config.env_steps:,} env steps" if plan.fresh
             else f"ppo-jax: resuming {plan.out} after update {plan.start_update}")
     detail = f"{config.num_updates} updates of {config.num_envs} envs × {config.num_steps} steps"
+    if data_parallel is not None:
+        detail += f", data-parallel: {config.num_envs // data_parallel} envs on each of {data_parallel} devices"
     return header_lines(what, detail, devices, jax.devices()[0].platform, jax.process_count())
 
 
@@ -228,14 +252,15 @@ def _train(args, plan: Plan, err):
 
     common.enable_compile_cache()
     tune = finetune.resolve([plan.config], args, resume=None if plan.fresh else plan.out)
-    run = ChunkedRun(plan.config, plan.seeds, init_from=tune.start, reference=tune.reference)
+    run = ChunkedRun(plan.config, plan.seeds, init_from=tune.start, reference=tune.reference,
+                     data_parallel=args.data_parallel)
     restored = _check_space_and_restore(run, plan, not args.no_tensorboard)
     if plan.fresh:
         _start_dir(plan, args.overwrite)
         tune.save(plan.out)
     loggers = make_loggers(plan.out, plan.seeds, plan.config, plan.start_update,
                            tensorboard=not args.no_tensorboard, wandb_mode=args.wandb)
-    for line in _header(plan, run.mesh.size):
+    for line in _header(plan, run.mesh.size, args.data_parallel):
         err.print(line, soft_wrap=True)
     if plan.fresh and common.rounding_notice(plan.config):
         err.print(common.rounding_notice(plan.config))
@@ -292,7 +317,8 @@ def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
         "updates_done": run.updates_done,
         "checkpoint": None if last is None else str(checkpoint.checkpoint_dir(out) / str(last)),
         **common.environment(),
-        "devices": run.mesh.size,  # the seeds were split over these
+        "devices": run.mesh.size,  # the seeds (or with data_parallel, each seed's envs) were split over these
+        "data_parallel": run.data_parallel,
         "processes": 1,  # train runs in one process (a sweep can span several)
         "command": plan.first_command,
     }
@@ -341,6 +367,7 @@ def run(args: argparse.Namespace) -> int:
     from ppo_jax.cli.loggers import check_wandb
 
     plan = plan_fresh(args) if args.resume is None else plan_resume(args)
+    _check_data_parallel(plan.config, args.data_parallel)
     check_wandb(args.wandb)
     err = Console(stderr=True)
     run_, session, metrics = _train(args, plan, err)

@@ -15,6 +15,7 @@ from ppo_jax.core.losses import (
 from ppo_jax.core.normalize import (
     RunningMeanStd,
     normalize,
+    pooled_moments,
     rms_init,
     rms_update,
     scale,
@@ -34,6 +35,7 @@ __all__ = [
     "kl_penalty",
     "normalize",
     "normalize_advantages",
+    "pooled_moments",
     "rms_init",
     "rms_update",
     "scale",

@@ -8,6 +8,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from ppo_jax.core.normalize import pooled_moments
+
 
 def clipped_surrogate_loss(
     log_prob: chex.Array,
@@ -86,17 +88,27 @@ def clip_fraction(
     return jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(ratio.dtype))
 
 
-def explained_variance(predictions: chex.Array, targets: chex.Array) -> chex.Array:
-    """1 − Var(R − V) / Var(R); NaN where the targets have no variance."""
+def explained_variance(
+    predictions: chex.Array, targets: chex.Array, axis_name: Optional[str] = None
+) -> chex.Array:
+    """1 − Var(R − V) / Var(R); NaN where the targets have no variance.
+
+    ``axis_name``: the arrays are this device's equal share of data split over
+    that mapped axis; the variances are those of the whole.
+    """
     chex.assert_equal_shape([predictions, targets])
-    var_targets = jnp.var(targets)
-    ev = 1.0 - jnp.var(targets - predictions) / var_targets
+    axes = tuple(range(targets.ndim))
+    _, var_targets = pooled_moments(targets, axes, axis_name)
+    _, var_errors = pooled_moments(targets - predictions, axes, axis_name)
+    ev = 1.0 - var_errors / var_targets
     return jnp.where(var_targets > 0, ev, jnp.nan)
 
 
-def normalize_advantages(advantages: chex.Array, eps: float = 1e-8) -> chex.Array:
-    """Zero mean, unit standard deviation over all elements."""
-    return (advantages - jnp.mean(advantages)) / (jnp.std(advantages) + eps)
+def normalize_advantages(advantages: chex.Array, eps: float = 1e-8, axis_name: Optional[str] = None) -> chex.Array:
+    """Zero mean, unit standard deviation over all elements (of every device's
+    share, with ``axis_name``)."""
+    mean, var = pooled_moments(advantages, tuple(range(advantages.ndim)), axis_name)
+    return (advantages - mean) / (jnp.sqrt(var) + eps)
 
 
 def global_norm(tree) -> chex.Array:

@@ -7,9 +7,10 @@ equals many updates with its parts (up to float rounding).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import chex
+import jax
 import jax.numpy as jnp
 
 
@@ -28,15 +29,39 @@ def rms_init(shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> RunningMeanS
     )
 
 
-def rms_update(state: RunningMeanStd, batch: chex.Array) -> RunningMeanStd:
-    """Merge a batch ``[..., *shape]``; every leading axis is a sample axis."""
+def pooled_moments(
+    x: chex.Array, axes: tuple[int, ...], axis_name: Optional[str] = None
+) -> tuple[chex.Array, chex.Array]:
+    """Mean and population variance of ``x`` over ``axes`` (the axes removed).
+
+    With ``axis_name`` (inside ``shard_map`` or ``pmap``), over the union of
+    every device's ``x``, each device holding an equal share: the mean is
+    averaged first, then each device's squared deviations from that common
+    mean, so the variance is the two-pass one of the whole data, not a mean
+    of per-device variances.
+    """
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    if axis_name is not None:
+        mean = jax.lax.pmean(mean, axis_name)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    if axis_name is not None:
+        var = jax.lax.pmean(var, axis_name)
+    return jnp.squeeze(mean, axes), jnp.squeeze(var, axes)
+
+
+def rms_update(state: RunningMeanStd, batch: chex.Array, axis_name: Optional[str] = None) -> RunningMeanStd:
+    """Merge a batch ``[..., *shape]``; every leading axis is a sample axis.
+
+    ``axis_name``: the batch is this device's equal share of one batch split
+    over the devices of that mapped axis; every device merges the whole.
+    """
     feature_ndim = state.mean.ndim
     sample_axes = tuple(range(batch.ndim - feature_ndim))
     batch = batch.astype(jnp.float32)
-    batch_mean = jnp.mean(batch, axis=sample_axes)
-    batch_var = jnp.var(batch, axis=sample_axes)
+    batch_mean, batch_var = pooled_moments(batch, sample_axes, axis_name)
+    shares = 1 if axis_name is None else jax.lax.psum(1, axis_name)
     batch_count = jnp.asarray(
-        batch.size // max(1, state.mean.size), jnp.float32
+        shares * (batch.size // max(1, state.mean.size)), jnp.float32
     )
 
     delta = batch_mean - state.mean
