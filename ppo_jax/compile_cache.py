@@ -25,6 +25,7 @@ the arguments is ignored (and removed), never an error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -39,7 +40,7 @@ from typing import Any, Optional, Sequence
 
 NO_CACHE_ENV = "PPO_JAX_NO_CACHE"
 CACHE_DIR_ENV = "PPO_JAX_CACHE_DIR"
-FORMAT = 1  # of the entries below; a change of it misses every older entry
+FORMAT = 2  # of the entries below; a change of it misses every older entry (1: could hold XLA-cache hits)
 _MAGIC = b"ppo_jax-executable\n"
 
 # jax config flags that cannot change a program: where caches live, logging, debugging output.
@@ -92,6 +93,29 @@ def enable() -> None:
         return
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@contextlib.contextmanager
+def real_compile(active: bool = True):
+    """XLA's persistent cache off while compiling a program that is to be kept here.
+
+    An executable that XLA's cache hands back serializes without its compiled
+    functions (jax 0.10.2, CPU): the entry loads, then fails when it runs
+    ("NOT_FOUND: Function broadcast_multiply_fusion.4 not found"). So what is
+    kept must come from a real compile; XLA's cache still serves every other
+    program (sweeps, evaluation, a user's env).
+    """
+    import jax
+
+    if not active:
+        yield
+        return
+    before = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", before)
 
 
 def executable_dir() -> Optional[Path]:

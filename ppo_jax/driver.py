@@ -253,7 +253,8 @@ class ChunkedRun:
         if init is not None and compile_cache.fits(init, args):
             self.cache_hits.append("init")
         else:
-            init = self._init_fn().lower(*args).compile()
+            with compile_cache.real_compile(cache is not None):
+                init = self._init_fn().lower(*args).compile()
             if cache is not None:
                 cache.save(names["init"], init)
         state = init(*args)
@@ -262,7 +263,8 @@ class ChunkedRun:
             if chunk is not None and compile_cache.fits(chunk, (state, self.hp)):
                 self.cache_hits.append(f"chunk {length}")
             else:
-                chunk = self._chunk_fn(length).lower(state, self.hp).compile(compiler_options())
+                with compile_cache.real_compile(cache is not None):
+                    chunk = self._chunk_fn(length).lower(state, self.hp).compile(compiler_options())
                 if cache is not None:
                     cache.save(names[length], chunk)
             self._compiled[length] = chunk

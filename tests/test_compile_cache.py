@@ -136,3 +136,32 @@ def test_no_cache_where_no_sound_key_exists(monkeypatch, tmp_path):
     assert compile_cache.env_packages("CartPole-v1") == ()
     config = _config()
     assert compile_cache.config_key(config) is not None
+
+
+def test_programs_kept_after_an_xla_cache_hit_still_run(tmp_path, monkeypatch, cold):
+    """XLA's persistent cache filled first (executable cache off), then a run
+    that keeps its programs, then one that loads them: it must run, bitwise
+    the cold run. (An XLA-cache hit serializes without its functions.)"""
+    from jax._src import compilation_cache
+
+    _, cold_state, cold_metrics = cold
+    directory = tmp_path / "executables"
+    compilation_cache.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    try:
+        monkeypatch.setattr(compile_cache, "executable_dir", lambda: None)
+        _train(_run(_config()))  # fills XLA's cache only
+        assert any((tmp_path / "xla").iterdir())
+        monkeypatch.setattr(compile_cache, "executable_dir", lambda: directory)
+        keeper = _run(_config())
+        _train(keeper)
+        assert keeper.cache_hits == [] and len(list(directory.glob("*.bin"))) == 2
+        warm = _run(_config())
+        state, metrics = _train(warm)
+        assert warm.cache_hits == ["init", "chunk 3"]
+        assert _bits(state) == _bits(cold_state) and _bits(metrics) == _bits(cold_metrics)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        compilation_cache.reset_cache()
