@@ -509,8 +509,10 @@ def compile_section(d: dict, res: Path) -> tuple[str, dict]:
     rows = _rows(d["jobs"], "compile")
     out = ["Each preset's training program compiled as `ppo-jax train` compiles it (`ChunkedRun.compile`: `init` "
            "and every chunk length, one seed), nothing run: first in a fresh process with an empty persistent "
-           "compilation cache (cold), then in a second fresh process with that cache (warm). Tracing + lowering: "
-           "a separate lowering of the longest chunk, after the compile (Python's share, which no cache saves).\n",
+           "compilation cache (cold), then in a second fresh process with that cache (warm): the warm start loads "
+           "the executables the cold one kept (`ppo_jax/compile_cache.py`), tracing and lowering nothing. "
+           "Tracing + lowering: a separate lowering of the longest chunk, after the compile (Python's share, "
+           "which XLA's own cache does not save and the executable cache skips).\n",
            "| preset | env | cold compile (s) | warm compile (s) | tracing + lowering (s) |", "|---|---|---:|---:|---:|"]
     by = {}
     for r in rows:
