@@ -211,8 +211,7 @@ class ChunkedRun:
 
     def _per_device(self, fn: Callable, first_spec, out_specs) -> Callable:
         """``fn(x, hp)`` (vmapped over seeds) run by each device on its part of ``x``; settings shared."""
-        return jax.shard_map(fn, mesh=self.mesh, in_specs=(first_spec, sharding.REPLICATED), out_specs=out_specs,
-                             check_vma=False)  # see sharding.over_runs
+        return sharding.over_runs(fn, self.mesh, (first_spec, sharding.REPLICATED), out_specs)
 
     def _chunk_fn(self, length: int):
         program = self.program

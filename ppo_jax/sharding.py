@@ -77,14 +77,14 @@ def to_host(tree: Any) -> Any:
     return jax.device_get(tree)
 
 
-def over_runs(fn: Callable, mesh: Mesh, in_specs: tuple) -> Callable:
+def over_runs(fn: Callable, mesh: Mesh, in_specs: tuple, out_specs: Any = SPLIT) -> Callable:
     """``fn`` (already vmapped over runs) applied by each device to its own slice.
 
     ``check_vma`` is off: the loops inside carry values (zeros, counters) that
     start replicated and become per-run, which the check would refuse although
-    no value ever crosses devices.
+    no value ever crosses devices (a data-parallel run passes its own specs).
     """
-    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=SPLIT, check_vma=False)
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
 
 class EnvShards(NamedTuple):
