@@ -19,7 +19,9 @@ the host CPU's features, ``XLA_FLAGS`` and every jax config flag. Where that
 cannot be made sound the cache is not used and the program is traced and
 compiled as before: a user's env given by import path (its source is not
 ours to hash), and programs that close over arrays (``--init-from``, a KL
-reference). An entry that fails its checksum, does not load, or does not fit
+reference). What is kept was compiled by XLA, never handed back by its
+persistent cache (such an executable serializes without its functions), see
+``load_or_compile``. An entry that fails its checksum, does not load, or does not fit
 the arguments is ignored (and removed), never an error.
 """
 
@@ -40,7 +42,7 @@ from typing import Any, Optional, Sequence
 
 NO_CACHE_ENV = "PPO_JAX_NO_CACHE"
 CACHE_DIR_ENV = "PPO_JAX_CACHE_DIR"
-FORMAT = 2  # of the entries below; a change of it misses every older entry (1: could hold XLA-cache hits)
+FORMAT = 3  # of the entries below; a change of it misses every older entry (1, 2: could hold XLA-cache hits)
 _MAGIC = b"ppo_jax-executable\n"
 
 # jax config flags that cannot change a program: where caches live, logging, debugging output.
@@ -95,27 +97,62 @@ def enable() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-@contextlib.contextmanager
-def real_compile(active: bool = True):
-    """XLA's persistent cache off while compiling a program that is to be kept here.
+_XLA_CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
-    An executable that XLA's cache hands back serializes without its compiled
-    functions (jax 0.10.2, CPU): the entry loads, then fails when it runs
-    ("NOT_FOUND: Function broadcast_multiply_fusion.4 not found"). So what is
-    kept must come from a real compile; XLA's cache still serves every other
-    program (sweeps, evaluation, a user's env).
+
+@contextlib.contextmanager
+def _xla_cache_bypassed():
+    """XLA's persistent cache turned off for a compile, and a list that records
+    whether it served the compile anyway.
+
+    Turning ``jax_enable_compilation_cache`` off in a process that has used the
+    cache does not stop it from reading (jax 0.10.2 decides that once per
+    process); it changes the programs' compile options, and so their keys. So
+    writes are stopped too (no entry under those keys is made here), and a hit
+    on an entry someone else made under them is reported, not trusted.
     """
     import jax
 
-    if not active:
-        yield
-        return
-    before = jax.config.jax_enable_compilation_cache
+    hits: list[str] = []
+
+    def listen(event: str, **_):
+        if event == _XLA_CACHE_HIT:
+            hits.append(event)
+
+    enabled = jax.config.jax_enable_compilation_cache
+    min_seconds = jax.config.jax_persistent_cache_min_compile_time_secs
     jax.config.update("jax_enable_compilation_cache", False)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))
+    jax.monitoring.register_event_listener(listen)
     try:
-        yield
+        yield hits
     finally:
-        jax.config.update("jax_enable_compilation_cache", before)
+        jax.monitoring.unregister_event_listener(listen)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)
+        jax.config.update("jax_enable_compilation_cache", enabled)
+
+
+def load_or_compile(cache: Optional["ExecutableCache"], key: Optional[str], loaded: Any,
+                    args: Sequence[Any], compile_fn) -> tuple[Any, bool]:
+    """``(executable, whether it came from the executable cache)``.
+
+    ``loaded`` (an executable from the cache, or None) is used if it takes
+    ``args``; else ``compile_fn()`` compiles
+    the program and, with a cache, the executable is kept under ``key`` -- only
+    if XLA really compiled it: one that XLA's persistent cache handed back
+    serializes without its compiled functions (jax 0.10.2, CPU: the entry
+    loads, then fails when it runs, "NOT_FOUND: Function
+    broadcast_multiply_fusion.4 not found").
+    """
+    if loaded is not None and fits(loaded, args):
+        return loaded, True
+    if cache is None:
+        return compile_fn(), False
+    with _xla_cache_bypassed() as xla_hits:
+        compiled = compile_fn()
+    if not xla_hits:
+        cache.save(key, compiled)
+    return compiled, False
 
 
 def executable_dir() -> Optional[Path]:

@@ -248,25 +248,19 @@ class ChunkedRun:
         cache, names = self._executable_cache(args)
         loaded = cache.load_all(names) if cache is not None else {}
         self.cache_hits = []
-        init = loaded.get("init")
-        if init is not None and compile_cache.fits(init, args):
-            self.cache_hits.append("init")
-        else:
-            with compile_cache.real_compile(cache is not None):
-                init = self._init_fn().lower(*args).compile()
-            if cache is not None:
-                cache.save(names["init"], init)
+
+        def load_or_compile(name, args, compile_fn):
+            compiled, hit = compile_cache.load_or_compile(cache, names.get(name), loaded.get(name), args, compile_fn)
+            if hit:
+                self.cache_hits.append("init" if name == "init" else f"chunk {name}")
+            return compiled
+
+        init = load_or_compile("init", args, lambda: self._init_fn().lower(*args).compile())
         state = init(*args)
         for length in sorted(set(self.plan)):
-            chunk = loaded.get(length)
-            if chunk is not None and compile_cache.fits(chunk, (state, self.hp)):
-                self.cache_hits.append(f"chunk {length}")
-            else:
-                with compile_cache.real_compile(cache is not None):
-                    chunk = self._chunk_fn(length).lower(state, self.hp).compile(compiler_options())
-                if cache is not None:
-                    cache.save(names[length], chunk)
-            self._compiled[length] = chunk
+            self._compiled[length] = load_or_compile(
+                length, (state, self.hp),
+                lambda: self._chunk_fn(length).lower(state, self.hp).compile(compiler_options()))
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
         return state

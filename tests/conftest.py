@@ -53,6 +53,21 @@ def assert_bitwise_equal(a, b):
         assert np.array_equal(x.view(np.uint8), y.view(np.uint8))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_compile_cache(tmp_path_factory):
+    """The suite never reads or writes the user's compile caches (~/.cache/ppo_jax):
+    what the CLI run in this process keeps goes to a directory of this session's own
+    (a cache left by an earlier run of the suite, of another version, once decided
+    what these tests saw)."""
+    before = os.environ.get("PPO_JAX_CACHE_DIR")
+    os.environ["PPO_JAX_CACHE_DIR"] = str(tmp_path_factory.mktemp("compile-cache"))
+    yield
+    if before is None:
+        os.environ.pop("PPO_JAX_CACHE_DIR", None)
+    else:
+        os.environ["PPO_JAX_CACHE_DIR"] = before
+
+
 @pytest.fixture
 def key():
     return jax.random.PRNGKey(0)

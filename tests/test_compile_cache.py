@@ -138,30 +138,60 @@ def test_no_cache_where_no_sound_key_exists(monkeypatch, tmp_path):
     assert compile_cache.config_key(config) is not None
 
 
-def test_programs_kept_after_an_xla_cache_hit_still_run(tmp_path, monkeypatch, cold):
-    """XLA's persistent cache filled first (executable cache off), then a run
-    that keeps its programs, then one that loads them: it must run, bitwise
-    the cold run. (An XLA-cache hit serializes without its functions.)"""
+@pytest.fixture
+def xla_cache(tmp_path):
+    """XLA's persistent cache on, in a directory of this test's own, writing every program."""
     from jax._src import compilation_cache
 
-    _, cold_state, cold_metrics = cold
-    directory = tmp_path / "executables"
     compilation_cache.reset_cache()
     jax.config.update("jax_compilation_cache_dir", str(tmp_path / "xla"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.jit(lambda x: x + 1)(1.0)  # the process now uses the cache (jax decides that once)
+    yield tmp_path / "xla"
+    jax.config.update("jax_compilation_cache_dir", None)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    compilation_cache.reset_cache()
+
+
+def _keep_then_load(monkeypatch, directory, cold, kept):
+    """A run that may keep its programs in ``directory`` (``kept`` of them), then
+    one that loads what was kept: both train bitwise the cold run."""
+    _, cold_state, cold_metrics = cold
+    monkeypatch.setattr(compile_cache, "executable_dir", lambda: directory)
+    keeper = _run(_config())
+    _train(keeper)
+    assert keeper.cache_hits == [] and len(list(directory.glob("*.bin"))) == kept
+    warm = _run(_config())
+    state, metrics = _train(warm)
+    assert warm.cache_hits == (["init", "chunk 3"] if kept else [])
+    assert _bits(state) == _bits(cold_state) and _bits(metrics) == _bits(cold_metrics)
+
+
+def test_programs_kept_after_an_xla_cache_hit_still_run(tmp_path, monkeypatch, cold, xla_cache):
+    """XLA's persistent cache filled first (executable cache off), then a run
+    that keeps its programs, then one that loads them. (An XLA-cache hit
+    serializes without its functions: what is kept must be a real compile.)"""
+    monkeypatch.setattr(compile_cache, "executable_dir", lambda: None)
+    _train(_run(_config()))  # fills XLA's cache only
+    assert any(xla_cache.iterdir())
+    _keep_then_load(monkeypatch, tmp_path / "executables", cold, kept=2)
+
+
+def test_keeping_twice_makes_no_xla_entry_that_a_later_keep_would_hit(tmp_path, monkeypatch, cold, xla_cache):
+    """The executable cache emptied between two runs that keep programs (a new
+    ppo_jax version, a cleared directory): the second must compile for real."""
+    _keep_then_load(monkeypatch, tmp_path / "first", cold, kept=2)
+    _keep_then_load(monkeypatch, tmp_path / "second", cold, kept=2)
+
+
+def test_an_xla_entry_under_the_bypassed_key_is_not_kept(tmp_path, monkeypatch, cold, xla_cache):
+    """An XLA entry made with the cache's flag off (as ppo_jax 2026-11-28 did, and
+    so the CI run that found it): keeping would hit it; nothing is kept, the
+    runs still train bitwise the cold run."""
+    monkeypatch.setattr(compile_cache, "executable_dir", lambda: None)
+    jax.config.update("jax_enable_compilation_cache", False)
     try:
-        monkeypatch.setattr(compile_cache, "executable_dir", lambda: None)
-        _train(_run(_config()))  # fills XLA's cache only
-        assert any((tmp_path / "xla").iterdir())
-        monkeypatch.setattr(compile_cache, "executable_dir", lambda: directory)
-        keeper = _run(_config())
-        _train(keeper)
-        assert keeper.cache_hits == [] and len(list(directory.glob("*.bin"))) == 2
-        warm = _run(_config())
-        state, metrics = _train(warm)
-        assert warm.cache_hits == ["init", "chunk 3"]
-        assert _bits(state) == _bits(cold_state) and _bits(metrics) == _bits(cold_metrics)
+        _train(_run(_config()))
     finally:
-        jax.config.update("jax_compilation_cache_dir", None)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-        compilation_cache.reset_cache()
+        jax.config.update("jax_enable_compilation_cache", True)
+    _keep_then_load(monkeypatch, tmp_path / "executables", cold, kept=0)
