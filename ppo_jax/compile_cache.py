@@ -295,6 +295,35 @@ def _no_default(value):
     raise TypeError(f"not keyable: {type(value).__name__}")
 
 
+def open_cache(config, devices: Sequence[Any], args: Any, driver: dict,
+               programs: dict) -> tuple[Optional["ExecutableCache"], dict]:
+    """The executable cache and a key for each of a run's programs, or (None, {})
+    where no sound key exists (the cache off, a user's env).
+
+    ``args``: the first program's arguments (the others take what it returns);
+    ``driver``: what the driver adds to every program (its shardings, ...);
+    ``programs``: ``{name: what this program adds}``. A driver whose programs
+    close over arrays (``--init-from``, a KL reference) must not call it.
+    """
+    directory = executable_dir()
+    if directory is None:
+        return None, {}
+    keyed_config = config_key(config)
+    if keyed_config is None:
+        return None, {}
+    devices = list(devices)
+    base = {
+        "environment": environment_key(devices),
+        "config": keyed_config,
+        **driver,
+        "init_args": args_key(args),
+    }
+    names = {name: digest({**base, **parts}) for name, parts in programs.items()}
+    if None in names.values():
+        return None, {}
+    return ExecutableCache(directory, devices), names
+
+
 class ExecutableCache:
     """Compiled programs of one run, kept in ``directory`` under their keys."""
 

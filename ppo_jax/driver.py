@@ -268,29 +268,17 @@ class ChunkedRun:
     def _executable_cache(self, args) -> tuple[Optional[compile_cache.ExecutableCache], dict]:
         """The executable cache and each program's key, or (None, {}) where no
         sound key exists (the cache off, a user's env, arrays closed over)."""
-        directory = compile_cache.executable_dir()
-        if directory is None or self.init_from is not None or self.reference is not None:
+        if self.init_from is not None or self.reference is not None:
             return None, {}
-        config = compile_cache.config_key(self.config)
-        if config is None:
-            return None, {}
-        devices = list(self.mesh.devices.flat)
-        base = {
-            "environment": compile_cache.environment_key(devices),
-            "config": config,
+        driver = {
             "specs": [repr(spec) for spec in (self._keys_spec, self._state_spec, self._metrics_spec)],
             "data_parallel": self.data_parallel,
-            "init_args": compile_cache.args_key(args),  # the chunks' state is init's output
         }
-        names = {"init": compile_cache.digest({**base, "program": "init"})}
+        programs = {"init": {"program": "init"}}
         for length in set(self.plan):
-            names[length] = compile_cache.digest({
-                **base, "program": "chunk", "length": length, "donate": not self.pipeline,
-                "options": compiler_options(),
-            })
-        if None in names.values():
-            return None, {}
-        return compile_cache.ExecutableCache(directory, devices), names
+            programs[length] = {"program": "chunk", "length": length, "donate": not self.pipeline,
+                                "options": compiler_options()}
+        return compile_cache.open_cache(self.config, self.mesh.devices.flat, args, driver, programs)
 
     def remaining_plan(self, start_update: int) -> list[int]:
         """The chunks after ``start_update`` updates; it must be a chunk boundary."""

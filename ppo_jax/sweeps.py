@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppo_jax import compile_cache
 from ppo_jax import config as config_lib
 from ppo_jax import sharding
 from ppo_jax.checkpoint import state_nbytes
@@ -338,6 +339,7 @@ class SweepRun:
         self.config = grid.base
         require_reference(list(grid.configs), reference)
         self.program = build(self.config, init_from=init_from, reference=reference)
+        self.init_from, self.reference = init_from, reference
         self.mesh = sharding.run_mesh(devices)
         self.num_devices = self.mesh.size
         self.num_points = len(grid.points)
@@ -349,6 +351,7 @@ class SweepRun:
         self.train_seconds = 0.0
         self._start_update = 0
         self._compiled: Optional[Callable] = None
+        self.cache_hits: list[str] = []
 
     def _inputs(self):
         keys = np.asarray(seed_keys(self.seeds))
@@ -363,23 +366,56 @@ class SweepRun:
         return jax.make_array_from_callback((), replicated, lambda _: np.asarray(length, np.int32))
 
     def compile(self):
-        """Compile ``init`` and the one log-point program; return the initial states."""
+        """Compile ``init`` and the one log-point program; return the initial states.
+
+        As ``ChunkedRun.compile``: with the compile caches on, programs an
+        earlier sweep of the same shapes kept are loaded instead of traced and
+        compiled (``self.cache_hits`` names them); the grid's values and the
+        seeds are arguments, so another grid of the same size loads them too.
+        """
         start = time.perf_counter()
         keys, self._hp = self._inputs()
+        args = (keys, self._hp)
         split = sharding.SPLIT
-        init = jax.jit(sharding.over_runs(jax.vmap(self.program.init), self.mesh, (split, split)))
-        state = init(keys, self._hp)
-        body = functools.partial(_log_point, self.program, final_start(self.config.num_updates))
-        step = sharding.over_runs(
-            jax.vmap(body, in_axes=(0, 0, None)), self.mesh, (split, split, sharding.REPLICATED)
-        )
         self._lengths = {n: self._length(n) for n in sorted(set(self.plan))}
         donate = () if self.pipeline else 0
-        lowered = jax.jit(step, donate_argnums=donate).lower(state, self._hp, self._lengths[self.plan[0]])
-        self._compiled = lowered.compile(compiler_options())
+        cache, names = self._executable_cache(args, donate)
+        loaded = cache.load_all(names) if cache is not None else {}
+        self.cache_hits = []
+
+        def load_or_compile(name, args, compile_fn):
+            compiled, hit = compile_cache.load_or_compile(cache, names.get(name), loaded.get(name), args, compile_fn)
+            if hit:
+                self.cache_hits.append(name)
+            return compiled
+
+        def compile_init():
+            return jax.jit(sharding.over_runs(jax.vmap(self.program.init), self.mesh, (split, split))).lower(
+                *args).compile()
+
+        state = load_or_compile("init", args, compile_init)(*args)
+        step_args = (state, self._hp, self._lengths[self.plan[0]])
+
+        def compile_step():
+            body = functools.partial(_log_point, self.program, final_start(self.config.num_updates))
+            step = sharding.over_runs(
+                jax.vmap(body, in_axes=(0, 0, None)), self.mesh, (split, split, sharding.REPLICATED)
+            )
+            return jax.jit(step, donate_argnums=donate).lower(*step_args).compile(compiler_options())
+
+        self._compiled = load_or_compile("log point", step_args, compile_step)
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
         return state
+
+    def _executable_cache(self, args, donate) -> tuple[Optional[compile_cache.ExecutableCache], dict]:
+        """The executable cache and the two programs' keys, or (None, {})."""
+        if self.init_from is not None or self.reference is not None:
+            return None, {}
+        driver = {"driver": "sweep", "final_start": final_start(self.config.num_updates)}
+        programs = {"init": {"program": "init"},
+                    "log point": {"program": "log point", "donate": bool(donate), "options": compiler_options()}}
+        return compile_cache.open_cache(self.config, self.mesh.devices.flat, args, driver, programs)
 
     def compiled_memory(self) -> Optional[int]:
         """XLA's own count of one device's bytes for the log-point program, if it gives one."""

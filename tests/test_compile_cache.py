@@ -195,3 +195,24 @@ def test_an_xla_entry_under_the_bypassed_key_is_not_kept(tmp_path, monkeypatch, 
     finally:
         jax.config.update("jax_enable_compilation_cache", True)
     _keep_then_load(monkeypatch, tmp_path / "executables", cold, kept=0)
+
+
+def test_a_sweep_keeps_its_programs_and_a_grid_of_the_same_size_loads_them(tmp_path, monkeypatch):
+    """A sweep compiled with an empty cache keeps init and its log-point program;
+    another sweep with other values in a grid of the same size loads both and
+    trains bitwise what that sweep compiled without the cache trains."""
+    from ppo_jax import sweeps
+
+    def sweep(lrs, directory):
+        monkeypatch.setattr(compile_cache, "executable_dir", lambda: directory)
+        run = sweeps.SweepRun(sweeps.make_grid(_config(), {"learning_rate": lrs}), [0, 1], log_points=2)
+        result = run.run(run.compile())
+        return run.cache_hits, [result.final_return, *result.curves.values()]
+
+    directory = tmp_path / "executables"
+    assert sweep([1e-3, 3e-4], directory)[0] == []
+    assert len(list(directory.glob("*.bin"))) == 2
+    hits, warm = sweep([5e-4, 1e-4], directory)
+    assert hits == ["init", "log point"]
+    _, uncached = sweep([5e-4, 1e-4], None)
+    assert _bits(warm) == _bits(uncached)
