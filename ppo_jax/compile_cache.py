@@ -21,7 +21,7 @@ compiled as before: a user's env given by import path (its source is not
 ours to hash), and programs that close over arrays (``--init-from``, a KL
 reference). What is kept was compiled by XLA, never handed back by its
 persistent cache (such an executable serializes without its functions), see
-``load_or_compile``. An entry that fails its checksum, does not load, or does not fit
+``RunPrograms.get``. An entry that fails its checksum, does not load, or does not fit
 the arguments is ignored (and removed), never an error.
 """
 
@@ -132,27 +132,32 @@ def _xla_cache_bypassed():
         jax.config.update("jax_enable_compilation_cache", enabled)
 
 
-def load_or_compile(cache: Optional["ExecutableCache"], key: Optional[str], loaded: Any,
-                    args: Sequence[Any], compile_fn) -> tuple[Any, bool]:
-    """``(executable, whether it came from the executable cache)``.
+class RunPrograms:
+    """A run's programs: each loaded from the executable cache where kept, else
+    compiled and, with a cache, kept. ``hits`` names those loaded, in order."""
 
-    ``loaded`` (an executable from the cache, or None) is used if it takes
-    ``args``; else ``compile_fn()`` compiles
-    the program and, with a cache, the executable is kept under ``key`` -- only
-    if XLA really compiled it: one that XLA's persistent cache handed back
-    serializes without its compiled functions (jax 0.10.2, CPU: the entry
-    loads, then fails when it runs, "NOT_FOUND: Function
-    broadcast_multiply_fusion.4 not found").
-    """
-    if loaded is not None and fits(loaded, args):
-        return loaded, True
-    if cache is None:
-        return compile_fn(), False
-    with _xla_cache_bypassed() as xla_hits:
-        compiled = compile_fn()
-    if not xla_hits:
-        cache.save(key, compiled)
-    return compiled, False
+    def __init__(self, cache: Optional["ExecutableCache"], keys: dict):
+        self.cache, self.keys = cache, keys
+        self.loaded = cache.load_all(keys) if cache is not None else {}
+        self.hits: list = []
+
+    def get(self, name: Any, args: Sequence[Any], compile_fn):
+        """The program ``name`` for ``args``: the kept one if it takes them, else
+        ``compile_fn()``, kept under its key only if XLA really compiled it: one
+        that XLA's persistent cache handed back serializes without its compiled
+        functions (jax 0.10.2, CPU: the entry loads, then fails when it runs,
+        "NOT_FOUND: Function broadcast_multiply_fusion.4 not found")."""
+        loaded = self.loaded.get(name)
+        if loaded is not None and fits(loaded, args):
+            self.hits.append(name)
+            return loaded
+        if self.cache is None:
+            return compile_fn()
+        with _xla_cache_bypassed() as xla_hits:
+            compiled = compile_fn()
+        if not xla_hits:
+            self.cache.save(self.keys[name], compiled)
+        return compiled
 
 
 def executable_dir() -> Optional[Path]:

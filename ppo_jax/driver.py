@@ -245,22 +245,14 @@ class ChunkedRun:
         else:
             keys = jax.device_put(keys, NamedSharding(self.mesh, sharding.REPLICATED))
         args = (keys, self.hp)
-        cache, names = self._executable_cache(args)
-        loaded = cache.load_all(names) if cache is not None else {}
-        self.cache_hits = []
-
-        def load_or_compile(name, args, compile_fn):
-            compiled, hit = compile_cache.load_or_compile(cache, names.get(name), loaded.get(name), args, compile_fn)
-            if hit:
-                self.cache_hits.append("init" if name == "init" else f"chunk {name}")
-            return compiled
-
-        init = load_or_compile("init", args, lambda: self._init_fn().lower(*args).compile())
+        programs = compile_cache.RunPrograms(*self._executable_cache(args))
+        init = programs.get("init", args, lambda: self._init_fn().lower(*args).compile())
         state = init(*args)
         for length in sorted(set(self.plan)):
-            self._compiled[length] = load_or_compile(
+            self._compiled[length] = programs.get(
                 length, (state, self.hp),
                 lambda: self._chunk_fn(length).lower(state, self.hp).compile(compiler_options()))
+        self.cache_hits = ["init" if name == "init" else f"chunk {name}" for name in programs.hits]
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
         return state

@@ -379,21 +379,13 @@ class SweepRun:
         split = sharding.SPLIT
         self._lengths = {n: self._length(n) for n in sorted(set(self.plan))}
         donate = () if self.pipeline else 0
-        cache, names = self._executable_cache(args, donate)
-        loaded = cache.load_all(names) if cache is not None else {}
-        self.cache_hits = []
-
-        def load_or_compile(name, args, compile_fn):
-            compiled, hit = compile_cache.load_or_compile(cache, names.get(name), loaded.get(name), args, compile_fn)
-            if hit:
-                self.cache_hits.append(name)
-            return compiled
+        programs = compile_cache.RunPrograms(*self._executable_cache(args, donate))
 
         def compile_init():
             return jax.jit(sharding.over_runs(jax.vmap(self.program.init), self.mesh, (split, split))).lower(
                 *args).compile()
 
-        state = load_or_compile("init", args, compile_init)(*args)
+        state = programs.get("init", args, compile_init)(*args)
         step_args = (state, self._hp, self._lengths[self.plan[0]])
 
         def compile_step():
@@ -403,7 +395,8 @@ class SweepRun:
             )
             return jax.jit(step, donate_argnums=donate).lower(*step_args).compile(compiler_options())
 
-        self._compiled = load_or_compile("log point", step_args, compile_step)
+        self._compiled = programs.get("log point", step_args, compile_step)
+        self.cache_hits = programs.hits
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
         return state
