@@ -49,7 +49,9 @@ def gpu_name() -> Optional[str]:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20,
+            capture_output=True,
+            text=True,
+            timeout=20,
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -78,10 +80,20 @@ def machine_line(m: dict) -> str:
     return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM, {gpu}; Python {m['python']}"
 
 
-def versions(packages: Sequence[str] = (
-    "ppo_jax", "jax", "jaxlib", "flax", "optax", "gymnax", "numpy",
-    "torch", "stable_baselines3", "gymnasium",
-)) -> dict:
+def versions(
+    packages: Sequence[str] = (
+        "ppo_jax",
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "gymnax",
+        "numpy",
+        "torch",
+        "stable_baselines3",
+        "gymnasium",
+    ),
+) -> dict:
     out = {}
     for name in packages:
         try:
@@ -116,8 +128,13 @@ def run_job(
     full_env = {**os.environ, **(env or {})}
     start = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=full_env, cwd=str(cwd or REPO), start_new_session=True,
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        cwd=str(cwd or REPO),
+        start_new_session=True,
     )
     status = "ok"
     try:
@@ -173,6 +190,7 @@ def peak_rss_mib() -> float:
 # One definition of "reached", for every implementation
 # ---------------------------------------------------------------------------
 
+
 def reach(
     rollouts: Sequence[Sequence[float]],
     threshold: float,
@@ -226,17 +244,33 @@ def agent_main(description: str, train, load_settings) -> None:
     import torch
     import yaml
 
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (its default, all cores, was far slower for nets this small)")
-    parser.add_argument("--time-limit", type=float, default=math.inf, help="stop after the update that passes it")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings (YAML values)")
-    parser.add_argument("--compile", action="store_true", help="torch_ppo only: torch.compile the minibatch step")
-    parser.add_argument("--matmul-precision", choices=("highest", "high", "medium"), default=None,
-                        help="torch.set_float32_matmul_precision (high: TF32 on GPUs that have it)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (its default, all cores, was far slower for nets this small)",
+    )
+    parser.add_argument(
+        "--time-limit", type=float, default=math.inf, help="stop after the update that passes it"
+    )
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings (YAML values)"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch_ppo only: torch.compile the minibatch step"
+    )
+    parser.add_argument(
+        "--matmul-precision",
+        choices=("highest", "high", "medium"),
+        default=None,
+        help="torch.set_float32_matmul_precision (high: TF32 on GPUs that have it)",
+    )
     args = parser.parse_args()
     if args.matmul_precision:
         torch.set_float32_matmul_precision(args.matmul_precision)

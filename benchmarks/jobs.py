@@ -54,6 +54,7 @@ def _device_peak_bytes():
 # Training speed, the env + policy floor, FLOPs
 # ---------------------------------------------------------------------------
 
+
 def train_speed(config, repeats: int) -> dict:
     """One seed: ``jax.jit(train)`` compiled ahead of time, then run."""
     train = ppo_jax.make_train(config)
@@ -111,7 +112,9 @@ def floor_speed(config, repeats: int) -> dict:
             env_state, sums = run_block(params, env_state, block_key)
             return (env_state, total + sums), None
 
-        (_, total), _ = jax.lax.scan(one_block, (env_state, jnp.zeros(3)), jax.random.split(key, length // block))
+        (_, total), _ = jax.lax.scan(
+            one_block, (env_state, jnp.zeros(3)), jax.random.split(key, length // block)
+        )
         return total
 
     start = time.perf_counter()
@@ -160,18 +163,24 @@ def flops_per_update(config) -> dict:
     # One step of the update's own minibatch loop (forward, backward, clipping, Adam).
     m = config.minibatch_size
     obs = jnp.zeros((m,) + vec_env.spec.obs_shape, jnp.float32)
-    action = jax.vmap(lambda k: networks.apply(state.params, obs[:1])[0].sample(k)[0])(jax.random.split(key, m))
+    action = jax.vmap(lambda k: networks.apply(state.params, obs[:1])[0].sample(k)[0])(
+        jax.random.split(key, m)
+    )
     vec = jnp.zeros((m,), jnp.float32)
     minibatch = Batch(obs=obs, action=action, log_prob=vec, value=vec, advantage=vec, target=vec)
     tx = make_optimizer(hp.max_grad_norm)
-    step = functools.partial(minibatch_step, hp=hp, learning_rate=hp.learning_rate, tx=tx, networks=networks,
-                             options=UpdateOptions.from_config(config))
+    step = functools.partial(
+        minibatch_step,
+        hp=hp,
+        learning_rate=hp.learning_rate,
+        tx=tx,
+        networks=networks,
+        options=UpdateOptions.from_config(config),
+    )
     carry = (state.params, state.opt_state, jnp.asarray(False))
     mb_flops = _flops(jax.jit(step).lower(carry, minibatch).compile())
     per_update = (
-        config.num_steps * step_flops
-        + value_flops
-        + config.update_epochs * config.num_minibatches * mb_flops
+        config.num_steps * step_flops + value_flops + config.update_epochs * config.num_minibatches * mb_flops
     )
     return {
         "flops_env_step": step_flops,
@@ -222,13 +231,21 @@ def job_throughput(a: dict) -> None:
 def job_speed(a: dict) -> None:
     """One training-speed measurement at given settings (the peers' comparison)."""
     config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
-    emit({"kind": "speed", "implementation": "ppo_jax", "env_id": config.env_id,
-          **train_speed(config, a["repeats"]), "peak_rss_mib": peak_rss_mib()})
+    emit(
+        {
+            "kind": "speed",
+            "implementation": "ppo_jax",
+            "env_id": config.env_id,
+            **train_speed(config, a["repeats"]),
+            "peak_rss_mib": peak_rss_mib(),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------
 # Time to the return threshold (ChunkedRun: the CLI's own driver)
 # ---------------------------------------------------------------------------
+
 
 class _AllReached(Exception):
     pass
@@ -296,6 +313,7 @@ def job_solve(a: dict) -> None:
 # Seeds scaling
 # ---------------------------------------------------------------------------
 
+
 def job_seeds(a: dict) -> None:
     """``jax.jit(jax.vmap(train))`` over n seeds: compile, run, memory."""
     config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
@@ -307,27 +325,30 @@ def job_seeds(a: dict) -> None:
         compile_seconds = time.perf_counter() - start
         run_seconds, _, (_, metrics) = _median_run(compiled, (keys,), 1)
         returns = np.asarray(metrics["episode_return"])[:, -1]
-        emit({
-            "kind": "seeds",
-            "env_id": config.env_id,
-            "seeds": n,
-            "env_steps_per_seed": config.env_steps,
-            "compile_seconds": round(compile_seconds, 3),
-            "run_seconds": round(run_seconds, 3),
-            "total_seconds": round(compile_seconds + run_seconds, 3),
-            "seconds_per_agent": round(run_seconds / n, 4),
-            "steps_per_second": round(n * config.env_steps / run_seconds),
-            "mean_last_return": float(np.nanmean(returns)) if np.isfinite(returns).any() else None,
-            "peak_rss_mib": peak_rss_mib(),
-            "device_peak_bytes": _device_peak_bytes(),
-            "device": str(jax.devices()[0].device_kind),
-            "matmul_precision": str(jax.config.jax_default_matmul_precision),
-        })
+        emit(
+            {
+                "kind": "seeds",
+                "env_id": config.env_id,
+                "seeds": n,
+                "env_steps_per_seed": config.env_steps,
+                "compile_seconds": round(compile_seconds, 3),
+                "run_seconds": round(run_seconds, 3),
+                "total_seconds": round(compile_seconds + run_seconds, 3),
+                "seconds_per_agent": round(run_seconds / n, 4),
+                "steps_per_second": round(n * config.env_steps / run_seconds),
+                "mean_last_return": float(np.nanmean(returns)) if np.isfinite(returns).any() else None,
+                "peak_rss_mib": peak_rss_mib(),
+                "device_peak_bytes": _device_peak_bytes(),
+                "device": str(jax.devices()[0].device_kind),
+                "matmul_precision": str(jax.config.jax_default_matmul_precision),
+            }
+        )
 
 
 # ---------------------------------------------------------------------------
 # Cores: seeds split over forced host devices (the suite sets XLA_FLAGS)
 # ---------------------------------------------------------------------------
+
 
 def job_cores(a: dict) -> None:
     """Seeds in one ``ChunkedRun`` (the CLI's driver), which splits them over the
@@ -346,20 +367,22 @@ def job_cores(a: dict) -> None:
     run.run(state)
     run_seconds = time.perf_counter() - start
     cpu = _cpu_seconds() - cpu0
-    emit({
-        "kind": "cores",
-        "env_id": config.env_id,
-        "config": a["config"],
-        "devices_visible": jax.local_device_count(),
-        "devices_used": int(run.mesh.devices.size) if hasattr(run, "mesh") else None,
-        "seeds": len(seeds),
-        "env_steps_per_seed": config.env_steps,
-        "compile_seconds": round(compile_seconds, 3),
-        "run_seconds": round(run_seconds, 3),
-        "steps_per_second": round(len(seeds) * config.env_steps / run_seconds),
-        "cpu_over_wall": round(cpu / run_seconds, 3),
-        "peak_rss_mib": peak_rss_mib(),
-    })
+    emit(
+        {
+            "kind": "cores",
+            "env_id": config.env_id,
+            "config": a["config"],
+            "devices_visible": jax.local_device_count(),
+            "devices_used": int(run.mesh.devices.size) if hasattr(run, "mesh") else None,
+            "seeds": len(seeds),
+            "env_steps_per_seed": config.env_steps,
+            "compile_seconds": round(compile_seconds, 3),
+            "run_seconds": round(run_seconds, 3),
+            "steps_per_second": round(len(seeds) * config.env_steps / run_seconds),
+            "cpu_over_wall": round(cpu / run_seconds, 3),
+            "peak_rss_mib": peak_rss_mib(),
+        }
+    )
 
 
 def job_peer_seeds(a: dict) -> None:
@@ -383,23 +406,25 @@ def job_peer_seeds(a: dict) -> None:
         runs.append(time.perf_counter() - start)
     run_seconds = statistics.median(runs)
     returns = np.asarray(out[1]["episode_return"])[:, -1]
-    emit({
-        "kind": "peer_seeds",
-        "implementation": "ppo_jax",
-        "env_id": config.env_id,
-        "devices_visible": jax.local_device_count(),
-        "devices_used": int(run.mesh.devices.size),
-        "chunks": len(run.plan),
-        "seeds": len(seeds),
-        "env_steps": config.env_steps,
-        "env_steps_all_seeds": len(seeds) * config.env_steps,
-        "compile_seconds": round(compile_seconds, 3),
-        "run_seconds": round(run_seconds, 4),
-        "run_seconds_all": [round(r, 4) for r in runs],
-        "steps_per_second": round(len(seeds) * config.env_steps / run_seconds),
-        "mean_last_return": float(np.nanmean(returns)) if np.isfinite(returns).any() else None,
-        "peak_rss_mib": peak_rss_mib(),
-    })
+    emit(
+        {
+            "kind": "peer_seeds",
+            "implementation": "ppo_jax",
+            "env_id": config.env_id,
+            "devices_visible": jax.local_device_count(),
+            "devices_used": int(run.mesh.devices.size),
+            "chunks": len(run.plan),
+            "seeds": len(seeds),
+            "env_steps": config.env_steps,
+            "env_steps_all_seeds": len(seeds) * config.env_steps,
+            "compile_seconds": round(compile_seconds, 3),
+            "run_seconds": round(run_seconds, 4),
+            "run_seconds_all": [round(r, 4) for r in runs],
+            "steps_per_second": round(len(seeds) * config.env_steps / run_seconds),
+            "mean_last_return": float(np.nanmean(returns)) if np.isfinite(returns).any() else None,
+            "peak_rss_mib": peak_rss_mib(),
+        }
+    )
 
 
 def job_data_parallel(a: dict) -> None:
@@ -428,20 +453,22 @@ def job_data_parallel(a: dict) -> None:
             wall[label] += seconds
             speeds[label].append(round(config.env_steps / seconds))
     for label, (run, _, compile_seconds) in runs.items():
-        emit({
-            "kind": "data_parallel",
-            "env_id": config.env_id,
-            "config": a["config"],
-            "way": label,
-            "devices_visible": devices,
-            "devices_used": int(run.mesh.devices.size),
-            "num_envs": config.num_envs,
-            "env_steps": config.env_steps,
-            "compile_seconds": round(compile_seconds, 3),
-            "steps_per_second": statistics.median(speeds[label]),
-            "steps_per_second_runs": speeds[label],
-            "cpu_over_wall": round(cpu[label] / wall[label], 3),
-        })
+        emit(
+            {
+                "kind": "data_parallel",
+                "env_id": config.env_id,
+                "config": a["config"],
+                "way": label,
+                "devices_visible": devices,
+                "devices_used": int(run.mesh.devices.size),
+                "num_envs": config.num_envs,
+                "env_steps": config.env_steps,
+                "compile_seconds": round(compile_seconds, 3),
+                "steps_per_second": statistics.median(speeds[label]),
+                "steps_per_second_runs": speeds[label],
+                "cpu_over_wall": round(cpu[label] / wall[label], 3),
+            }
+        )
 
 
 def _cpu_seconds() -> float:
@@ -454,6 +481,7 @@ def _cpu_seconds() -> float:
 # ---------------------------------------------------------------------------
 # Compile time of a preset: a fresh persistent cache (cold), then warm
 # ---------------------------------------------------------------------------
+
 
 def job_compile(a: dict) -> None:
     """Compile a preset's training program (``ChunkedRun.compile``: every chunk
@@ -477,21 +505,24 @@ def job_compile(a: dict) -> None:
         start = time.perf_counter()
         chunk_fn(max(run.plan)).lower(state, run.hp)
         lower_seconds = round(time.perf_counter() - start, 3)
-    emit({
-        "kind": "compile",
-        "config": a["config"],
-        "env_id": config.env_id,
-        "phase": a["phase"],
-        "compile_seconds": round(compile_seconds, 3),
-        "lower_seconds": lower_seconds,
-        "chunk_lengths": sorted(set(run.plan)),
-        "peak_rss_mib": peak_rss_mib(),
-    })
+    emit(
+        {
+            "kind": "compile",
+            "config": a["config"],
+            "env_id": config.env_id,
+            "phase": a["phase"],
+            "compile_seconds": round(compile_seconds, 3),
+            "lower_seconds": lower_seconds,
+            "chunk_lengths": sorted(set(run.plan)),
+            "peak_rss_mib": peak_rss_mib(),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------
 # Memory per env step (XLA's memory analysis of the compiled program)
 # ---------------------------------------------------------------------------
+
 
 def _program_bytes(config, seeds: int) -> dict:
     train = ppo_jax.make_train(config)
@@ -519,16 +550,37 @@ def job_memory(a: dict) -> None:
     base = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
     points = []
     for num_envs, seeds in a["sizes"]:
-        config = ppo_jax.load_config(a["config"], **{**a.get("overrides", {}), "num_envs": num_envs,
-                                                     "total_timesteps": 2 * num_envs * base.num_steps})
-        points.append({"num_envs": num_envs, "seeds": seeds, "env_steps_per_rollout": num_envs * seeds * base.num_steps,
-                       **_program_bytes(config, seeds)})
+        config = ppo_jax.load_config(
+            a["config"],
+            **{
+                **a.get("overrides", {}),
+                "num_envs": num_envs,
+                "total_timesteps": 2 * num_envs * base.num_steps,
+            },
+        )
+        points.append(
+            {
+                "num_envs": num_envs,
+                "seeds": seeds,
+                "env_steps_per_rollout": num_envs * seeds * base.num_steps,
+                **_program_bytes(config, seeds),
+            }
+        )
     if not all("total_bytes" in p for p in points):
-        emit({"kind": "memory", "config": a["config"], "env_id": base.env_id, "points": points,
-              "note": "no memory analysis on this backend"})
+        emit(
+            {
+                "kind": "memory",
+                "config": a["config"],
+                "env_id": base.env_id,
+                "points": points,
+                "note": "no memory analysis on this backend",
+            }
+        )
         return
     (p0, p1) = points[0], points[-1]
-    per_step = (p1["total_bytes"] - p0["total_bytes"]) / (p1["env_steps_per_rollout"] - p0["env_steps_per_rollout"])
+    per_step = (p1["total_bytes"] - p0["total_bytes"]) / (
+        p1["env_steps_per_rollout"] - p0["env_steps_per_rollout"]
+    )
     fixed = p0["total_bytes"] - per_step * p0["env_steps_per_rollout"]
     # The CLI's pipelined driver holds one more train state than the program above (chunk k+1 in
     # flight while the host reads chunk k): its bytes per env (params and Adam amortized over the
@@ -542,33 +594,37 @@ def job_memory(a: dict) -> None:
         budget = gib * 2**30
         fits[str(gib)] = int((budget - max(fixed, 0.0)) / (per_step * base.num_steps))
         fits_cli[str(gib)] = int((budget - max(fixed, 0.0)) / (per_step * base.num_steps + state_per_env))
-    emit({
-        "kind": "memory",
-        "config": a["config"],
-        "env_id": base.env_id,
-        "num_steps": base.num_steps,
-        "obs_shape": list(program.vec_env.spec.obs_shape),
-        "points": points,
-        "bytes_per_env_step": round(per_step, 1),
-        "fixed_bytes": round(fixed),
-        "largest_envs_times_seeds": fits,
-        "train_state_bytes": int(state_bytes),
-        "train_state_num_envs": base.num_envs,
-        "largest_envs_times_seeds_cli": fits_cli,
-        "backend": jax.default_backend(),
-        "device": str(jax.devices()[0].device_kind),
-    })
+    emit(
+        {
+            "kind": "memory",
+            "config": a["config"],
+            "env_id": base.env_id,
+            "num_steps": base.num_steps,
+            "obs_shape": list(program.vec_env.spec.obs_shape),
+            "points": points,
+            "bytes_per_env_step": round(per_step, 1),
+            "fixed_bytes": round(fixed),
+            "largest_envs_times_seeds": fits,
+            "train_state_bytes": int(state_bytes),
+            "train_state_num_envs": base.num_envs,
+            "largest_envs_times_seeds_cli": fits_cli,
+            "backend": jax.default_backend(),
+            "device": str(jax.devices()[0].device_kind),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------
 # The CNN under vmap: a grouped convolution, or patches and a batched matmul
 # ---------------------------------------------------------------------------
 
+
 def _conv_grouped(w, x):
     """``vmap`` of a plain NHWC convolution over seeds: XLA makes it one
     convolution with a feature group per seed."""
     conv = lambda w1, x1: jax.lax.conv_general_dilated(
-        x1, w1, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x1, w1, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     return jax.vmap(conv)(w, x)
 
 
@@ -577,7 +633,8 @@ def _conv_patches(w, x):
     seeds) and one batched matmul over seeds: ``[S, N·H·W, 9·C] @ [S, 9·C, F]``."""
     s, n, h, wd, c = x.shape
     patches = jax.lax.conv_general_dilated_patches(
-        x.reshape(s * n, h, wd, c), (3, 3), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x.reshape(s * n, h, wd, c), (3, 3), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     # conv_general_dilated_patches orders a patch's features channel-major: (c, kh, kw)
     kernel = jnp.transpose(w, (0, 3, 1, 2, 4)).reshape(s, c * 9, w.shape[-1])
     out = jnp.einsum("snp,spf->snf", patches.reshape(s, n * h * wd, c * 9), kernel)
@@ -594,8 +651,13 @@ def job_cnn(a: dict) -> None:
         kx, kw = jax.random.split(jax.random.PRNGKey(0))
         x = (jax.random.uniform(kx, (seeds, rows, h, w_, c)) < 0.2).astype(jnp.float32)
         w = jax.random.normal(kw, (seeds, 3, 3, c, 16), jnp.float32) * 0.3
-        row = {"kind": "cnn", "seeds": seeds, "rows": rows, "obs_shape": [h, w_, c],
-               "device": str(jax.devices()[0].device_kind)}
+        row = {
+            "kind": "cnn",
+            "seeds": seeds,
+            "rows": rows,
+            "obs_shape": [h, w_, c],
+            "device": str(jax.devices()[0].device_kind),
+        }
         outs = {}
         for name, conv in (("grouped", _conv_grouped), ("patches", _conv_patches)):
             loss = lambda w, x, conv=conv: jnp.sum(jax.nn.relu(conv(w, x)) ** 2)
@@ -617,6 +679,7 @@ def job_cnn(a: dict) -> None:
 # precisions, and on the CPU
 # ---------------------------------------------------------------------------
 
+
 def job_agreement(a: dict) -> None:
     """Final parameters of ``jax.vmap(train)`` (a few seeds, a short budget):
     twice on the default device (bitwise equal?), with matmul precision
@@ -636,19 +699,35 @@ def job_agreement(a: dict) -> None:
     cpu = jax.devices("cpu")[0]
     dev = jax.devices()[0]
     ref = params(cpu, "float32")
-    row = {"kind": "agreement", "device": str(dev.device_kind), "config": a["config"],
-           "seeds": len(keys), "env_steps_per_seed": config.env_steps}
+    row = {
+        "kind": "agreement",
+        "device": str(dev.device_kind),
+        "config": a["config"],
+        "seeds": len(keys),
+        "env_steps_per_seed": config.env_steps,
+    }
     for precision in ("tensorfloat32", "float32"):
         first, second = params(dev, precision), params(dev, precision)
         row[f"{precision}_bitwise_repeatable"] = bool(np.array_equal(first, second))
-        row[f"{precision}_max_rel_diff_vs_cpu"] = float(np.max(np.abs(first - ref)) / (np.max(np.abs(ref)) + 1e-30))
+        row[f"{precision}_max_rel_diff_vs_cpu"] = float(
+            np.max(np.abs(first - ref)) / (np.max(np.abs(ref)) + 1e-30)
+        )
     emit(row)
 
 
-JOBS = {"throughput": job_throughput, "speed": job_speed, "solve": job_solve, "seeds": job_seeds,
-        "cores": job_cores, "peer_seeds": job_peer_seeds, "data_parallel": job_data_parallel, "compile": job_compile,
-        "memory": job_memory, "cnn": job_cnn,
-        "agreement": job_agreement}
+JOBS = {
+    "throughput": job_throughput,
+    "speed": job_speed,
+    "solve": job_solve,
+    "seeds": job_seeds,
+    "cores": job_cores,
+    "peer_seeds": job_peer_seeds,
+    "data_parallel": job_data_parallel,
+    "compile": job_compile,
+    "memory": job_memory,
+    "cnn": job_cnn,
+    "agreement": job_agreement,
+}
 
 if __name__ == "__main__":
     _args = json.loads(sys.argv[2])

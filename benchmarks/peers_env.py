@@ -45,8 +45,10 @@ def _stamp(name: str):
 
 
 def missing(name: str) -> str:
-    return (f"skipped: no peers venv `benchmarks/.peers-venvs/{name}`: --quick never creates it, and a "
-            f"full run creates it from PyPI (a minute or two; `python -m benchmarks.run --only peers`)")
+    return (
+        f"skipped: no peers venv `benchmarks/.peers-venvs/{name}`: --quick never creates it, and a "
+        f"full run creates it from PyPI (a minute or two; `python -m benchmarks.run --only peers`)"
+    )
 
 
 def _pins_hash(name: str) -> str:
@@ -67,7 +69,9 @@ def python(name: str, create: bool) -> Optional[str]:
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(_venv(name))], check=True)
     result = subprocess.run(
         [str(exe), "-m", "pip", "install", "-q", "-r", str(req)],
-        capture_output=True, text=True, timeout=1200,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     if result.returncode != 0:
         print(result.stderr[-2000:], file=sys.stderr)
@@ -80,16 +84,46 @@ def write_stamp(name: str, setup_seconds: Optional[float]) -> None:
     """Mark the venv as made from the current pins, with what it holds (``pip freeze``)."""
     exe = _venv(name) / "bin" / "python"
     freeze = subprocess.run([str(exe), "-m", "pip", "freeze"], capture_output=True, text=True).stdout.split()
-    _stamp(name).write_text(json.dumps({"pins": _pins_hash(name), "setup_seconds": None if setup_seconds is None else round(setup_seconds, 1),
-                                        "freeze": freeze}))
+    _stamp(name).write_text(
+        json.dumps(
+            {
+                "pins": _pins_hash(name),
+                "setup_seconds": None if setup_seconds is None else round(setup_seconds, 1),
+                "freeze": freeze,
+            }
+        )
+    )
 
 
 def describe(name: str) -> dict:
     """The venv's pins and, once created, the versions it actually holds."""
-    pins = [line for line in _requirements(name).read_text().splitlines() if line and not line.startswith("#")]
+    pins = [
+        line for line in _requirements(name).read_text().splitlines() if line and not line.startswith("#")
+    ]
     stamp = json.loads(_stamp(name).read_text()) if _stamp(name).exists() else {}
-    keep = ("jax", "jaxlib", "flax", "optax", "gymnax", "rejax", "sbx-rl", "stable_baselines3",
-            "stable-baselines3", "torch", "gymnasium", "distrax", "tfp-nightly", "tensorflow-probability", "numpy")
+    keep = (
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "gymnax",
+        "rejax",
+        "sbx-rl",
+        "stable_baselines3",
+        "stable-baselines3",
+        "torch",
+        "gymnasium",
+        "distrax",
+        "tfp-nightly",
+        "tensorflow-probability",
+        "numpy",
+    )
     held = [f for f in stamp.get("freeze", []) if f.split("==")[0].lower() in keep]
-    return {"name": name, "label": LABELS[name], "venv": str(_venv(name).relative_to(REPO)), "pins": pins,
-            "installed": held, "setup_seconds": stamp.get("setup_seconds")}
+    return {
+        "name": name,
+        "label": LABELS[name],
+        "venv": str(_venv(name).relative_to(REPO)),
+        "pins": pins,
+        "installed": held,
+        "setup_seconds": stamp.get("setup_seconds"),
+    }

@@ -17,7 +17,9 @@ import numpy as np
 
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/presets")
-    print("| preset | env | env steps/seed | final return (mean of 4) | per seed | train s | compile s | steps/s (all seeds) | finished (UTC) |")
+    print(
+        "| preset | env | env steps/seed | final return (mean of 4) | per seed | train s | compile s | steps/s (all seeds) | finished (UTC) |"
+    )
     print("|---|---|---:|---:|---|---:|---:|---:|---|")
     for summary_path in sorted(root.glob("*/summary.json")):
         s = json.loads(summary_path.read_text())

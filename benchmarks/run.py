@@ -52,63 +52,135 @@ SIZES = {
     "full": {
         "throughput": [
             {"config": "configs/cartpole.yaml", "num_envs": [4, 64, 256, 1024, 4096], "env_steps": 2**20},
-            {"config": "configs/breakout_minatar.yaml", "num_envs": [4, 64, 256, 1024, 4096], "env_steps": 2**18},
+            {
+                "config": "configs/breakout_minatar.yaml",
+                "num_envs": [4, 64, 256, 1024, 4096],
+                "env_steps": 2**18,
+            },
         ],
-        "repeats": 2, "matmul_n": 2048, "coldwarm_overrides": [], "throughput_cap": 600,
+        "repeats": 2,
+        "matmul_n": 2048,
+        "coldwarm_overrides": [],
+        "throughput_cap": 600,
         # one row per installed suite: 64 envs (the physics suites and Craftax compile for minutes on a CPU)
-        "suites": {name: {"num_envs": [64], "env_steps": 2**15} for name in SUITE_ROWS}, "suites_cap": 600,
+        "suites": {name: {"num_envs": [64], "env_steps": 2**15} for name in SUITE_ROWS},
+        "suites_cap": 600,
         "torch": {
-            "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 4, "torch_seeds": 2,
-                            "torch_cap": 90, "torch_compile_seeds": 1, "sb3_seeds": 2, "sb3_cap": 200,
-                            "sbx_seeds": 2, "sbx_cap": 200, "overrides": {}},
-            "Pendulum-v1": {"config": "configs/pendulum.yaml", "jax_seeds": 4, "torch_seeds": 1,
-                            "torch_cap": 150, "sb3_seeds": 1, "sb3_cap": 120,
-                            "sbx_seeds": 1, "sbx_cap": 120, "overrides": {}},
+            "CartPole-v1": {
+                "config": "configs/cartpole.yaml",
+                "jax_seeds": 4,
+                "torch_seeds": 2,
+                "torch_cap": 90,
+                "torch_compile_seeds": 1,
+                "sb3_seeds": 2,
+                "sb3_cap": 200,
+                "sbx_seeds": 2,
+                "sbx_cap": 200,
+                "overrides": {},
+            },
+            "Pendulum-v1": {
+                "config": "configs/pendulum.yaml",
+                "jax_seeds": 4,
+                "torch_seeds": 1,
+                "torch_cap": 150,
+                "sb3_seeds": 1,
+                "sb3_cap": 120,
+                "sbx_seeds": 1,
+                "sbx_cap": 120,
+                "overrides": {},
+            },
         },
-        "headline_seeds": 32, "headline_cap": 300,
-        "peers_steps": 2**19, "peers_pinned_row": True,
+        "headline_seeds": 32,
+        "headline_cap": 300,
+        "peers_steps": 2**19,
+        "peers_pinned_row": True,
         # 8 vmapped seeds: rejax's jit(vmap(train)) against ppo_jax on 1 and 2 forced host devices
         "peers_seeds": {"seeds": 8, "steps": 2**17, "settings": 2},
-        "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 8, 64, 512],
-                  "overrides": {"total_timesteps": 16384}, "cap": 300},
+        "seeds": {
+            "config": "configs/cartpole.yaml",
+            "counts": [1, 8, 64, 512],
+            "overrides": {"total_timesteps": 16384},
+            "cap": 300,
+        },
         # The cores table: 1 and 2 forced host devices × 1, 8, 64 seeds; then one agent on one
         # device vs data-parallel over 2 (each job about a minute on a quiet 2-core CPU).
-        "cores": {"config": "configs/cartpole.yaml", "devices": [1, 2], "seeds": [1, 8, 64],
-                  "overrides": {"total_timesteps": 2**18}, "cap": 300,
-                  "data_parallel": [{"config": "configs/cartpole.yaml", "overrides": {"total_timesteps": 2**15}},
-                                    {"config": "configs/breakout_minatar.yaml",
-                                     "overrides": {"total_timesteps": 2**16}}],
-                  "data_parallel_devices": 2, "data_parallel_repeats": 3, "data_parallel_cap": 150},
+        "cores": {
+            "config": "configs/cartpole.yaml",
+            "devices": [1, 2],
+            "seeds": [1, 8, 64],
+            "overrides": {"total_timesteps": 2**18},
+            "cap": 300,
+            "data_parallel": [
+                {"config": "configs/cartpole.yaml", "overrides": {"total_timesteps": 2**15}},
+                {"config": "configs/breakout_minatar.yaml", "overrides": {"total_timesteps": 2**16}},
+            ],
+            "data_parallel_devices": 2,
+            "data_parallel_repeats": 3,
+            "data_parallel_cap": 150,
+        },
         "compile": {"configs": PRESETS, "overrides": {}, "cap": 300},
-        "memory": [{"config": "configs/cartpole.yaml", "sizes": [[16, 1], [256, 4]]},
-                   {"config": "configs/breakout_minatar.yaml", "sizes": [[16, 1], [128, 4]]}],
+        "memory": [
+            {"config": "configs/cartpole.yaml", "sizes": [[16, 1], [256, 4]]},
+            {"config": "configs/breakout_minatar.yaml", "sizes": [[16, 1], [128, 4]]},
+        ],
         "memory_gib": [24, 80],
         "cnn": {"sizes": [[1, 1024], [8, 1024], [64, 512]], "repeats": 5},
         "budget": 80 * 60,  # the 2026-11-28 full run took 64 min on the quiet 2-core VM
     },
     "quick": {
         "throughput": [{"config": "configs/cartpole.yaml", "num_envs": [64], "env_steps": 2**14}],
-        "repeats": 1, "matmul_n": 512, "coldwarm_overrides": None, "throughput_cap": 300,
+        "repeats": 1,
+        "matmul_n": 512,
+        "coldwarm_overrides": None,
+        "throughput_cap": 300,
         # the two gridworlds that compile fastest, two updates each, where installed
-        "suites": {name: {"num_envs": [16], "env_steps": 0} for name in ("jumanji", "xminigrid")}, "suites_cap": 240,
+        "suites": {name: {"num_envs": [16], "env_steps": 0} for name in ("jumanji", "xminigrid")},
+        "suites_cap": 240,
         "torch": {
-            "CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 2, "torch_seeds": 1,
-                            "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4, "sbx_seeds": 1, "sbx_cap": 4,
-                            "overrides": {"total_timesteps": 16384}},
-            "Pendulum-v1": {"config": "configs/pendulum.yaml", "jax_seeds": 1, "torch_seeds": 1,
-                            "torch_cap": 4, "sb3_seeds": 1, "sb3_cap": 4,
-                            "overrides": {"total_timesteps": 8192}},
+            "CartPole-v1": {
+                "config": "configs/cartpole.yaml",
+                "jax_seeds": 2,
+                "torch_seeds": 1,
+                "torch_cap": 4,
+                "sb3_seeds": 1,
+                "sb3_cap": 4,
+                "sbx_seeds": 1,
+                "sbx_cap": 4,
+                "overrides": {"total_timesteps": 16384},
+            },
+            "Pendulum-v1": {
+                "config": "configs/pendulum.yaml",
+                "jax_seeds": 1,
+                "torch_seeds": 1,
+                "torch_cap": 4,
+                "sb3_seeds": 1,
+                "sb3_cap": 4,
+                "overrides": {"total_timesteps": 8192},
+            },
         },
-        "headline_seeds": 2, "headline_cap": 60,
+        "headline_seeds": 2,
+        "headline_cap": 60,
         "peers_steps": 2**14,
         "peers_settings": 1,
         "peers_seeds": {"seeds": 8, "steps": 2**12, "settings": 1},
-        "seeds": {"config": "configs/cartpole.yaml", "counts": [1, 4],
-                  "overrides": {"total_timesteps": 4096}, "cap": 120, "one_process": True},
-        "cores": {"config": "configs/cartpole.yaml", "devices": [2], "seeds": [2],
-                  "overrides": {"total_timesteps": 4096}, "cap": 300,
-                  "data_parallel": [{"config": "configs/cartpole.yaml", "overrides": {"total_timesteps": 2048}}],
-                  "data_parallel_devices": 2, "data_parallel_repeats": 1, "data_parallel_cap": 150},
+        "seeds": {
+            "config": "configs/cartpole.yaml",
+            "counts": [1, 4],
+            "overrides": {"total_timesteps": 4096},
+            "cap": 120,
+            "one_process": True,
+        },
+        "cores": {
+            "config": "configs/cartpole.yaml",
+            "devices": [2],
+            "seeds": [2],
+            "overrides": {"total_timesteps": 4096},
+            "cap": 300,
+            "data_parallel": [{"config": "configs/cartpole.yaml", "overrides": {"total_timesteps": 2048}}],
+            "data_parallel_devices": 2,
+            "data_parallel_repeats": 1,
+            "data_parallel_cap": 150,
+        },
         "compile": {"configs": ["configs/cartpole.yaml"], "overrides": {"total_timesteps": 8192}, "cap": 300},
         "memory": [{"config": "configs/cartpole.yaml", "sizes": [[4, 1], [8, 2]]}],
         "memory_gib": [24, 80],
@@ -120,21 +192,45 @@ SIZES = {
     "gpu": {
         "throughput": [
             {"config": "configs/cartpole.yaml", "num_envs": [64, 1024, 4096, 16384], "env_steps": 2**22},
-            {"config": "configs/breakout_minatar.yaml", "num_envs": [64, 1024, 4096, 16384], "env_steps": 2**21},
+            {
+                "config": "configs/breakout_minatar.yaml",
+                "num_envs": [64, 1024, 4096, 16384],
+                "env_steps": 2**21,
+            },
         ],
-        "repeats": 2, "matmul_n": 8192, "coldwarm_overrides": [], "throughput_cap": 150,
-        "suites": {name: {"num_envs": [1024], "env_steps": 2**20} for name in SUITE_ROWS}, "suites_cap": 150,
+        "repeats": 2,
+        "matmul_n": 8192,
+        "coldwarm_overrides": [],
+        "throughput_cap": 150,
+        "suites": {name: {"num_envs": [1024], "env_steps": 2**20} for name in SUITE_ROWS},
+        "suites_cap": 150,
         # PyTorch on CUDA (when this torch has CUDA), one agent, CartPole preset, time-capped.
-        "torch": {"CartPole-v1": {"config": "configs/cartpole.yaml", "jax_seeds": 0, "torch_seeds": 1,
-                                  "torch_cap": 45, "sb3_seeds": 0, "sb3_cap": 0, "overrides": {},
-                                  "torch_device": "cuda"}},
+        "torch": {
+            "CartPole-v1": {
+                "config": "configs/cartpole.yaml",
+                "jax_seeds": 0,
+                "torch_seeds": 1,
+                "torch_cap": 45,
+                "sb3_seeds": 0,
+                "sb3_cap": 0,
+                "overrides": {},
+                "torch_device": "cuda",
+            }
+        },
         "peers_steps": None,
         # The GPU target first: 2048 CartPole agents × 5e5 steps (the preset) in ≤ 30 s.
-        "seeds": {"config": "configs/cartpole.yaml", "counts": [2048, 1, 64, 512],
-                  "overrides": {}, "cap": 240},
-        "cores": None, "compile": None,
-        "memory": [{"config": "configs/cartpole.yaml", "sizes": [[256, 1], [1024, 16]]},
-                   {"config": "configs/breakout_minatar.yaml", "sizes": [[128, 1], [512, 16]]}],
+        "seeds": {
+            "config": "configs/cartpole.yaml",
+            "counts": [2048, 1, 64, 512],
+            "overrides": {},
+            "cap": 240,
+        },
+        "cores": None,
+        "compile": None,
+        "memory": [
+            {"config": "configs/cartpole.yaml", "sizes": [[256, 1], [1024, 16]]},
+            {"config": "configs/breakout_minatar.yaml", "sizes": [[128, 1], [512, 16]]},
+        ],
         "memory_gib": [24, 80],
         "cnn": {"sizes": [[1, 4096], [64, 1024], [512, 256], [2048, 64]], "repeats": 10},
         "agreement": {"config": "configs/cartpole.yaml", "seeds": 4, "overrides": {"total_timesteps": 65536}},
@@ -146,8 +242,11 @@ SIZES = {
 
 def _forced_devices(count: int) -> dict:
     """The environment of a job that sees ``count`` forced host devices (other XLA flags kept)."""
-    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                     if not f.startswith("--xla_force_host_platform_device_count"))
+    flags = " ".join(
+        f
+        for f in os.environ.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    )
     return {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={count}".strip()}
 
 
@@ -194,10 +293,18 @@ class Suite:
         s = self.sizes
         jobs = []
         for i, spec in enumerate(s["throughput"]):
-            jobs.append(self.job("throughput", {
-                **spec, "min_updates": 2, "repeats": s["repeats"],
-                "matmul_n": s["matmul_n"] if i == 0 else None,
-            }, s["throughput_cap"]))
+            jobs.append(
+                self.job(
+                    "throughput",
+                    {
+                        **spec,
+                        "min_updates": 2,
+                        "repeats": s["repeats"],
+                        "matmul_n": s["matmul_n"] if i == 0 else None,
+                    },
+                    s["throughput_cap"],
+                )
+            )
         # --quick leaves the CLI's cold/warm start to the compile section's own cold/warm pair
         coldwarm = self.cold_warm(s["coldwarm_overrides"]) if s["coldwarm_overrides"] is not None else {}
         self.save("throughput", {"jobs": jobs, "cold_warm": coldwarm, "suites": self.suite_rows()})
@@ -210,12 +317,25 @@ class Suite:
         for name, spec in self.sizes.get("suites", {}).items():
             package, config = SUITE_ROWS[name]
             if importlib.util.find_spec(package) is None:
-                out[name] = {"status": f'not installed (pip install -e ".[{name}]")', "config": config, "rows": []}
+                out[name] = {
+                    "status": f'not installed (pip install -e ".[{name}]")',
+                    "config": config,
+                    "rows": [],
+                }
                 continue
-            out[name] = self.job("throughput", {
-                "config": config, **spec, "min_updates": 2, "repeats": 1, "flops": False,
-                "kind": "suite_throughput", "suite": name,
-            }, self.sizes["suites_cap"])
+            out[name] = self.job(
+                "throughput",
+                {
+                    "config": config,
+                    **spec,
+                    "min_updates": 2,
+                    "repeats": 1,
+                    "flops": False,
+                    "kind": "suite_throughput",
+                    "suite": name,
+                },
+                self.sizes["suites_cap"],
+            )
             out[name]["config"] = config
         return out
 
@@ -226,8 +346,16 @@ class Suite:
         with tempfile.TemporaryDirectory() as tmp:
             env = {"PPO_JAX_CACHE_DIR": str(Path(tmp) / "xla")}
             for phase in ("cold", "warm"):
-                argv = ["-m", "ppo_jax.cli", "train", "configs/cartpole.yaml", "--seeds", "1",
-                        "--out", str(Path(tmp) / phase)]
+                argv = [
+                    "-m",
+                    "ppo_jax.cli",
+                    "train",
+                    "configs/cartpole.yaml",
+                    "--seeds",
+                    "1",
+                    "--out",
+                    str(Path(tmp) / phase),
+                ]
                 if overrides:
                     argv += ["--set", *overrides]
                 print(f"  ppo-jax train ({phase} cache)", flush=True)
@@ -256,8 +384,11 @@ class Suite:
         python, missing, where = self._torch_python()
         sbx = peers_env.python("sbx", create=self.mode == "full")
         if self.mode == "gpu" and python:
-            cuda = run_job(["-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"], 120,
-                           python=python)
+            cuda = run_job(
+                ["-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"],
+                120,
+                python=python,
+            )
             if cuda["status"] != "ok":
                 python = None
         envs = {}
@@ -265,18 +396,32 @@ class Suite:
             threshold = THRESHOLDS[env_id]
             envs[env_id] = {"threshold": threshold, "config": e["config"], "overrides": e["overrides"]}
             if e["jax_seeds"]:
-                solve = {"config": e["config"], "seeds": e["jax_seeds"], "threshold": threshold,
-                         "window": REACH_WINDOW, "overrides": e["overrides"]}
+                solve = {
+                    "config": e["config"],
+                    "seeds": e["jax_seeds"],
+                    "threshold": threshold,
+                    "window": REACH_WINDOW,
+                    "overrides": e["overrides"],
+                }
                 envs[env_id]["ppo_jax"] = [self.job("solve", solve, 600)]
             sets = [f"{k}={v}" for k, v in e["overrides"].items()]
             device = e.get("torch_device", "cpu")
             agents = []
             if python:
                 precision = ["--matmul-precision", "high"] if self.matmul_precision == "tensorfloat32" else []
-                agents.append(("torch", python, e["torch_seeds"], e["torch_cap"], ["--device", device, *precision]))
+                agents.append(
+                    ("torch", python, e["torch_seeds"], e["torch_cap"], ["--device", device, *precision])
+                )
                 if e.get("torch_compile_seeds"):
-                    agents.append(("torch_compile", python, e["torch_compile_seeds"], e["torch_cap"],
-                                   ["--device", device, "--compile", *precision]))
+                    agents.append(
+                        (
+                            "torch_compile",
+                            python,
+                            e["torch_compile_seeds"],
+                            e["torch_cap"],
+                            ["--device", device, "--compile", *precision],
+                        )
+                    )
                 agents.append(("sb3", python, e["sb3_seeds"], e["sb3_cap"], []))
             if sbx:
                 agents.append(("sbx", sbx, e.get("sbx_seeds", 0), e.get("sbx_cap", 0), []))
@@ -284,8 +429,16 @@ class Suite:
                 runs = []
                 module = {"torch_compile": "torch", "sbx": "sbx"}.get(impl, impl)
                 for seed in range(seeds):
-                    argv = ["-m", f"benchmarks.{module}_ppo", e["config"], "--seed", str(seed),
-                            "--time-limit", str(cap), *extra] + (["--set", *sets] if sets else [])
+                    argv = [
+                        "-m",
+                        f"benchmarks.{module}_ppo",
+                        e["config"],
+                        "--seed",
+                        str(seed),
+                        "--time-limit",
+                        str(cap),
+                        *extra,
+                    ] + (["--set", *sets] if sets else [])
                     print(f"  {impl} {env_id} seed {seed} (cap {cap} s)", flush=True)
                     if self.deadline - time.monotonic() < 5:
                         runs.append({"status": "not run: the suite's time budget was spent", "rows": []})
@@ -295,19 +448,31 @@ class Suite:
                     runs.append(run_job(argv, self.cap(cap * 1.5 + 120), python=exe))
                 if seeds:
                     envs[env_id][impl] = runs
-        body = {"envs": envs, "window": REACH_WINDOW, "torch_python": where,
-                "sbx_env": peers_env.describe("sbx") if sbx else None}
+        body = {
+            "envs": envs,
+            "window": REACH_WINDOW,
+            "torch_python": where,
+            "sbx_env": peers_env.describe("sbx") if sbx else None,
+        }
         if python is None:
-            body["skipped"] = (f"skipped: not installed ({', '.join(missing)}); pip install -e \".[bench]\""
-                               if self.mode != "gpu" else "skipped: no CUDA torch here")
+            body["skipped"] = (
+                f'skipped: not installed ({", ".join(missing)}); pip install -e ".[bench]"'
+                if self.mode != "gpu"
+                else "skipped: no CUDA torch here"
+            )
         if not sbx and self.mode != "gpu":
             body["sbx_skipped"] = peers_env.missing("sbx")
         head_seeds = self.sizes.get("headline_seeds")
         if python and head_seeds:
-            head = {"config": spec["CartPole-v1"]["config"], "seeds": head_seeds,
-                    "threshold": THRESHOLDS["CartPole-v1"], "window": REACH_WINDOW,
-                    "overrides": spec["CartPole-v1"]["overrides"], "stop_when_all_reached": True,
-                    "keep_curves_up_to": 0}
+            head = {
+                "config": spec["CartPole-v1"]["config"],
+                "seeds": head_seeds,
+                "threshold": THRESHOLDS["CartPole-v1"],
+                "window": REACH_WINDOW,
+                "overrides": spec["CartPole-v1"]["overrides"],
+                "stop_when_all_reached": True,
+                "keep_curves_up_to": 0,
+            }
             body["headline"] = self.job("solve", head, self.sizes["headline_cap"])
         self.save("torch", body)
 
@@ -323,7 +488,11 @@ class Suite:
         if self.mode != "gpu":
             sbx = peers_env.python("sbx", create=self.mode == "full")
             if sbx:
-                return sbx, missing, "the sbx peer venv (benchmarks/.peers-venvs/sbx: same torch, gymnasium, SB3 pins)"
+                return (
+                    sbx,
+                    missing,
+                    "the sbx peer venv (benchmarks/.peers-venvs/sbx: same torch, gymnasium, SB3 pins)",
+                )
         return None, missing, None
 
     def peers(self) -> None:
@@ -333,18 +502,26 @@ class Suite:
             return
         create = self.mode != "quick"
         same = peers_env.python("rejax", create=create)
-        pinned = peers_env.python("rejax-jax0435", create=create) if self.sizes.get("peers_pinned_row") else None
+        pinned = (
+            peers_env.python("rejax-jax0435", create=create) if self.sizes.get("peers_pinned_row") else None
+        )
         if same is None:
             self.save("peers", {"skipped": peers_env.missing("rejax")})
             return
         import yaml
 
         preset = yaml.safe_load((REPO / "configs/cartpole.yaml").read_text())
-        shape = (f"{preset['num_envs']} × {preset['num_steps']}, "
-                 f"{preset['update_epochs']} × {preset['num_minibatches']}")
+        shape = (
+            f"{preset['num_envs']} × {preset['num_steps']}, "
+            f"{preset['update_epochs']} × {preset['num_minibatches']}"
+        )
         settings = {
             "4 envs × 128 steps, 4 epochs × 4 minibatches": {
-                "num_envs": 4, "num_steps": 128, "update_epochs": 4, "num_minibatches": 4},
+                "num_envs": 4,
+                "num_steps": 128,
+                "update_epochs": 4,
+                "num_minibatches": 4,
+            },
             f"CartPole preset ({shape})": {},  # the label read from the preset, as the run is
         }
         rows = []
@@ -355,21 +532,33 @@ class Suite:
             # Alternating: rejax, ppo_jax, then the old pinned rejax (a labelled extra row).
             print(f"  rejax (same jax): {label}", flush=True)
             row["rejax"] = self._peer_job(s, same)
-            row["ppo_jax"] = self.job("speed", {"config": "configs/cartpole.yaml", "overrides": over,
-                                                "repeats": self.sizes["repeats"]}, 300)
+            row["ppo_jax"] = self.job(
+                "speed",
+                {"config": "configs/cartpole.yaml", "overrides": over, "repeats": self.sizes["repeats"]},
+                300,
+            )
             if pinned:
                 print(f"  rejax (jax 0.4.35): {label}", flush=True)
                 row["rejax_jax0435"] = self._peer_job(s, pinned)
             rows.append(row)
         seed_rows = self._peer_seed_rows(same, preset, settings)
-        self.save("peers", {"rows": rows, "seed_rows": seed_rows, "peers_env": peers_env.describe("rejax"),
-                            "pinned_env": peers_env.describe("rejax-jax0435") if pinned else None})
+        self.save(
+            "peers",
+            {
+                "rows": rows,
+                "seed_rows": seed_rows,
+                "peers_env": peers_env.describe("rejax"),
+                "pinned_env": peers_env.describe("rejax-jax0435") if pinned else None,
+            },
+        )
 
     def _peer_job(self, settings: dict, python: str, env: dict | None = None) -> dict:
         """benchmarks/peers/rejax_ppo.py in a peer venv, unless the budget is spent."""
         if self.deadline - time.monotonic() < 5:
             return {"status": "not run: the suite's time budget was spent", "rows": []}
-        return run_job(["benchmarks/peers/rejax_ppo.py", json.dumps(settings)], self.cap(300), python=python, env=env)
+        return run_job(
+            ["benchmarks/peers/rejax_ppo.py", json.dumps(settings)], self.cap(300), python=python, env=env
+        )
 
     def _peer_seed_rows(self, same: str, preset: dict, settings: dict) -> list:
         """8 seeds, vmapped: rejax's ``jax.jit(jax.vmap(train))`` on one device (its
@@ -380,8 +569,11 @@ class Suite:
         spec = self.sizes.get("peers_seeds")
         if not spec:
             return []
-        flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                         if not f.startswith("--xla_force_host_platform_device_count"))
+        flags = " ".join(
+            f
+            for f in os.environ.get("XLA_FLAGS", "").split()
+            if not f.startswith("--xla_force_host_platform_device_count")
+        )
         out = []
         for label, over in list(settings.items())[: spec["settings"]]:
             over = {**over, "total_timesteps": spec["steps"]}
@@ -391,8 +583,17 @@ class Suite:
             row["rejax"] = self._peer_job(s, same, env={"XLA_FLAGS": flags})
             for devices in (1, 2):
                 env = {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={devices}".strip()}
-                job = self.job("peer_seeds", {"config": "configs/cartpole.yaml", "seeds": spec["seeds"],
-                                              "overrides": over, "repeats": self.sizes["repeats"]}, 300, env=env)
+                job = self.job(
+                    "peer_seeds",
+                    {
+                        "config": "configs/cartpole.yaml",
+                        "seeds": spec["seeds"],
+                        "overrides": over,
+                        "repeats": self.sizes["repeats"],
+                    },
+                    300,
+                    env=env,
+                )
                 job["xla_flags"] = env["XLA_FLAGS"]
                 row[f"ppo_jax_{devices}dev"] = job
             out.append(row)
@@ -411,7 +612,6 @@ class Suite:
                 self.save("seeds", {"jobs": jobs})
         self.save("seeds", {"jobs": jobs})
 
-
     def cores(self) -> None:
         """Seeds over 1 and 2 forced host devices, each in its own process; then
         one agent on one device vs data-parallel over the devices, in one process."""
@@ -429,8 +629,12 @@ class Suite:
                 jobs.append(job)
         for preset in c.get("data_parallel", []):
             env = _forced_devices(c["data_parallel_devices"])
-            job = self.job("data_parallel", {**preset, "repeats": c["data_parallel_repeats"]},
-                           c["data_parallel_cap"], env=env)
+            job = self.job(
+                "data_parallel",
+                {**preset, "repeats": c["data_parallel_repeats"]},
+                c["data_parallel_cap"],
+                env=env,
+            )
             job["xla_flags"] = env["XLA_FLAGS"]
             jobs.append(job)
         self.save("cores", {"jobs": jobs})
@@ -446,8 +650,12 @@ class Suite:
         for config in c["configs"]:
             with tempfile.TemporaryDirectory() as tmp:
                 for phase in ("cold", "warm"):
-                    args = {"config": config, "phase": phase, "cache_dir": str(Path(tmp) / "xla"),
-                            "overrides": c["overrides"]}
+                    args = {
+                        "config": config,
+                        "phase": phase,
+                        "cache_dir": str(Path(tmp) / "xla"),
+                        "overrides": c["overrides"],
+                    }
                     job = self.job("compile", args, c["cap"])
                     job["command"] = job.get("command", "").replace(tmp, "$TMP")
                     jobs.append(job)
@@ -477,37 +685,63 @@ class Suite:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: the CI smoke run (< 3 min)")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated among {', '.join(SECTIONS)}")
-    parser.add_argument("--out", default=None, help="where RESULTS.md goes; raw numbers and plots in OUT/results/")
-    parser.add_argument("--gpu", action="store_true", help="the suite on a CUDA device, sized for one call of about 7 minutes (budget 400 s)")
-    parser.add_argument("--matmul-precision", default=None,
-                        help="jax_default_matmul_precision for every job (--gpu default: tensorfloat32, which "
-                             "is jax's own default on recent NVIDIA GPUs, set explicitly; 'float32' for true fp32)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds the suite may spend before it skips what is left (default: the mode's own)")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated among {', '.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--out", default=None, help="where RESULTS.md goes; raw numbers and plots in OUT/results/"
+    )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="the suite on a CUDA device, sized for one call of about 7 minutes (budget 400 s)",
+    )
+    parser.add_argument(
+        "--matmul-precision",
+        default=None,
+        help="jax_default_matmul_precision for every job (--gpu default: tensorfloat32, which "
+        "is jax's own default on recent NVIDIA GPUs, set explicitly; 'float32' for true fp32)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds the suite may spend before it skips what is left (default: the mode's own)",
+    )
     args = parser.parse_args(argv)
 
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in SECTIONS]
     if unknown:
-        print(f"--only: unknown section(s) {', '.join(unknown)}; choose among {', '.join(SECTIONS)}", file=sys.stderr)
+        print(
+            f"--only: unknown section(s) {', '.join(unknown)}; choose among {', '.join(SECTIONS)}",
+            file=sys.stderr,
+        )
         return 2
     if args.gpu:
         # Asked in a child process: jax in this one would take (preallocate) the GPU's
         # memory for the whole run, and every job runs in a process of its own.
-        probe = run_job(["-c", "import jax, json; print(json.dumps({'backend': jax.default_backend()}))"], 300)
+        probe = run_job(
+            ["-c", "import jax, json; print(json.dumps({'backend': jax.default_backend()}))"], 300
+        )
         backend = next((r.get("backend") for r in probe["rows"]), None)
         if backend != "gpu":
-            print(f"--gpu: jax sees no CUDA device (backend: {backend}; {probe['stderr_tail'][-300:]})",
-                  file=sys.stderr)
+            print(
+                f"--gpu: jax sees no CUDA device (backend: {backend}; {probe['stderr_tail'][-300:]})",
+                file=sys.stderr,
+            )
             return 2
     out = Path(args.out) if args.out else REPO / "benchmarks" / ("results-quick" if args.quick else "")
     out = out.resolve()
     mode = "gpu" if args.gpu else "quick" if args.quick else "full"
     results = out / "results" / ("gpu" if args.gpu else "")
-    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m benchmarks.run " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
     os.chdir(REPO)
     precision = args.matmul_precision or ("tensorfloat32" if args.gpu else None)
     suite = Suite(mode, results, command.strip(), precision)

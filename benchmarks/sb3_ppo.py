@@ -94,10 +94,14 @@ def matched_kwargs(s: dict) -> dict:
         n_steps=s["num_steps"],
         batch_size=batch_size // s["num_minibatches"],
         n_epochs=s["update_epochs"],
-        gamma=s["gamma"], gae_lambda=s["gae_lambda"],
-        clip_range=s["clip_eps"], clip_range_vf=s["vf_clip"],
+        gamma=s["gamma"],
+        gae_lambda=s["gae_lambda"],
+        clip_range=s["clip_eps"],
+        clip_range_vf=s["vf_clip"],
         normalize_advantage=s["normalize_advantages"],
-        ent_coef=s["ent_coef"], vf_coef=s["vf_coef"] / 2, max_grad_norm=s["max_grad_norm"],
+        ent_coef=s["ent_coef"],
+        vf_coef=s["vf_coef"] / 2,
+        max_grad_norm=s["max_grad_norm"],
         target_kl=s["target_kl"],
     )
 
@@ -106,9 +110,14 @@ def make_env(s: dict, seed: int):
     env = make_vec_env(s["env_id"], n_envs=s["num_envs"], seed=seed)
     if s["normalize_obs"] or s["normalize_reward"]:
         clip = s["reward_clip"]
-        env = VecNormalize(env, norm_obs=s["normalize_obs"], norm_reward=s["normalize_reward"],
-                           clip_obs=10.0, clip_reward=float("inf") if clip is None else float(clip),
-                           gamma=s["gamma"])
+        env = VecNormalize(
+            env,
+            norm_obs=s["normalize_obs"],
+            norm_reward=s["normalize_reward"],
+            clip_obs=10.0,
+            clip_reward=float("inf") if clip is None else float(clip),
+            gamma=s["gamma"],
+        )
     return env
 
 
@@ -117,13 +126,18 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
     start = time.perf_counter()
     env = make_env(s, seed)
     model = PPO(
-        "MlpPolicy", env, **matched_kwargs(s),
+        "MlpPolicy",
+        env,
+        **matched_kwargs(s),
         policy_kwargs=dict(
             net_arch=dict(pi=list(s["hidden_sizes"]), vf=list(s["hidden_sizes"])),
             activation_fn={"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[s["activation"]],
-            ortho_init=True, log_std_init=s["log_std_init"],
+            ortho_init=True,
+            log_std_init=s["log_std_init"],
         ),
-        seed=seed, device=device, verbose=0,
+        seed=seed,
+        device=device,
+        verbose=0,
     )
     return learn(model, s, seed, device, start, time_limit, "sb3")
 

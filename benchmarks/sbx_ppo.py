@@ -39,13 +39,17 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
     env = make_env(s, seed)
     kwargs = {**matched_kwargs(s), "target_kl": None}
     model = PPO(
-        "MlpPolicy", env, **kwargs,
+        "MlpPolicy",
+        env,
+        **kwargs,
         policy_kwargs=dict(
             net_arch=dict(pi=list(s["hidden_sizes"]), vf=list(s["hidden_sizes"])),
             activation_fn={"tanh": nn.tanh, "relu": nn.relu}[s["activation"]],
-            ortho_init=True, log_std_init=s["log_std_init"],
+            ortho_init=True,
+            log_std_init=s["log_std_init"],
         ),
-        seed=seed, verbose=0,
+        seed=seed,
+        verbose=0,
     )
     result = learn(model, s, seed, device, start, time_limit, "sbx")
     result.update(device=str(jax.devices()[0].platform), jax=jax.__version__)

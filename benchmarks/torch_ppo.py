@@ -42,11 +42,29 @@ from torch import nn
 from benchmarks.common import agent_main
 
 DEFAULTS = dict(
-    total_timesteps=500_000, num_envs=4, num_steps=128, update_epochs=4, num_minibatches=4,
-    hidden_sizes=[64, 64], activation="tanh", shared_torso=False, log_std_init=0.0,
-    normalize_obs=False, normalize_reward=False, normalize_advantages=True, anneal_lr=True,
-    learning_rate=2.5e-4, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5, gamma=0.99,
-    gae_lambda=0.95, max_grad_norm=0.5, vf_clip=None, target_kl=None, network="mlp",
+    total_timesteps=500_000,
+    num_envs=4,
+    num_steps=128,
+    update_epochs=4,
+    num_minibatches=4,
+    hidden_sizes=[64, 64],
+    activation="tanh",
+    shared_torso=False,
+    log_std_init=0.0,
+    normalize_obs=False,
+    normalize_reward=False,
+    normalize_advantages=True,
+    anneal_lr=True,
+    learning_rate=2.5e-4,
+    clip_eps=0.2,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    gamma=0.99,
+    gae_lambda=0.95,
+    max_grad_norm=0.5,
+    vf_clip=None,
+    target_kl=None,
+    network="mlp",
     reward_clip=10.0,  # ppo_jax's default: scaled rewards clipped to ±10 under normalize_reward (null: off)
 )
 
@@ -62,6 +80,7 @@ def load_settings(path: str, overrides: dict) -> dict:
 
 
 # --- running mean / variance (Chan et al. merge), as ppo_jax.core.normalize ---
+
 
 class RunningMeanStd:
     def __init__(self, shape=()):
@@ -84,6 +103,7 @@ class RunningMeanStd:
 
 
 # --- networks -------------------------------------------------------------------
+
 
 def mlp(sizes: list[int], activation: str, out: int, out_gain: float) -> nn.Sequential:
     act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
@@ -197,6 +217,7 @@ def make_update_step(model: ActorCritic, optimizer, s: dict, compile_update: boo
 
 # --- training ---------------------------------------------------------------------
 
+
 def gae(rewards, values, next_values, terminated, dones, gamma, lam):
     """Time-major [T, B] numpy arrays; δ_t = r_t + γ(1−term_t)V(s'_t) − V(s_t),
     A_t = δ_t + γλ(1−done_t)A_{t+1}. In numpy: T tiny steps cost less there
@@ -246,7 +267,21 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
     tensor = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device)
 
     for update in range(num_updates):
-        buf = {k: [] for k in ("obs", "action", "log_prob", "value", "reward", "term", "done", "final_obs", "raw_obs", "seen")}
+        buf = {
+            k: []
+            for k in (
+                "obs",
+                "action",
+                "log_prob",
+                "value",
+                "reward",
+                "term",
+                "done",
+                "final_obs",
+                "raw_obs",
+                "seen",
+            )
+        }
         count = return_sum = 0.0
         with torch.no_grad():
             for _ in range(T):
@@ -272,8 +307,15 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
                     discounted = discounted * s["gamma"] + reward
                 buf["seen"].append(discounted.copy())
                 discounted[done] = 0.0
-                for k, v in (("obs", obs), ("action", action), ("reward", reward), ("term", term),
-                             ("done", done), ("final_obs", final), ("raw_obs", raw_obs)):
+                for k, v in (
+                    ("obs", obs),
+                    ("action", action),
+                    ("reward", reward),
+                    ("term", term),
+                    ("done", done),
+                    ("final_obs", final),
+                    ("raw_obs", raw_obs),
+                ):
                     buf[k].append(v)
                 raw_obs = next_obs
         env_steps += batch_size
@@ -294,8 +336,13 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
             next_values = model.value(final_obs).cpu().numpy()
             values = torch.stack(buf["value"])
         advantages, targets = gae(
-            rewards, values.cpu().numpy(), next_values, np.stack(buf["term"]).astype(np.float32),
-            np.stack(buf["done"]).astype(np.float32), s["gamma"], s["gae_lambda"],
+            rewards,
+            values.cpu().numpy(),
+            next_values,
+            np.stack(buf["term"]).astype(np.float32),
+            np.stack(buf["done"]).astype(np.float32),
+            s["gamma"],
+            s["gae_lambda"],
         )
         advantages, targets = tensor(advantages), tensor(targets)
         flat = lambda x: x.reshape((batch_size,) + x.shape[2:])
@@ -314,9 +361,10 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
         for _ in range(s["update_epochs"]):
             perm = torch.as_tensor(rng.permutation(batch_size), device=device)
             for i in range(s["num_minibatches"]):
-                idx = perm[i * minibatch_size:(i + 1) * minibatch_size]
-                approx_kl = update_step(b_obs[idx], b_action[idx], b_log_prob[idx], b_value[idx],
-                                        b_adv[idx], b_target[idx])
+                idx = perm[i * minibatch_size : (i + 1) * minibatch_size]
+                approx_kl = update_step(
+                    b_obs[idx], b_action[idx], b_log_prob[idx], b_value[idx], b_adv[idx], b_target[idx]
+                )
                 # this step is kept; the rest of the rollout's are not taken
                 if s["target_kl"] is not None and approx_kl > s["target_kl"]:
                     stop = True

@@ -56,7 +56,9 @@ def sample_sentences(networks, vec_env, params, obs_norm, ref, key, n):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrain", required=True, help="run directory of configs/rlhf/tokens_pretrain.yaml")
+    parser.add_argument(
+        "--pretrain", required=True, help="run directory of configs/rlhf/tokens_pretrain.yaml"
+    )
     parser.add_argument("--config", default="configs/rlhf/tokens_rlhf.yaml")
     parser.add_argument("--betas", default="0,0.01,0.03,0.1,0.3,1")
     parser.add_argument("--seeds", type=int, default=8)
@@ -82,19 +84,30 @@ def main() -> None:
     vec_env = VecEnv.from_config(config)
     networks = networks_from_config(config, vec_env.spec)
     obs_norm = states.norm.obs if config.normalize_obs else None
-    sample = jax.jit(jax.vmap(
-        lambda params, rms, key: sample_sentences(networks, vec_env, params, rms, reference, key, args.sentences),
-        in_axes=(0, 0 if obs_norm is not None else None, None)))
+    sample = jax.jit(
+        jax.vmap(
+            lambda params, rms, key: sample_sentences(
+                networks, vec_env, params, rms, reference, key, args.sentences
+            ),
+            in_axes=(0, 0 if obs_norm is not None else None, None),
+        )
+    )
     key = jax.random.PRNGKey(12345)
     words, score, kl = jax.device_get(sample(states.params, obs_norm, key))
     shape = (len(betas), len(seeds))
     score, kl = score.mean(-1).reshape(shape), kl.mean(-1).reshape(shape)
     grammatical = tokens.grammatical_fraction(words).mean(-1).reshape(shape)
     words = words.reshape(shape + words.shape[1:])
-    ref_words, ref_score, ref_kl = jax.device_get(jax.jit(
-        lambda key: sample_sentences(networks, vec_env, reference.params, reference.obs_norm, reference, key,
-                                     args.sentences))(key))
-    final = {name: np.asarray(metrics[name]).reshape(shape + (-1,))[..., -1] for name in ("kl_ref", "kl_ref_coef")}
+    ref_words, ref_score, ref_kl = jax.device_get(
+        jax.jit(
+            lambda key: sample_sentences(
+                networks, vec_env, reference.params, reference.obs_norm, reference, key, args.sentences
+            )
+        )(key)
+    )
+    final = {
+        name: np.asarray(metrics[name]).reshape(shape + (-1,))[..., -1] for name in ("kl_ref", "kl_ref_coef")
+    }
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,9 +148,18 @@ def main() -> None:
         lines += [tokens.decode(w) + f"    (score {tokens.rm_score(w)})" for w in words[i, 0, :6]]
         lines += ["```"]
     (out / "rlhf-results.md").write_text("\n".join(lines) + "\n")
-    raw = {"betas": betas, "seeds": seeds, "rm_score": score.tolist(), "kl": kl.tolist(),
-           "grammatical": grammatical.tolist(), "reference_rm_score": float(ref_score.mean()),
-           "train_kl_ref_last_update": final["kl_ref"].tolist(), "seconds": seconds, "when": stamp, "machine": machine}
+    raw = {
+        "betas": betas,
+        "seeds": seeds,
+        "rm_score": score.tolist(),
+        "kl": kl.tolist(),
+        "grammatical": grammatical.tolist(),
+        "reference_rm_score": float(ref_score.mean()),
+        "train_kl_ref_last_update": final["kl_ref"].tolist(),
+        "seconds": seconds,
+        "when": stamp,
+        "machine": machine,
+    }
     (out / "rlhf-results.json").write_text(json.dumps(raw, indent=1) + "\n")
     print("\n".join(lines))
 
@@ -152,12 +174,21 @@ def plot(path, betas, kl, score, ref_score, num_seeds, stamp, machine):
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(betas)))
     for i, beta in enumerate(betas):
         ax.scatter(kl[i], score[i], s=18, color=colors[i], alpha=0.6)
-        ax.scatter(kl[i].mean(), score[i].mean(), s=90, color=colors[i], edgecolor="black",
-                   label=f"β = {beta:g}", zorder=3)
+        ax.scatter(
+            kl[i].mean(),
+            score[i].mean(),
+            s=90,
+            color=colors[i],
+            edgecolor="black",
+            label=f"β = {beta:g}",
+            zorder=3,
+        )
     ax.plot(kl.mean(1), score.mean(1), color="gray", lw=1, zorder=2)
     ax.scatter([0.0], [ref_score], marker="*", s=160, color="black", label="reference", zorder=4)
     ax.axhline(3.0, color="red", lw=0.8, ls="--")
-    ax.text(ax.get_xlim()[0], 3.0, "  best grammatical score", color="red", ha="left", va="bottom", fontsize=8)
+    ax.text(
+        ax.get_xlim()[0], 3.0, "  best grammatical score", color="red", ha="left", va="bottom", fontsize=8
+    )
     ax.set_xlabel("KL to the reference (nats per sentence, exact, on sampled sentences)")
     ax.set_ylabel("reward-model score (0 … 8)")
     ax.set_title(f"Reward vs KL over β, {num_seeds} seeds each (small dots: seeds)", fontsize=10)

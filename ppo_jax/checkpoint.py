@@ -80,7 +80,9 @@ def read_meta(run_dir: str | Path, update: int) -> dict[str, Any]:
     try:
         restored = manager.restore(update, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     except Exception as err:  # orbax raises many kinds; all mean "unreadable"
-        raise CheckpointError(f"checkpoint {update} in {checkpoint_dir(run_dir)} cannot be read: {err}") from err
+        raise CheckpointError(
+            f"checkpoint {update} in {checkpoint_dir(run_dir)} cannot be read: {err}"
+        ) from err
     finally:
         manager.close()
     return dict(restored["meta"])
@@ -107,7 +109,9 @@ def restore_state(run_dir: str | Path, update: int, target: Any) -> Any:
             args=ocp.args.Composite(state=ocp.args.StandardRestore(jax.tree.map(abstract, target))),
         )
     except Exception as err:
-        raise CheckpointError(f"checkpoint {update} in {checkpoint_dir(run_dir)} cannot be read: {err}") from err
+        raise CheckpointError(
+            f"checkpoint {update} in {checkpoint_dir(run_dir)} cannot be read: {err}"
+        ) from err
     finally:
         manager.close()
     return restored["state"]
@@ -134,7 +138,9 @@ def latest_checkpoint(run_dir: str | Path, update: Optional[int] = None) -> tupl
     if update is None:
         update = steps[-1]
     elif update not in steps:
-        raise RunDirError(f"{run_dir}: no checkpoint after {update} updates; saved: {', '.join(map(str, steps))}.")
+        raise RunDirError(
+            f"{run_dir}: no checkpoint after {update} updates; saved: {', '.join(map(str, steps))}."
+        )
     try:
         meta = read_meta(run_dir, update)
     except CheckpointError as err:
@@ -201,7 +207,11 @@ class Checkpointer:
             )
             self._manager.wait_until_finished()
         except Exception as err:
-            previous = f"checkpoint {self.last_saved} is intact" if self.last_saved is not None else "no earlier checkpoint"
+            previous = (
+                f"checkpoint {self.last_saved} is intact"
+                if self.last_saved is not None
+                else "no earlier checkpoint"
+            )
             raise CheckpointError(
                 f"could not write checkpoint {update} in {self.directory}: {err} ({previous})"
             ) from err

@@ -46,22 +46,24 @@ FORMAT = 3  # of the entries below; a change of it misses every older entry (1, 
 _MAGIC = b"ppo_jax-executable\n"
 
 # jax config flags that cannot change a program: where caches live, logging, debugging output.
-_IGNORED_FLAGS = frozenset({
-    "jax_compilation_cache_dir",
-    "jax_enable_compilation_cache",
-    "jax_persistent_cache_min_compile_time_secs",
-    "jax_persistent_cache_min_entry_size_bytes",
-    "jax_compilation_cache_max_size",
-    "jax_raise_persistent_cache_errors",
-    "jax_explain_cache_misses",
-    "jax_log_compiles",
-    "jax_logging_level",
-    "jax_debug_log_modules",
-    "jax_pprint_use_color",
-    "jax_traceback_filtering",
-    "jax_tracer_error_num_traceback_frames",
-    "jax_numpy_rank_promotion",  # raises at trace time or changes nothing
-})
+_IGNORED_FLAGS = frozenset(
+    {
+        "jax_compilation_cache_dir",
+        "jax_enable_compilation_cache",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+        "jax_compilation_cache_max_size",
+        "jax_raise_persistent_cache_errors",
+        "jax_explain_cache_misses",
+        "jax_log_compiles",
+        "jax_logging_level",
+        "jax_debug_log_modules",
+        "jax_pprint_use_color",
+        "jax_traceback_filtering",
+        "jax_tracer_error_num_traceback_frames",
+        "jax_numpy_rank_promotion",  # raises at trace time or changes nothing
+    }
+)
 
 # The distributions whose code is traced into every program.
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "ml_dtypes", "gymnax")
@@ -229,7 +231,11 @@ def _cpu_features() -> str:
     except OSError:
         return platform.processor()
     first = text.split("\n\n", 1)[0]
-    keep = [line for line in first.splitlines() if line.split(":")[0].strip() in ("model name", "flags", "Features")]
+    keep = [
+        line
+        for line in first.splitlines()
+        if line.split(":")[0].strip() in ("model name", "flags", "Features")
+    ]
     return hashlib.sha256("\n".join(keep).encode()).hexdigest()
 
 
@@ -277,13 +283,15 @@ def args_key(args: Any) -> list:
     out = [str(tree)]
     for x in leaves:
         sharding = getattr(x, "sharding", None)
-        out.append([
-            list(x.shape),
-            str(x.dtype),
-            bool(getattr(x, "weak_type", False)),
-            repr(getattr(sharding, "spec", None)),
-            [d.id for d in getattr(sharding, "_device_assignment", ())],
-        ])
+        out.append(
+            [
+                list(x.shape),
+                str(x.dtype),
+                bool(getattr(x, "weak_type", False)),
+                repr(getattr(sharding, "spec", None)),
+                [d.id for d in getattr(sharding, "_device_assignment", ())],
+            ]
+        )
     return out
 
 
@@ -300,8 +308,9 @@ def _no_default(value):
     raise TypeError(f"not keyable: {type(value).__name__}")
 
 
-def open_cache(config, devices: Sequence[Any], args: Any, driver: dict,
-               programs: dict) -> tuple[Optional["ExecutableCache"], dict]:
+def open_cache(
+    config, devices: Sequence[Any], args: Any, driver: dict, programs: dict
+) -> tuple[Optional["ExecutableCache"], dict]:
     """The executable cache and a key for each of a run's programs, or (None, {})
     where no sound key exists (the cache off, a user's env).
 

@@ -43,8 +43,12 @@ class PPOConfig:
         default_factory=dict,
         metadata={"traced": False, "help": "keyword arguments of the env's constructor (suite or user env)"},
     )
-    obs_indices: Optional[tuple[int, ...]] = _static(None, "keep only these features of a flat observation (null: all)")
-    max_episode_steps: Optional[int] = _static(None, "time limit in steps (null: the env params' max_steps_in_episode)")
+    obs_indices: Optional[tuple[int, ...]] = _static(
+        None, "keep only these features of a flat observation (null: all)"
+    )
+    max_episode_steps: Optional[int] = _static(
+        None, "time limit in steps (null: the env params' max_steps_in_episode)"
+    )
     total_timesteps: int = _static(500_000, "environment steps over all envs")
     num_envs: int = _static(4, "parallel environments")
     num_steps: int = _static(128, "steps per env per rollout")
@@ -56,12 +60,16 @@ class PPOConfig:
     shared_torso: bool = _static(False, "one torso for actor and critic")
     recurrent: Optional[str] = _static(None, "recurrent core after the torso: 'gru', 'lstm' or null (none)")
     recurrent_size: int = _static(128, "width of the recurrent core's state")
-    bptt_chunk: Optional[int] = _static(None, "recurrent runs: backpropagate through chunks of this many steps (null: the whole rollout)")
+    bptt_chunk: Optional[int] = _static(
+        None, "recurrent runs: backpropagate through chunks of this many steps (null: the whole rollout)"
+    )
     log_std_init: float = _static(0.0, "initial log std of the Gaussian head")
     normalize_obs: bool = _static(False, "running mean/var observation normalization")
     normalize_reward: bool = _static(False, "scale rewards by the std of discounted returns")
     reward_clip: Optional[float] = _static(
-        10.0, "with normalize_reward: clip scaled rewards to [-reward_clip, reward_clip] (CleanRL: 10; null = off)")
+        10.0,
+        "with normalize_reward: clip scaled rewards to [-reward_clip, reward_clip] (CleanRL: 10; null = off)",
+    )
     normalize_advantages: bool = _static(True, "per-minibatch advantage normalization")
     anneal_lr: bool = _static(True, "linear learning-rate decay to 0")
 
@@ -74,7 +82,10 @@ class PPOConfig:
     gae_lambda: float = _traced(0.95, "GAE λ")
     max_grad_norm: float = _traced(0.5, "global gradient-norm clip")
     vf_clip: Optional[float] = _traced(None, "value clipping range (None = off)")
-    target_kl: Optional[float] = _traced(None, "stop a rollout's minibatch steps before one whose approx_kl > 1.5 × target_kl (SB3's rule; None = off)")
+    target_kl: Optional[float] = _traced(
+        None,
+        "stop a rollout's minibatch steps before one whose approx_kl > 1.5 × target_kl (SB3's rule; None = off)",
+    )
     kl_ref_coef: float = _traced(0.0, "β of the per-step KL penalty to a frozen reference policy (0 = off)")
     kl_ref_target: Optional[float] = _traced(
         None, "adaptive β: target of kl_ref, the mean per-step KL to the reference (None = fixed β)"
@@ -250,7 +261,9 @@ def _coerce_int_item(v: Any) -> int:
     return v
 
 
-def from_dict(values: dict[str, Any], where: str = "config", env: Any = None, env_params: Any = None) -> PPOConfig:
+def from_dict(
+    values: dict[str, Any], where: str = "config", env: Any = None, env_params: Any = None
+) -> PPOConfig:
     """Build a validated config from plain values; unknown keys are refused.
 
     ``env``/``env_params``: an env instance the config will train (see ``validate``).
@@ -285,7 +298,9 @@ KEYWORD_SOURCE = "load_config(..., {key}={value!r})"
 CLI_SOURCE = "--set {key}={value}"
 
 
-def load_config_from(path: str | Path | None, overrides: dict[str, Any], source: str = CLI_SOURCE) -> PPOConfig:
+def load_config_from(
+    path: str | Path | None, overrides: dict[str, Any], source: str = CLI_SOURCE
+) -> PPOConfig:
     """``load_config`` whose overrides came from ``source``, a pattern such as
     ``"--set {key}={value}"``: error messages blame the value's real source."""
     values = _read_yaml(path)
@@ -313,8 +328,15 @@ def load_config_from(path: str | Path | None, overrides: dict[str, Any], source:
 # no entropy bonus, observations and rewards normalized), its batch gathered
 # from 8 envs × 256 steps.
 CONTINUOUS_DEFAULTS = dict(
-    total_timesteps=1_000_000, num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32,
-    learning_rate=3e-4, ent_coef=0.0, normalize_obs=True, normalize_reward=True,
+    total_timesteps=1_000_000,
+    num_envs=8,
+    num_steps=256,
+    update_epochs=10,
+    num_minibatches=32,
+    learning_rate=3e-4,
+    ent_coef=0.0,
+    normalize_obs=True,
+    normalize_reward=True,
 )
 
 
@@ -382,7 +404,9 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
         if value <= 0:
             fail(f"'{name}' must be a positive integer, got {value}.")
     if not config.hidden_sizes or any(h <= 0 for h in config.hidden_sizes):
-        fail(f"'hidden_sizes' must be a non-empty list of positive integers, got {list(config.hidden_sizes)}.")
+        fail(
+            f"'hidden_sizes' must be a non-empty list of positive integers, got {list(config.hidden_sizes)}."
+        )
     if config.activation not in ("tanh", "relu"):
         fail(f"'activation' must be 'tanh' or 'relu', got {config.activation!r}.")
     if config.network not in ("mlp", "cnn"):
@@ -465,7 +489,11 @@ def _validate_recurrent(config: PPOConfig, fail) -> None:
         fail(
             f"a recurrent run's minibatches hold whole sequences, so num_minibatches = {config.num_minibatches} "
             f"must divide the number of sequences, {what}; pick num_minibatches among its divisors"
-            + (" or set 'bptt_chunk' to cut the rollout into more sequences." if chunk == config.num_steps else ".")
+            + (
+                " or set 'bptt_chunk' to cut the rollout into more sequences."
+                if chunk == config.num_steps
+                else "."
+            )
         )
 
 

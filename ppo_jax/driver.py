@@ -84,8 +84,10 @@ class HostTimes:
 
     def describe(self) -> str:
         per = max(self.chunks, 1)
-        return (f"host per chunk: {1e3 * self.io / per:,.1f} ms fetch + logs + checkpoints, "
-                f"{1e3 * self.wait / per:,.1f} ms waiting for the device ({self.chunks} chunks)")
+        return (
+            f"host per chunk: {1e3 * self.io / per:,.1f} ms fetch + logs + checkpoints, "
+            f"{1e3 * self.wait / per:,.1f} ms waiting for the device ({self.chunks} chunks)"
+        )
 
 
 def run_chunks(
@@ -187,11 +189,17 @@ class ChunkedRun:
     target_chunks: int = 50
     init_from: Optional[Start] = None  # start from these parameters and statistics (--init-from)
     reference: Optional[Reference] = None  # the frozen policy of the KL penalty
-    pipeline: bool = True  # dispatch chunk k+1 before chunk k's IO (see run_chunks); False: donate, one state less
-    data_parallel: Optional[int] = None  # split each seed's envs over this many devices; None: split the seeds
+    pipeline: bool = (
+        True  # dispatch chunk k+1 before chunk k's IO (see run_chunks); False: donate, one state less
+    )
+    data_parallel: Optional[int] = (
+        None  # split each seed's envs over this many devices; None: split the seeds
+    )
     program: Program = field(init=False)
     compile_seconds: float = field(init=False, default=0.0)
-    cache_hits: list[str] = field(init=False, default_factory=list)  # programs loaded from the executable cache
+    cache_hits: list[str] = field(
+        init=False, default_factory=list
+    )  # programs loaded from the executable cache
 
     def __post_init__(self):
         require_reference([self.config], self.reference)
@@ -219,8 +227,9 @@ class ChunkedRun:
         def chunk(state: TrainState, hp: Hyperparams):
             return run_updates(program, state, hp, length)
 
-        per_device = self._per_device(jax.vmap(chunk, in_axes=(0, None)), self._state_spec,
-                                      (self._state_spec, self._metrics_spec))
+        per_device = self._per_device(
+            jax.vmap(chunk, in_axes=(0, None)), self._state_spec, (self._state_spec, self._metrics_spec)
+        )
         return jax.jit(per_device, donate_argnums=() if self.pipeline else 0)
 
     def _init_fn(self) -> Callable:
@@ -250,8 +259,10 @@ class ChunkedRun:
         state = init(*args)
         for length in sorted(set(self.plan)):
             self._compiled[length] = programs.get(
-                length, (state, self.hp),
-                lambda: self._chunk_fn(length).lower(state, self.hp).compile(compiler_options()))
+                length,
+                (state, self.hp),
+                lambda: self._chunk_fn(length).lower(state, self.hp).compile(compiler_options()),
+            )
         self.cache_hits = ["init" if name == "init" else f"chunk {name}" for name in programs.hits]
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
@@ -268,8 +279,12 @@ class ChunkedRun:
         }
         programs = {"init": {"program": "init"}}
         for length in set(self.plan):
-            programs[length] = {"program": "chunk", "length": length, "donate": not self.pipeline,
-                                "options": compiler_options()}
+            programs[length] = {
+                "program": "chunk",
+                "length": length,
+                "donate": not self.pipeline,
+                "options": compiler_options(),
+            }
         return compile_cache.open_cache(self.config, self.mesh.devices.flat, args, driver, programs)
 
     def remaining_plan(self, start_update: int) -> list[int]:
@@ -277,7 +292,7 @@ class ChunkedRun:
         bounds = np.cumsum([0] + self.plan)
         if start_update not in bounds:
             raise ValueError(f"update {start_update} is not a chunk boundary of {self.plan}")
-        return self.plan[int(np.searchsorted(bounds, start_update)):]
+        return self.plan[int(np.searchsorted(bounds, start_update)) :]
 
     def run(
         self,
@@ -345,7 +360,9 @@ class ChunkedRun:
                 return True
             return False
 
-        state, self.host_times = run_chunks(step, state, plan, jax.device_get, on_done, pipeline=self.pipeline)
+        state, self.host_times = run_chunks(
+            step, state, plan, jax.device_get, on_done, pipeline=self.pipeline
+        )
         jax.block_until_ready(state)
         self.train_seconds = time.perf_counter() - start
         metrics = {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}

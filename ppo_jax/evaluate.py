@@ -79,7 +79,9 @@ def _evaluator(act: Act, vec_env: VecEnv, num_episodes: int, stochastic: bool, i
     return jax.jit(jax.vmap(one_seed, in_axes=(0, None)))
 
 
-def evaluate_run(run: LoadedRun, num_episodes: int = 100, stochastic: bool = False, seed: int = 0) -> dict[str, Any]:
+def evaluate_run(
+    run: LoadedRun, num_episodes: int = 100, stochastic: bool = False, seed: int = 0
+) -> dict[str, Any]:
     """Evaluate every training seed of ``run`` on the same ``num_episodes`` env
     resets (``PRNGKey(seed)``); return a JSON-ready dict of the returns."""
     initial_carry = run.networks.initial_carry if run.recurrent else None

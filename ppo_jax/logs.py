@@ -166,8 +166,12 @@ class TensorBoardLogger:
             (Path(logdir) / f"seed_{seed}").mkdir(parents=True, exist_ok=True)
             self.paths.append(Path(logdir) / f"seed_{seed}" / name)
         first = [Event(wall_time=time.time(), step=purge_step or 0, file_version="brain.Event:2")]
-        if purge_step is not None:  # TensorBoard drops the events at or after a START's step that came before it
-            first.append(Event(wall_time=time.time(), step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+        if (
+            purge_step is not None
+        ):  # TensorBoard drops the events at or after a START's step that came before it
+            first.append(
+                Event(wall_time=time.time(), step=purge_step, session_log=SessionLog(status=SessionLog.START))
+            )
         self._write([[e.SerializeToString() for e in first] for _ in seeds], mode="wb")
 
     def log_hparams(self, hparams: Mapping[str, Any]) -> None:
@@ -182,14 +186,18 @@ class TensorBoardLogger:
             values = {k: _hparam_value(v) for k, v in {**hparams, "seed": seed}.items()}
             summaries = list(hparams_summary(values, {self.TAGS["episode_return"]: float("nan")}))
             summaries.append(text_summary("config", "\n".join(f"    {k}: {v}" for k, v in values.items())))
-            events.append([Event(wall_time=time.time(), step=0, summary=s).SerializeToString() for s in summaries])
+            events.append(
+                [Event(wall_time=time.time(), step=0, summary=s).SerializeToString() for s in summaries]
+            )
         self._write(events)
 
     def log(self, first_update: int, metrics: Mapping[str, np.ndarray]) -> None:
         import time
 
         names = [(name, tag) for name, tag in self.TAGS.items() if name in metrics]
-        values = np.stack([np.asarray(metrics[name], np.float32) for name, _ in names])  # [tags, seeds, updates]
+        values = np.stack(
+            [np.asarray(metrics[name], np.float32) for name, _ in names]
+        )  # [tags, seeds, updates]
         steps = np.asarray(metrics["env_steps"], np.int64)
         data, mask = _scalar_events([tag for _, tag in names], values, steps, time.time())
         self._append(np.full(len(self.seeds), steps.shape[1]), data, mask)
@@ -237,7 +245,9 @@ def _varint(n: int) -> bytes:
 
 def _varints(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Protobuf varints of non-negative integers ``n[E]``: bytes ``[E, 10]`` and their mask."""
-    groups = (np.asarray(n).astype(np.uint64)[:, None] >> (7 * np.arange(10, dtype=np.uint64))) & np.uint64(0x7F)
+    groups = (np.asarray(n).astype(np.uint64)[:, None] >> (7 * np.arange(10, dtype=np.uint64))) & np.uint64(
+        0x7F
+    )
     nonzero = groups != 0
     count = np.where(nonzero.any(1), 10 - np.argmax(nonzero[:, ::-1], axis=1), 1)[:, None]  # 7 bits a byte
     index = np.arange(10)
@@ -259,16 +269,28 @@ def _scalar_events(tags: list[str], values: np.ndarray, steps: np.ndarray, wall_
         name = tag.encode()
         value = b"\x0a" + _varint(len(name)) + name + b"\x15"  # tag (1: a string), simple_value (2: a float)
         prefix = b"\x0a" + _varint(len(value) + 4) + value  # Summary.value (1: a message)
-        body += [np.broadcast_to(np.frombuffer(prefix, np.uint8), (num, len(prefix))),
-                 values[:, k].astype("<f4").view(np.uint8).reshape(num, 4)]
+        body += [
+            np.broadcast_to(np.frombuffer(prefix, np.uint8), (num, len(prefix))),
+            values[:, k].astype("<f4").view(np.uint8).reshape(num, 4),
+        ]
         body_mask.append(np.repeat(finite[:, k : k + 1], len(prefix) + 4, axis=1))
     body_mask = np.concatenate(body_mask, axis=1)
-    head = b"\x09" + np.float64(wall_time).astype("<f8").tobytes() + b"\x10"  # wall_time (1: double), step (2)
+    head = (
+        b"\x09" + np.float64(wall_time).astype("<f8").tobytes() + b"\x10"
+    )  # wall_time (1: double), step (2)
     step_bytes, step_mask = _varints(steps.reshape(num))
     size_bytes, size_mask = _varints(body_mask.sum(1))
     ones = lambda width: np.ones((num, width), bool)
-    data = np.concatenate([np.broadcast_to(np.frombuffer(head, np.uint8), (num, len(head))), step_bytes,
-                           np.full((num, 1), 0x2A, np.uint8), size_bytes, *body], axis=1)  # summary (5)
+    data = np.concatenate(
+        [
+            np.broadcast_to(np.frombuffer(head, np.uint8), (num, len(head))),
+            step_bytes,
+            np.full((num, 1), 0x2A, np.uint8),
+            size_bytes,
+            *body,
+        ],
+        axis=1,
+    )  # summary (5)
     mask = np.concatenate([ones(len(head)), step_mask, ones(1), size_mask, body_mask], axis=1)
     return data, mask
 
@@ -279,8 +301,10 @@ def _tfrecords(data: np.ndarray, mask: np.ndarray) -> tuple[bytes, np.ndarray]:
     lengths = mask.sum(1).astype("<u8")
     header = lengths[:, None].view(np.uint8)
     as_bytes = lambda crc: crc.astype("<u4")[:, None].view(np.uint8)
-    full = np.concatenate([header, as_bytes(_masked(_crc32c_rows(header))), data,
-                           as_bytes(_masked(_crc32c_rows(data, mask)))], axis=1)
+    full = np.concatenate(
+        [header, as_bytes(_masked(_crc32c_rows(header))), data, as_bytes(_masked(_crc32c_rows(data, mask)))],
+        axis=1,
+    )
     ones = np.ones((len(data), 12), bool)
     return full[np.concatenate([ones, mask, ones[:, :4]], axis=1)].tobytes(), lengths.astype(np.int64) + 16
 
@@ -451,8 +475,7 @@ def plot_curves(path: Path, metrics: dict[str, np.ndarray], seeds: Iterable[int]
         data = np.asarray(metrics[name], np.float64)
         smoothed = np.stack([_smooth(row, window) for row in data])
         for i, row in enumerate(smoothed):
-            ax.plot(steps, row, color="C0", alpha=0.25, linewidth=0.8,
-                    label="each seed" if i == 0 else None)
+            ax.plot(steps, row, color="C0", alpha=0.25, linewidth=0.8, label="each seed" if i == 0 else None)
         with np.errstate(invalid="ignore"), _quiet():
             mean = np.nanmean(smoothed, axis=0)
         ax.plot(steps, mean, color="C0", linewidth=2.2, label=f"mean of {len(seeds)} seeds")

@@ -53,7 +53,10 @@ def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
         return _make_recurrent_act(networks, vec_env, normalize_obs)
 
     def act(
-        params: PolicyParams, obs: Any, key: Optional[chex.PRNGKey] = None, action_mask: Optional[chex.Array] = None
+        params: PolicyParams,
+        obs: Any,
+        key: Optional[chex.PRNGKey] = None,
+        action_mask: Optional[chex.Array] = None,
     ) -> chex.Array:
         obs, env_mask = split_action_mask(obs)
         action_mask = env_mask if action_mask is None else action_mask
@@ -184,7 +187,9 @@ def load_run(
             "grid point's state together. Its results are in report.md and results.csv; to evaluate or render "
             "one setting, train it: ppo-jax train CONFIG --set KEY=VALUE ... --seeds N"
         )
-    config = from_dict(meta["config"], where=f"{run_dir} (checkpoint {update})", env=env, env_params=env_params)
+    config = from_dict(
+        meta["config"], where=f"{run_dir} (checkpoint {update})", env=env, env_params=env_params
+    )
     seeds = [int(s) for s in meta["seeds"]]
     try:
         program = build(config, env, env_params)

@@ -136,7 +136,11 @@ def for_run(
             require_reference(list(configs), None)
             return FineTune()
         sources = json.loads(path.read_text())
-        init_from, init_seed, kl_ref = sources.get("init_from"), sources.get("init_seed"), sources.get("kl_ref")
+        init_from, init_seed, kl_ref = (
+            sources.get("init_from"),
+            sources.get("init_seed"),
+            sources.get("kl_ref"),
+        )
         if init_from is not None and kl_ref is None:
             kl_ref = init_from
         reference = None

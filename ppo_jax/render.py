@@ -23,12 +23,23 @@ from ppo_jax.envs import make as _make
 from ppo_jax.policy import LoadedRun
 
 CLASSIC = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0")
-MINATAR = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar", "SpaceInvaders-MinAtar")
+MINATAR = (
+    "Asterix-MinAtar",
+    "Breakout-MinAtar",
+    "Freeway-MinAtar",
+    "Seaquest-MinAtar",
+    "SpaceInvaders-MinAtar",
+)
 DRAWABLE = CLASSIC + MINATAR
 
 # Milliseconds a frame is shown: about real time where the env has a time step.
-_FRAME_MS = {"CartPole-v1": 20, "Pendulum-v1": 50, "Acrobot-v1": 60, "MountainCar-v0": 30,
-             "MountainCarContinuous-v0": 30}
+_FRAME_MS = {
+    "CartPole-v1": 20,
+    "Pendulum-v1": 50,
+    "Acrobot-v1": 60,
+    "MountainCar-v0": 30,
+    "MountainCarContinuous-v0": 30,
+}
 _MINATAR_FRAME_MS = 80
 
 _XMINIGRID_FRAME_MS = 150
@@ -41,7 +52,9 @@ def drawable(env_id: str) -> bool:
     return env_id in DRAWABLE or env_id.startswith("xminigrid:")
 
 
-def record_episode(run: LoadedRun, seed: Optional[int], env_seed: int, max_steps: int, stochastic: bool = False):
+def record_episode(
+    run: LoadedRun, seed: Optional[int], env_seed: int, max_steps: int, stochastic: bool = False
+):
     """Play one episode (at most ``max_steps`` steps) with one training seed's policy.
 
     Returns the env states ``[steps + 1]`` (the reset state first) as numpy,
@@ -90,8 +103,11 @@ def _suite_state(state: Any) -> Any:
     """The suite adapter's own state inside our wrappers' states (``XMiniGridState``)."""
     from ppo_jax.envs.xminigrid import XMiniGridState
 
-    found = [leaf for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, XMiniGridState))
-             if isinstance(leaf, XMiniGridState)]
+    found = [
+        leaf
+        for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, XMiniGridState))
+        if isinstance(leaf, XMiniGridState)
+    ]
     if len(found) != 1:
         raise ValueError(f"render: expected one xminigrid state inside the env state, found {len(found)}.")
     return found[0]
@@ -151,7 +167,9 @@ def _cartpole(draw, s, p):
     cx = W / 2 + float(s.x) * scale
     draw.line([(0, ground), (W, ground)], fill=(0, 0, 0), width=1)
     cart_w, cart_h = 40, 24
-    draw.rectangle([cx - cart_w / 2, ground - cart_h / 2, cx + cart_w / 2, ground + cart_h / 2], fill=(30, 30, 30))
+    draw.rectangle(
+        [cx - cart_w / 2, ground - cart_h / 2, cx + cart_w / 2, ground + cart_h / 2], fill=(30, 30, 30)
+    )
     pole = 2 * float(p.length) * scale
     theta = float(s.theta)
     tip = (cx + pole * math.sin(theta), ground - pole * math.cos(theta))
@@ -214,7 +232,9 @@ def _draw_minatar(obs: np.ndarray, cell: int = 20):
     import matplotlib
 
     channels = obs.shape[-1]
-    colours = np.asarray(matplotlib.colormaps["cubehelix"](np.linspace(0.2, 0.9, channels))[:, :3] * 255, np.uint8)
+    colours = np.asarray(
+        matplotlib.colormaps["cubehelix"](np.linspace(0.2, 0.9, channels))[:, :3] * 255, np.uint8
+    )
     present = obs.astype(bool)
     index = np.where(present.any(-1), np.argmax(present * np.arange(1, channels + 1), axis=-1), -1)
     image = np.where(index[..., None] >= 0, colours[np.maximum(index, 0)], 0).astype(np.uint8)

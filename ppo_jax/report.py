@@ -114,7 +114,9 @@ def plot(path: Path, result: SweepResult, summary: SweepStats, title: str) -> No
     color = lambda p: colors(p % 10) if num_points <= 10 else colors(p / max(num_points - 1, 1))
     steps = np.asarray(result.env_steps, np.float64)
     for p in range(num_points):
-        curves_ax.fill_between(steps, summary.curve_low[p], summary.curve_high[p], color=color(p), alpha=0.2, lw=0)
+        curves_ax.fill_between(
+            steps, summary.curve_low[p], summary.curve_high[p], color=color(p), alpha=0.2, lw=0
+        )
         curves_ax.plot(steps, summary.curve_iqm[p], color=color(p), lw=1.8, label=label(result, p))
     curves_ax.set_xlabel("env steps (per run)")
     curves_ax.set_ylabel("episode return")
@@ -131,8 +133,14 @@ def plot(path: Path, result: SweepResult, summary: SweepStats, title: str) -> No
         iqm = summary.points[p].iqm
         if np.isfinite(iqm.value):
             final_ax.errorbar(
-                iqm.value, p, xerr=[[iqm.value - iqm.low], [iqm.high - iqm.value]], fmt="o",
-                color=color(p), ms=6, capsize=4, lw=2,
+                iqm.value,
+                p,
+                xerr=[[iqm.value - iqm.low], [iqm.high - iqm.value]],
+                fmt="o",
+                color=color(p),
+                ms=6,
+                capsize=4,
+                lw=2,
             )
     final_ax.set_yticks(range(num_points))
     final_ax.set_yticklabels([label(result, p) for p in range(num_points)], fontsize=8)
@@ -156,14 +164,16 @@ def summary_dict(result: SweepResult, summary: SweepStats, extra: dict[str, Any]
     points = []
     for p, point in enumerate(result.points):
         st = summary.points[p]
-        points.append({
-            "grid_point": p,
-            "settings": point,
-            "final_return": result.final_return[p].tolist(),
-            "runs_scored": st.runs,
-            **{name: dataclasses.asdict(getattr(st, name)) for name in ("mean", "median", "iqm")},
-            "nonfinite_runs": int((result.nonfinite[p] != 0).sum()),
-        })
+        points.append(
+            {
+                "grid_point": p,
+                "settings": point,
+                "final_return": result.final_return[p].tolist(),
+                "runs_scored": st.runs,
+                **{name: dataclasses.asdict(getattr(st, name)) for name in ("mean", "median", "iqm")},
+                "nonfinite_runs": int((result.nonfinite[p] != 0).sum()),
+            }
+        )
     comparison = None
     if summary.comparison is not None:
         c = summary.comparison
@@ -211,7 +221,10 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
     if warning:
         lines += [f"**Warning: {warning}**", ""]
     lines += [
-        "| # | " + " | ".join(axes) + (" | " if axes else "") + "IQM [95% CI] | mean [95% CI] | median [95% CI] | runs | non-finite |",
+        "| # | "
+        + " | ".join(axes)
+        + (" | " if axes else "")
+        + "IQM [95% CI] | mean [95% CI] | median [95% CI] | runs | non-finite |",
         "|---|" + "---|" * len(axes) + "---:|---:|---:|---:|---:|",
     ]
     for p in summary.ranking:
@@ -220,7 +233,9 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
         runs = f"{st.runs}" + (f" (+{st.missing} unscored)" if st.missing else "")
         bad = int((result.nonfinite[p] != 0).sum())
         lines.append(
-            f"| {p} | " + " | ".join(settings) + (" | " if settings else "")
+            f"| {p} | "
+            + " | ".join(settings)
+            + (" | " if settings else "")
             + " | ".join(format_interval(getattr(st, name), 1, enough) for name in ("iqm", "mean", "median"))
             + f" | {runs} | {bad} |"
         )
@@ -287,7 +302,10 @@ def format_interval(interval: stats.Interval, digits: int = 1, with_interval: bo
 
 
 def write_sweep_dir(
-    out: Path, result: SweepResult, command: str, extra: Optional[dict[str, Any]] = None,
+    out: Path,
+    result: SweepResult,
+    command: str,
+    extra: Optional[dict[str, Any]] = None,
     reps: int = stats.BOOTSTRAP_REPS,
 ) -> SweepStats:
     """Write every file of a sweep directory; return the statistics."""
@@ -296,6 +314,8 @@ def write_sweep_dir(
     write_results(out / "results.csv", result)
     title = f"{result.config.env_id} — {len(result.points)} grid point(s) × {len(result.seeds)} seeds"
     plot(out / "curves.png", result, summary, title)
-    logs.write_summary(out / "sweep.json", summary_dict(result, summary, {"command": command, **(extra or {})}))
+    logs.write_summary(
+        out / "sweep.json", summary_dict(result, summary, {"command": command, **(extra or {})})
+    )
     logs.write_atomic(out / "report.md", markdown(result, summary, command))
     return summary

@@ -67,14 +67,18 @@ class RolloutOptions(NamedTuple):
     normalize_reward: bool
     reward_clip: Optional[float] = None  # bound on |scaled reward| (with normalize_reward); None: no bound
     # Memory (results are the same either way):
-    obs_dtype: Optional[str] = None  # store Transition.obs in this dtype (exact for the env's values); None: as seen
+    obs_dtype: Optional[str] = (
+        None  # store Transition.obs in this dtype (exact for the env's values); None: as seen
+    )
     resets_in_loop: bool = False  # compute each step's reset states inside the loop instead of all before it
     # Data-parallel: this device steps an equal share of the envs; the statistics and
     # episode sums pool over this mapped axis.
     axis_name: Optional[str] = None
 
 
-RESETS_IN_LOOP_BYTES = 256  # per env: reset states larger than this are computed in the loop, not stored [T, B]
+RESETS_IN_LOOP_BYTES = (
+    256  # per env: reset states larger than this are computed in the loop, not stored [T, B]
+)
 
 
 def rollout_options(config, vec_env: VecEnv, axis_name: Optional[str] = None) -> RolloutOptions:
@@ -188,7 +192,9 @@ def cut_final_obs(traj: Transition) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return step[b, s], b, np.asarray(traj.cut_obs)[b, s]
 
 
-def draw_steps(key: chex.PRNGKey, vec_env: VecEnv, num_steps: int, num_envs: int, resets_in_loop: bool = False):
+def draw_steps(
+    key: chex.PRNGKey, vec_env: VecEnv, num_steps: int, num_envs: int, resets_in_loop: bool = False
+):
     """The randomness of ``num_steps`` steps of ``num_envs`` envs, drawn at once.
 
     Returns the action noise ``[T, B, A]`` (for ``sample_from_noise``), the
@@ -305,10 +311,24 @@ def collect(
         reference_log_prob = None
         if reference is not None:
             raw_obs = env_state.obs
-            reference_log_prob = lambda action, mask: _reference_log_prob(reference, networks, raw_obs, action, mask)
+            reference_log_prob = lambda action, mask: _reference_log_prob(
+                reference, networks, raw_obs, action, mask
+            )
         return _act_and_step(
-            env_state, discounted_return, cuts, t, obs, dist, value, per_step, norm, gamma, vec_env, options,
-            reference_log_prob, kl_coef,
+            env_state,
+            discounted_return,
+            cuts,
+            t,
+            obs,
+            dist,
+            value,
+            per_step,
+            norm,
+            gamma,
+            vec_env,
+            options,
+            reference_log_prob,
+            kl_coef,
         )
 
     init = (env_state, norm.discounted_return, _empty_cuts(env_state.obs, slots, options.num_steps))
@@ -390,13 +410,22 @@ def collect_recurrent(
         transition = transition._replace(start=start, carry=rnn_carry)
         return (env_state, new_rnn_carry, transition.done, discounted_return, cuts), (transition, extras)
 
-    init = (env_state, memory.carry, memory.start, norm.discounted_return,
-            _empty_cuts(env_state.obs, slots, options.num_steps))
+    init = (
+        env_state,
+        memory.carry,
+        memory.start,
+        norm.discounted_return,
+        _empty_cuts(env_state.obs, slots, options.num_steps),
+    )
     (env_state, rnn_carry, start, discounted_return, cuts), (traj, extras) = jax.lax.scan(step, init, xs)
     traj = traj._replace(cut_obs=cuts.obs, cut_step=cuts.step)
-    _, _, last_value = networks.step(params, rnn_carry, _observe(norm, env_state.obs, options.normalize_obs), start)
+    _, _, last_value = networks.step(
+        params, rnn_carry, _observe(norm, env_state.obs, options.normalize_obs), start
+    )
     # The carry after step t is the one handed to step t + 1 (before its reset); after the last, the final one.
-    carry_after = jax.tree.map(lambda seq, last: jnp.concatenate([seq[1:], last[None]]), traj.carry, rnn_carry)
+    carry_after = jax.tree.map(
+        lambda seq, last: jnp.concatenate([seq[1:], last[None]]), traj.carry, rnn_carry
+    )
     flat_after = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), carry_after)
 
     def value_of(obs, rows):

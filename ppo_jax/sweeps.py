@@ -137,7 +137,9 @@ def _point_config(config: PPOConfig, point: Mapping[str, Any]) -> PPOConfig:
 
 def _zero_sums() -> dict[str, jax.Array]:
     zero = jnp.zeros((), jnp.float32)
-    sums = {name: zero for name in ("return_sum", "length_sum", "episodes", "final_return_sum", "final_episodes")}
+    sums = {
+        name: zero for name in ("return_sum", "length_sum", "episodes", "final_return_sum", "final_episodes")
+    }
     sums.update({name: zero for name in MEAN_NAMES})
     sums["nonfinite"] = jnp.zeros((), jnp.int32)
     sums["first_nonfinite"] = jnp.full((), -1, jnp.int32)
@@ -158,7 +160,9 @@ def _add_update(sums, metrics, update, final_start: int):
         "final_return_sum": sums["final_return_sum"] + jnp.where(final, returns, 0.0),
         "final_episodes": sums["final_episodes"] + jnp.where(final, count, 0.0),
         "nonfinite": sums["nonfinite"] | bad,
-        "first_nonfinite": jnp.where((sums["first_nonfinite"] < 0) & (bad != 0), update, sums["first_nonfinite"]),
+        "first_nonfinite": jnp.where(
+            (sums["first_nonfinite"] < 0) & (bad != 0), update, sums["first_nonfinite"]
+        ),
     }
     out.update({name: sums[name] + metrics[name].astype(jnp.float32) for name in MEAN_NAMES})
     return out
@@ -183,7 +187,10 @@ def _log_point(program: Program, final_start: int, state, hp, length):
         "episode_length": jnp.where(sums["episodes"] > 0, sums["length_sum"] / safe, jnp.nan),
         "episodes": sums["episodes"],
         **{name: sums[name] / length.astype(jnp.float32) for name in MEAN_NAMES},
-        **{name: sums[name] for name in ("final_return_sum", "final_episodes", "nonfinite", "first_nonfinite")},
+        **{
+            name: sums[name]
+            for name in ("final_return_sum", "final_episodes", "nonfinite", "first_nonfinite")
+        },
     }
     return state, point
 
@@ -238,8 +245,9 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB" if n >= 2**20 / 10 else f"{n / 2**10:,.1f} KiB"
 
 
-def estimate_memory(program: Program, runs: int, devices: int, log_points: int,
-                    pipelined: bool = True) -> MemoryEstimate:
+def estimate_memory(
+    program: Program, runs: int, devices: int, log_points: int, pipelined: bool = True
+) -> MemoryEstimate:
     config = program.config
     hp = config.hyperparams()
     state_bytes = state_nbytes(jax.eval_shape(program.init, jax.random.PRNGKey(0), hp))
@@ -382,8 +390,11 @@ class SweepRun:
         programs = compile_cache.RunPrograms(*self._executable_cache(args, donate))
 
         def compile_init():
-            return jax.jit(sharding.over_runs(jax.vmap(self.program.init), self.mesh, (split, split))).lower(
-                *args).compile()
+            return (
+                jax.jit(sharding.over_runs(jax.vmap(self.program.init), self.mesh, (split, split)))
+                .lower(*args)
+                .compile()
+            )
 
         state = programs.get("init", args, compile_init)(*args)
         step_args = (state, self._hp, self._lengths[self.plan[0]])
@@ -406,16 +417,22 @@ class SweepRun:
         if self.init_from is not None or self.reference is not None:
             return None, {}
         driver = {"driver": "sweep", "final_start": final_start(self.config.num_updates)}
-        programs = {"init": {"program": "init"},
-                    "log point": {"program": "log point", "donate": bool(donate), "options": compiler_options()}}
+        programs = {
+            "init": {"program": "init"},
+            "log point": {"program": "log point", "donate": bool(donate), "options": compiler_options()},
+        }
         return compile_cache.open_cache(self.config, self.mesh.devices.flat, args, driver, programs)
 
     def compiled_memory(self) -> Optional[int]:
         """XLA's own count of one device's bytes for the log-point program, if it gives one."""
         try:
             stats = self._compiled.memory_analysis()
-            return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
-                       - stats.alias_size_in_bytes)
+            return int(
+                stats.argument_size_in_bytes
+                + stats.output_size_in_bytes
+                + stats.temp_size_in_bytes
+                - stats.alias_size_in_bytes
+            )
         except Exception:  # not every backend reports it
             return None
 
@@ -452,13 +469,15 @@ class SweepRun:
         self.stopped_early = False
         start = time.perf_counter()
         shape = (self.num_points, len(self.seeds))
-        plan = self.plan[len(pieces):]
+        plan = self.plan[len(pieces) :]
 
         def step(state, length):
             return self._compiled(state, self._hp, self._lengths[length])
 
         def fetch(point):
-            return {k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in sharding.to_host(point).items()}
+            return {
+                k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in sharding.to_host(point).items()
+            }
 
         def on_done(i, host, state) -> bool:
             pieces.append(host)
@@ -489,7 +508,6 @@ class SweepRun:
         dtypes = {name: sums.get(name, jax.ShapeDtypeStruct((), jnp.float32)).dtype for name in names}
         return {"runs": state, "log_points": {n: jax.ShapeDtypeStruct(shape, dtypes[n]) for n in names}}
 
-
     def _result(self, pieces: list[dict[str, np.ndarray]]) -> SweepResult:
         stack = lambda name: np.stack([p[name] for p in pieces], axis=-1)
         final_sum = stack("final_return_sum").astype(np.float64).sum(-1)
@@ -498,7 +516,9 @@ class SweepRun:
             final_return = np.where(final_count > 0, final_sum / final_count, np.nan)
         first = stack("first_nonfinite")
         seen = first >= 0
-        first_update = np.where(seen.any(-1), np.take_along_axis(first, seen.argmax(-1)[..., None], -1)[..., 0], -1)
+        first_update = np.where(
+            seen.any(-1), np.take_along_axis(first, seen.argmax(-1)[..., None], -1)[..., 0], -1
+        )
         return SweepResult(
             config=self.config,
             axes=self.grid.axes,
@@ -557,6 +577,12 @@ def sweep(
         if seeds < 1:
             raise ConfigError(f"seeds must be at least 1, got {seeds}.")
         seeds = range(first_seed, first_seed + seeds)
-    run = SweepRun(make_grid(config, grid), seeds, log_points=log_points, devices=devices,
-                   init_from=init_from, reference=reference)
+    run = SweepRun(
+        make_grid(config, grid),
+        seeds,
+        log_points=log_points,
+        devices=devices,
+        init_from=init_from,
+        reference=reference,
+    )
     return run.run(run.compile(), on_chunk)

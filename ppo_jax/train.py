@@ -262,7 +262,9 @@ _RECURRENT_KL_REF = (
 )
 
 
-def sequence_batch(traj: Transition, advantages: chex.Array, targets: chex.Array, chunk: int) -> SequenceBatch:
+def sequence_batch(
+    traj: Transition, advantages: chex.Array, targets: chex.Array, chunk: int
+) -> SequenceBatch:
     """A recurrent rollout ``[T, B]`` cut into ``S = B · T / chunk`` sequences ``[chunk, S]``.
 
     Sequence ``k · B + b`` is env ``b``'s steps ``k · chunk … (k + 1) · chunk − 1``;
@@ -294,7 +296,9 @@ def sequence_batch(traj: Transition, advantages: chex.Array, targets: chex.Array
     )
 
 
-def _check_fit(networks: Networks, vec_env: VecEnv, init_from: Optional[Start], reference: Optional[Reference]):
+def _check_fit(
+    networks: Networks, vec_env: VecEnv, init_from: Optional[Start], reference: Optional[Reference]
+):
     if init_from is None and reference is None:
         return
     expected = jax.eval_shape(networks.init, jax.ShapeDtypeStruct((2,), jnp.uint32))
@@ -307,7 +311,9 @@ def _check_fit(networks: Networks, vec_env: VecEnv, init_from: Optional[Start], 
         check_obs_norm(reference.obs_norm, obs_shape, "reference")
 
 
-def _kl_metrics(traj, kl_ref_coef: chex.Array, has_reference: bool, axis_name: Optional[str] = None) -> Metrics:
+def _kl_metrics(
+    traj, kl_ref_coef: chex.Array, has_reference: bool, axis_name: Optional[str] = None
+) -> Metrics:
     """Mean per step: the env's reward, the reward the learner saw (before any
     scaling), and the KL estimate to the reference (NaN without one)."""
     penalized = traj.reward_raw - kl_ref_coef * traj.kl_ref if has_reference else traj.reward_raw

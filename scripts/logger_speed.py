@@ -41,8 +41,10 @@ def main() -> None:
     chunks = [chunk(args.seeds, args.updates, i * args.updates, rng) for i in range(args.repeats)]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        loggers = {"metrics.csv": logs.MetricsCSV(Path(tmp) / "metrics.csv", seeds),
-                   "tensorboard": logs.TensorBoardLogger(Path(tmp) / "tensorboard", seeds)}
+        loggers = {
+            "metrics.csv": logs.MetricsCSV(Path(tmp) / "metrics.csv", seeds),
+            "tensorboard": logs.TensorBoardLogger(Path(tmp) / "tensorboard", seeds),
+        }
         opened = time.perf_counter() - start
         start = time.perf_counter()
         for logger in loggers.values():
@@ -57,8 +59,10 @@ def main() -> None:
             start = time.perf_counter()
             logger.close()
             closed = time.perf_counter() - start
-            print(f"{name}: {1e3 * np.median(times):.1f} ms per chunk of {args.updates} updates × {args.seeds} seeds "
-                  f"(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}; close {1e3 * closed:.1f} ms)")
+            print(
+                f"{name}: {1e3 * np.median(times):.1f} ms per chunk of {args.updates} updates × {args.seeds} seeds "
+                f"(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}; close {1e3 * closed:.1f} ms)"
+            )
         print(f"open both: {1e3 * opened:.1f} ms; hparams both: {1e3 * hparams:.1f} ms")
 
 

@@ -39,22 +39,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--extra-io-ms", type=float, default=0.0)
     args = parser.parse_args()
-    config = ppo_jax.load_config("configs/cartpole.yaml", num_envs=4, num_steps=32, update_epochs=2,
-                                 num_minibatches=2, total_timesteps=4 * 32 * args.updates)
+    config = ppo_jax.load_config(
+        "configs/cartpole.yaml",
+        num_envs=4,
+        num_steps=32,
+        update_epochs=2,
+        num_minibatches=2,
+        total_timesteps=4 * 32 * args.updates,
+    )
     seeds = list(range(args.seeds))
     run = ChunkedRun(config, seeds, target_chunks=args.chunks)
     state = run.compile()
     shardings = jax.tree.map(lambda x: x.sharding, state)
     initial = jax.device_get(state)
-    print(f"{jax.devices()[0].platform}, {run.mesh.size} device(s), {args.seeds} seeds, plan {run.plan}, "
-          f"compiled in {run.compile_seconds:.1f} s")
+    print(
+        f"{jax.devices()[0].platform}, {run.mesh.size} device(s), {args.seeds} seeds, plan {run.plan}, "
+        f"compiled in {run.compile_seconds:.1f} s"
+    )
     results = {}
     for _ in range(args.rounds):
         for pipeline in (False, True):
             run.pipeline = pipeline
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp)
-                loggers = [logs.MetricsCSV(out / "metrics.csv", seeds), logs.TensorBoardLogger(out / "tb", seeds)]
+                loggers = [
+                    logs.MetricsCSV(out / "metrics.csv", seeds),
+                    logs.TensorBoardLogger(out / "tb", seeds),
+                ]
                 saver = checkpoint.Checkpointer(out, keep=1)
 
                 def on_chunk(first, metrics, seconds):
@@ -76,8 +87,10 @@ def main() -> None:
                     logger.close()
             name = "pipelined" if pipeline else "unpipelined"
             results.setdefault(name, []).append(seconds)
-            print(f"{name:>11}: {seconds:.2f} s ({config.num_updates * config.batch_size * len(seeds) / seconds:,.0f} "
-                  f"env steps/s); {run.host_times.describe()}")
+            print(
+                f"{name:>11}: {seconds:.2f} s ({config.num_updates * config.batch_size * len(seeds) / seconds:,.0f} "
+                f"env steps/s); {run.host_times.describe()}"
+            )
     for name, times in results.items():
         print(f"{name:>11}: median {np.median(times):.2f} s over {len(times)} rounds")
 

@@ -22,8 +22,12 @@ import ppo_jax
 from ppo_jax.driver import ChunkedRun, seed_keys
 from ppo_jax.rollout import RolloutOptions, collect, collect_recurrent
 
-SETTINGS = [("feed-forward", {}), ("gru 128", {"recurrent": "gru"}), ("lstm 128", {"recurrent": "lstm"}),
-            ("gru 128, bptt_chunk 32", {"recurrent": "gru", "bptt_chunk": 32})]
+SETTINGS = [
+    ("feed-forward", {}),
+    ("gru 128", {"recurrent": "gru"}),
+    ("lstm 128", {"recurrent": "lstm"}),
+    ("gru 128, bptt_chunk 32", {"recurrent": "gru", "bptt_chunk": 32}),
+]
 
 
 def rollout_seconds(program, state, hp, repeats: int) -> float:
@@ -33,7 +37,9 @@ def rollout_seconds(program, state, hp, repeats: int) -> float:
     if config.recurrent is None:
         one = lambda s: collect(s.key, s.params, s.env, s.norm, hp.gamma, **common)[2].value
     else:
-        one = lambda s: collect_recurrent(s.key, s.params, s.env, s.memory, s.norm, hp.gamma, **common)[3].value
+        one = lambda s: (
+            collect_recurrent(s.key, s.params, s.env, s.memory, s.norm, hp.gamma, **common)[3].value
+        )
     run = jax.jit(jax.vmap(one))
     jax.block_until_ready(run(state))
     start = time.perf_counter()
@@ -61,8 +67,11 @@ def main() -> None:
         per_update = run.train_seconds / args.updates
         rollout = rollout_seconds(run.program, init_state, hp, repeats=5)
         steps = args.updates * config.batch_size * args.seeds / run.train_seconds
-        print(f"| {name} | {steps:,.0f} | {per_update:.3f} | {rollout:.3f} | {per_update - rollout:.3f} "
-              f"| {run.compile_seconds:.1f} |", flush=True)
+        print(
+            f"| {name} | {steps:,.0f} | {per_update:.3f} | {rollout:.3f} | {per_update - rollout:.3f} "
+            f"| {run.compile_seconds:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,14 @@ def interrupt_cli(args, sig, env, timeout=900):
     import sys
     from pathlib import Path
 
-    proc = subprocess.Popen([sys.executable, "-m", "ppo_jax.cli", *args], cwd=Path(__file__).parent.parent,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppo_jax.cli", *args],
+        cwd=Path(__file__).parent.parent,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     lines = []
     for line in proc.stderr:
         lines.append(line)
@@ -77,8 +83,17 @@ def key():
 # per session through the CLI. 800 updates of 4 envs × 32 steps: long enough
 # that a signal sent during training lands well before the end (test_resume).
 CARTPOLE_RUN_ARGS = (
-    "train", "configs/cartpole.yaml", "--seeds", "1", "--no-progress",
-    "--set", "total_timesteps=102400", "--set", "num_envs=4", "--set", "num_steps=32",
+    "train",
+    "configs/cartpole.yaml",
+    "--seeds",
+    "1",
+    "--no-progress",
+    "--set",
+    "total_timesteps=102400",
+    "--set",
+    "num_envs=4",
+    "--set",
+    "num_steps=32",
 )
 
 
@@ -87,7 +102,11 @@ def cli_env(tmp_path_factory):
     """Environment for ``ppo-jax`` subprocesses: a compilation cache private to
     this session, so the processes of one test share their compiles (as a user's
     runs do) without reading programs cached by anything else."""
-    return {**os.environ, "PPO_JAX_CACHE_DIR": str(tmp_path_factory.mktemp("xla-cache")), "PPO_JAX_NO_CACHE": ""}
+    return {
+        **os.environ,
+        "PPO_JAX_CACHE_DIR": str(tmp_path_factory.mktemp("xla-cache")),
+        "PPO_JAX_NO_CACHE": "",
+    }
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +118,11 @@ def cartpole_run(tmp_path_factory, cli_env):
     out = tmp_path_factory.mktemp("cartpole") / "run"
     result = subprocess.run(
         [sys.executable, "-m", "ppo_jax.cli", *CARTPOLE_RUN_ARGS, "--out", str(out)],
-        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=900, env=cli_env,
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=cli_env,
     )
     assert result.returncode == 0, result.stderr
     return out
@@ -137,10 +160,30 @@ def nonfinite_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("nonfinite") / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", "train", "configs/pendulum.yaml", "--out", str(out), "--no-progress",
-         "--checkpoint-every", "1", "--set", "learning_rate=1e6", "--set", "update_epochs=1",
-         "--set", "num_minibatches=1", "--set", "total_timesteps=65536"],
-        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "ppo_jax.cli",
+            "train",
+            "configs/pendulum.yaml",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--checkpoint-every",
+            "1",
+            "--set",
+            "learning_rate=1e6",
+            "--set",
+            "update_epochs=1",
+            "--set",
+            "num_minibatches=1",
+            "--set",
+            "total_timesteps=65536",
+        ],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "PPO_JAX_NO_CACHE": "1"},
     )
     return out, result

@@ -38,7 +38,9 @@ def run_train():
 def main(argv):
     result, arrays = run_sweep()
     run, train_arrays = run_train()
-    arrays.update(train_arrays, num_devices=np.asarray(result.num_devices), train_devices=np.asarray(run.mesh.size))
+    arrays.update(
+        train_arrays, num_devices=np.asarray(result.num_devices), train_devices=np.asarray(run.mesh.size)
+    )
     np.savez(argv[1], **arrays)
 
 

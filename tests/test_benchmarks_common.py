@@ -9,10 +9,10 @@ from benchmarks.common import final_return, reach
 def test_reach_uses_the_fewest_recent_rollouts_holding_the_window():
     # (seconds, env_steps, episodes, return_sum)
     rollouts = [
-        (1.0, 100, 2, 20.0),   # mean 10
+        (1.0, 100, 2, 20.0),  # mean 10
         (2.0, 200, 2, 900.0),  # mean 450: window of 3 -> (900 + 20) / 4 = 230
         (3.0, 300, 1, 500.0),  # last 3+: 500 + 900 over 3 = 466.7 < 475
-        (4.0, 400, 3, 1500.0), # last 3: 1500 / 3 = 500 >= 475
+        (4.0, 400, 3, 1500.0),  # last 3: 1500 / 3 = 500 >= 475
     ]
     assert reach(rollouts, 475.0, window=3) == {"seconds": 4.0, "env_steps": 400}
     assert reach(rollouts, 466.0, window=3) == {"seconds": 3.0, "env_steps": 300}
@@ -86,7 +86,13 @@ def test_sb3_settings_translate_value_coefficient_and_schedule():
     from benchmarks.sb3_ppo import matched_kwargs
     from benchmarks.torch_ppo import DEFAULTS
 
-    s = {**DEFAULTS, "total_timesteps": 16 * 128 * 10, "num_envs": 16, "num_steps": 128, "learning_rate": 1e-3}
+    s = {
+        **DEFAULTS,
+        "total_timesteps": 16 * 128 * 10,
+        "num_envs": 16,
+        "num_steps": 128,
+        "learning_rate": 1e-3,
+    }
     kw = matched_kwargs(s)
     assert kw["vf_coef"] == pytest.approx(s["vf_coef"] / 2)
     n = 10

@@ -19,14 +19,27 @@ def _finite(x):
 def test_quick_suite_writes_finite_results(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=1500,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "results"
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## Targets", "## 1. Throughput", "## 2. Against PyTorch", "## 3. Against a JAX peer",
-                    "## 4. Seeds scaling", "## 5. Cores", "## 6. Compile time", "## 7. Memory per env step",
-                    "## 8. The CNN under vmap", "## 9. GPU", "## Where the time goes"):
+    for heading in (
+        "## Targets",
+        "## 1. Throughput",
+        "## 2. Against PyTorch",
+        "## 3. Against a JAX peer",
+        "## 4. Seeds scaling",
+        "## 5. Cores",
+        "## 6. Compile time",
+        "## 7. Memory per env step",
+        "## 8. The CNN under vmap",
+        "## 9. GPU",
+        "## Where the time goes",
+    ):
         assert heading in report
     assert (res / "throughput.png").exists() and (res / "throughput.csv").exists()
 
@@ -35,18 +48,28 @@ def test_quick_suite_writes_finite_results(tmp_path):
     rows = [r for j in throughput["jobs"] for r in j["rows"] if r["kind"] == "throughput"]
     assert rows
     for r in rows:
-        for name in ("compile_seconds", "run_seconds", "steps_per_second", "floor_steps_per_second",
-                     "flops_per_update", "achieved_flops_per_second"):
+        for name in (
+            "compile_seconds",
+            "run_seconds",
+            "steps_per_second",
+            "floor_steps_per_second",
+            "flops_per_update",
+            "achieved_flops_per_second",
+        ):
             assert _finite(r[name]) and r[name] > 0, (name, r[name])
     # per-suite rows: measured where the suite's extra is installed, else said so
     assert throughput["suites"], throughput.keys()
     for name, job in throughput["suites"].items():
         if job["status"].startswith("not installed"):
-            assert f'.[{name}]' in job["status"] and not job["rows"]
+            assert f".[{name}]" in job["status"] and not job["rows"]
             continue
         assert job["status"] == "ok", (name, job)
         (row,) = [r for r in job["rows"] if r["kind"] == "suite_throughput"]
-        assert row["suite"] == name and _finite(row["steps_per_second"]) and _finite(row["floor_steps_per_second"])
+        assert (
+            row["suite"] == name
+            and _finite(row["steps_per_second"])
+            and _finite(row["floor_steps_per_second"])
+        )
     assert "Per environment suite" in report
     matmul = [r for j in throughput["jobs"] for r in j["rows"] if r["kind"] == "matmul"]
     assert matmul and _finite(matmul[0]["matmul_flops_per_second"])
@@ -82,7 +105,11 @@ def test_quick_suite_writes_finite_results(tmp_path):
                 job = row[f"ppo_jax_{devices}dev"]
                 assert job["status"] == "ok", job
                 (r,) = job["rows"]
-                assert r["devices_used"] == devices and r["seeds"] == row["seeds"] and _finite(r["steps_per_second"])
+                assert (
+                    r["devices_used"] == devices
+                    and r["seeds"] == row["seeds"]
+                    and _finite(r["steps_per_second"])
+                )
         assert "vmapped seeds on the same jax (" in report
 
     seeds = json.loads((res / "seeds.json").read_text())
@@ -105,8 +132,10 @@ def test_quick_suite_writes_finite_results(tmp_path):
     compiled = json.loads((res / "compile.json").read_text())
     rows = [r for j in compiled["jobs"] for r in j["rows"]]
     assert sorted(r["phase"] for r in rows) == ["cold", "warm"]
-    assert all(_finite(r["compile_seconds"]) and (r["lower_seconds"] is None or _finite(r["lower_seconds"]))
-               for r in rows)
+    assert all(
+        _finite(r["compile_seconds"]) and (r["lower_seconds"] is None or _finite(r["lower_seconds"]))
+        for r in rows
+    )
 
     memory = json.loads((res / "memory.json").read_text())
     (row,) = [r for j in memory["jobs"] for r in j["rows"]]

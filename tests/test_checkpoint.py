@@ -85,7 +85,11 @@ def test_nonfinite_stop_keeps_the_last_good_checkpoint(nonfinite_run):
     assert checkpoint.saved_updates(out) == [stopped["update"]]  # the bad chunk's state was never saved
     run = ppo_jax.load_run(out)
     assert run.update == stopped["update"] >= 1
-    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(run.state) if np.issubdtype(x.dtype, np.floating))
+    assert all(
+        np.isfinite(np.asarray(x)).all()
+        for x in jax.tree.leaves(run.state)
+        if np.issubdtype(x.dtype, np.floating)
+    )
     assert np.isfinite(np.asarray(run.policy()(np.zeros(3, np.float32)))).all()
 
 
@@ -104,7 +108,9 @@ def finished_run(tmp_path, cartpole_run):
 
 
 def _edit(path: Path, key: str, value: str):
-    lines = [f"{key}: {value}" if line.startswith(f"{key}:") else line for line in path.read_text().splitlines()]
+    lines = [
+        f"{key}: {value}" if line.startswith(f"{key}:") else line for line in path.read_text().splitlines()
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -113,15 +119,36 @@ RESUME_CASES = {
     "not a run": (lambda d: ["train", "--resume", str(d / "notarun")], "not a ppo-jax run directory"),
     "no checkpoint": (lambda d: ["train", "--resume", str(d / "nockpt")], "has no checkpoint"),
     "another env": (lambda d: ["train", "--resume", str(d / "otherenv")], "another env"),
-    "edited config": (lambda d: ["train", "--resume", str(d / "edited")], "'learning_rate' was 0.001, now 0.5"),
+    "edited config": (
+        lambda d: ["train", "--resume", str(d / "edited")],
+        "'learning_rate' was 0.001, now 0.5",
+    ),
     "finished": (lambda d: ["train", "--resume", str(d / "finished")], "finished"),
-    "with --set": (lambda d: ["train", "--resume", str(d / "finished"), "--set", "gamma=0.9"], "--set cannot be combined"),
-    "with a config": (lambda d: ["train", "configs/cartpole.yaml", "--resume", str(d / "finished")], "CONFIG cannot be combined"),
-    "with --seeds": (lambda d: ["train", "--resume", str(d / "finished"), "--seeds", "4"], "--seeds cannot be combined"),
-    "with --out": (lambda d: ["train", "--resume", str(d / "finished"), "--out", str(d / "x")], "--out cannot be combined"),
+    "with --set": (
+        lambda d: ["train", "--resume", str(d / "finished"), "--set", "gamma=0.9"],
+        "--set cannot be combined",
+    ),
+    "with a config": (
+        lambda d: ["train", "configs/cartpole.yaml", "--resume", str(d / "finished")],
+        "CONFIG cannot be combined",
+    ),
+    "with --seeds": (
+        lambda d: ["train", "--resume", str(d / "finished"), "--seeds", "4"],
+        "--seeds cannot be combined",
+    ),
+    "with --out": (
+        lambda d: ["train", "--resume", str(d / "finished"), "--out", str(d / "x")],
+        "--out cannot be combined",
+    ),
     "neither": (lambda d: ["train"], "give a CONFIG.yaml"),
-    "keep 0": (lambda d: ["train", "configs/cartpole.yaml", "--out", str(d / "new"), "--keep", "0"], "--keep"),
-    "checkpoint-every < 0": (lambda d: ["train", "configs/cartpole.yaml", "--out", str(d / "new"), "--checkpoint-every", "-1"], "--checkpoint-every"),
+    "keep 0": (
+        lambda d: ["train", "configs/cartpole.yaml", "--out", str(d / "new"), "--keep", "0"],
+        "--keep",
+    ),
+    "checkpoint-every < 0": (
+        lambda d: ["train", "configs/cartpole.yaml", "--out", str(d / "new"), "--checkpoint-every", "-1"],
+        "--checkpoint-every",
+    ),
     "eval not a run": (lambda d: ["eval", str(d / "notarun")], "not a ppo-jax run directory"),
     "render not a gif": (lambda d: ["render", str(d / "finished"), "--out", str(d / "x.mp4")], ".gif"),
 }
@@ -160,8 +187,22 @@ def test_overwrite_clears_the_old_runs_checkpoints(tmp_path, capsys):
     stale = checkpoint.checkpoint_dir(out) / "999"
     stale.mkdir(parents=True)
     (out / "notes.txt").write_text("kept")
-    code = cli.main(["train", "configs/cartpole.yaml", "--out", str(out), "--overwrite", "--no-progress",
-                     "--set", "total_timesteps=512", "--set", "num_envs=4", "--set", "num_steps=64"])
+    code = cli.main(
+        [
+            "train",
+            "configs/cartpole.yaml",
+            "--out",
+            str(out),
+            "--overwrite",
+            "--no-progress",
+            "--set",
+            "total_timesteps=512",
+            "--set",
+            "num_envs=4",
+            "--set",
+            "num_steps=64",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert checkpoint.saved_updates(out) == [1, 2]  # 999 would have been taken for this run's latest
     assert not stale.exists() and (out / "notes.txt").read_text() == "kept"

@@ -14,7 +14,11 @@ ROOT = Path(__file__).parent.parent
 
 def _cli(*args, cwd=ROOT):
     return subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "ppo_jax.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "PPO_JAX_NO_CACHE": "1"},
     )
 
@@ -22,21 +26,41 @@ def _cli(*args, cwd=ROOT):
 def test_train_writes_a_run_directory(tmp_path):
     out = tmp_path / "run"
     result = _cli(
-        "train", "configs/cartpole.yaml", "--seeds", "2", "--out", str(out),
-        "--set", "total_timesteps=8192", "--set", "num_envs=4", "--set", "num_steps=64",
+        "train",
+        "configs/cartpole.yaml",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+        "--set",
+        "total_timesteps=8192",
+        "--set",
+        "num_envs=4",
+        "--set",
+        "num_steps=64",
     )
     assert result.returncode == 0, result.stderr
     assert f"run written to {out}" in result.stdout
     for name in ("config.yaml", "metrics.csv", "summary.json", "curves.png"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("env_id", "seeds", "env_steps", "final_return", "compile_seconds", "train_seconds", "steps_per_second"):
+    for key in (
+        "env_id",
+        "seeds",
+        "env_steps",
+        "final_return",
+        "compile_seconds",
+        "train_seconds",
+        "steps_per_second",
+    ):
         assert key in summary, key
     assert summary["env_id"] == "CartPole-v1" and summary["seeds"] == [0, 1]
     assert summary["env_steps"] == 8192 and len(summary["final_return"]) == 2
     assert summary["devices"] >= 1 and summary["processes"] == 1
     assert f"on {summary['devices']} cpu device(s)" in result.stderr
-    assert all(len(line) <= 80 for line in result.stderr.splitlines() if "env steps" in line or "updates of" in line)
+    assert all(
+        len(line) <= 80 for line in result.stderr.splitlines() if "env steps" in line or "updates of" in line
+    )
     # null only when a seed finished no episode in the last 5% of training
     assert all(x is None or np.isfinite(x) for x in summary["final_return"])
     assert summary["steps_per_second"] > 0 and summary["compile_seconds"] > 0
@@ -132,9 +156,23 @@ def test_sweep_of_3_learning_rates_x_2_clips_x_8_seeds(tmp_path):
     pd = pytest.importorskip("pandas")
     out = tmp_path / "sweep"
     result = _cli(
-        "sweep", "configs/cartpole.yaml", "--grid", "learning_rate=1e-4,3e-4,1e-3", "--grid", "clip_eps=0.1,0.2",
-        "--seeds", "8", "--out", str(out), "--no-progress",
-        "--set", "total_timesteps=4096", "--set", "num_envs=4", "--set", "num_steps=64",
+        "sweep",
+        "configs/cartpole.yaml",
+        "--grid",
+        "learning_rate=1e-4,3e-4,1e-3",
+        "--grid",
+        "clip_eps=0.1,0.2",
+        "--seeds",
+        "8",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "total_timesteps=4096",
+        "--set",
+        "num_envs=4",
+        "--set",
+        "num_steps=64",
     )
     assert result.returncode == 0, result.stderr
     assert "48 runs" in result.stderr and "in 1 compiled program" in result.stderr
@@ -147,8 +185,18 @@ def test_sweep_of_3_learning_rates_x_2_clips_x_8_seeds(tmp_path):
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     table = pd.read_csv(out / "results.csv")
-    assert list(table.columns) == ["grid_point", "learning_rate", "clip_eps", "seed", "env_steps", "metric", "value"]
-    assert sorted(table.grid_point.unique()) == list(range(6)) and sorted(table.seed.unique()) == list(range(8))
+    assert list(table.columns) == [
+        "grid_point",
+        "learning_rate",
+        "clip_eps",
+        "seed",
+        "env_steps",
+        "metric",
+        "value",
+    ]
+    assert sorted(table.grid_point.unique()) == list(range(6)) and sorted(table.seed.unique()) == list(
+        range(8)
+    )
     final = table[table.metric == "final_return"]
     assert len(final) == 48 and (final.env_steps == 4096).all()
     point = table[(table.learning_rate == 1e-3) & (table.clip_eps == 0.2)]
@@ -164,7 +212,9 @@ def test_sweep_of_3_learning_rates_x_2_clips_x_8_seeds(tmp_path):
             assert point[stat]["low"] <= point[stat]["value"] <= point[stat]["high"]
         np.testing.assert_allclose(  # null/empty: no episode finished in the last 5% of that run
             np.array([np.nan if x is None else x for x in point["final_return"]], np.float64),
-            final[final.grid_point == point["grid_point"]].sort_values("seed").value, rtol=1e-6, equal_nan=True,
+            final[final.grid_point == point["grid_point"]].sort_values("seed").value,
+            rtol=1e-6,
+            equal_nan=True,
         )
     assert summary["probability_of_improvement"]["best"] == summary["ranking"][0]
     report = (out / "report.md").read_text()

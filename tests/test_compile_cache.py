@@ -14,8 +14,9 @@ from ppo_jax import compile_cache
 from ppo_jax.driver import ChunkedRun
 
 # 6 updates in chunks of one length (chunk_plan(6, 2) = [3, 3]): one init, one chunk program.
-TINY = dict(total_timesteps=2 * 8 * 6, num_envs=2, num_steps=8, update_epochs=1, num_minibatches=1,
-            hidden_sizes=[8])
+TINY = dict(
+    total_timesteps=2 * 8 * 6, num_envs=2, num_steps=8, update_epochs=1, num_minibatches=1, hidden_sizes=[8]
+)
 
 
 def _bits(tree):
@@ -117,7 +118,10 @@ def test_keys_follow_what_decides_the_program(monkeypatch, cache_dir):
     unpipelined.pipeline = False
     assert _names(unpipelined)[3] != base[3] and _names(unpipelined)["init"] == base["init"]
     # ppo_jax's own source, a package's version, XLA's flags.
-    for name, value in [("source_hash", lambda: "edited"), ("_PACKAGES", compile_cache._PACKAGES + ("pytest",))]:
+    for name, value in [
+        ("source_hash", lambda: "edited"),
+        ("_PACKAGES", compile_cache._PACKAGES + ("pytest",)),
+    ]:
         with monkeypatch.context() as patch:
             patch.setattr(compile_cache, name, value)
             assert _names(_run(_config())) != base

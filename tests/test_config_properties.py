@@ -11,15 +11,19 @@ from ppo_jax.config import ConfigError
 
 # Each setting: (valid values, invalid values).
 _FIELDS = {
-    "env_id": (st.sampled_from(["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar"]),
-               st.sampled_from(["Cartpole-v1", "", "Pong"])),
+    "env_id": (
+        st.sampled_from(["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar"]),
+        st.sampled_from(["Cartpole-v1", "", "Pong"]),
+    ),
     "num_envs": (st.integers(1, 4), st.integers(-1, 0)),
     "num_steps": (st.integers(1, 12), st.integers(-1, 0)),
     "num_minibatches": (st.sampled_from([1, 2]), st.integers(-1, 0)),
     "update_epochs": (st.integers(1, 2), st.integers(-1, 0)),
     "network": (st.just("mlp"), st.sampled_from(["cnn", "transformer"])),
-    "hidden_sizes": (st.lists(st.integers(1, 16), min_size=1, max_size=2),
-                     st.lists(st.integers(-2, 0), min_size=0, max_size=2)),
+    "hidden_sizes": (
+        st.lists(st.integers(1, 16), min_size=1, max_size=2),
+        st.lists(st.integers(-2, 0), min_size=0, max_size=2),
+    ),
     "activation": (st.sampled_from(["tanh", "relu"]), st.just("swish")),
     "normalize_obs": (st.booleans(), st.just("maybe")),
     "normalize_reward": (st.booleans(), st.just(3)),

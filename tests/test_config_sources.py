@@ -13,12 +13,15 @@ from ppo_jax.config import ConfigError, load_config, load_config_from
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("env_id", "CartPol-v1", "--set env_id=CartPol-v1 (on configs/cartpole.yaml): unknown 'env_id'"),
-    ("learning_rat", 0.1, "--set learning_rat=0.1: unknown setting 'learning_rat'"),
-    ("learning_rate", "fast", "--set learning_rate=fast: 'learning_rate' must be a number"),
-    ("num_minibatches", 3, "--set num_minibatches=3 (on configs/cartpole.yaml): num_envs × num_steps"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("env_id", "CartPol-v1", "--set env_id=CartPol-v1 (on configs/cartpole.yaml): unknown 'env_id'"),
+        ("learning_rat", 0.1, "--set learning_rat=0.1: unknown setting 'learning_rat'"),
+        ("learning_rate", "fast", "--set learning_rate=fast: 'learning_rate' must be a number"),
+        ("num_minibatches", 3, "--set num_minibatches=3 (on configs/cartpole.yaml): num_envs × num_steps"),
+    ],
+)
 def test_set_values_are_blamed_on_set(key, value, expected):
     with pytest.raises(ConfigError) as err:
         load_config_from(ROOT / "configs/cartpole.yaml", {key: value})
@@ -41,8 +44,22 @@ def test_a_bad_file_value_is_blamed_on_the_file_even_with_good_overrides(tmp_pat
 
 def test_cli_message_names_set():
     result = subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", "train", "configs/cartpole.yaml", "--set", "env_id=CartPol-v1",
-         "--out", "/nonexistent-dir-never-made/run"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PPO_JAX_NO_CACHE": "1"})
+        [
+            sys.executable,
+            "-m",
+            "ppo_jax.cli",
+            "train",
+            "configs/cartpole.yaml",
+            "--set",
+            "env_id=CartPol-v1",
+            "--out",
+            "/nonexistent-dir-never-made/run",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PPO_JAX_NO_CACHE": "1"},
+    )
     assert result.returncode == 2
     assert "--set env_id=CartPol-v1 (on configs/cartpole.yaml): unknown 'env_id'" in result.stderr

@@ -14,7 +14,13 @@ def _lines(console):
 
 def test_short_numbers():
     assert [short(x) for x in (950, 12_345, 499_712, 1_000_000, 73_728_000, 2.5e9)] == [
-        "950", "12.3k", "500k", "1M", "73.7M", "2.5G"]
+        "950",
+        "12.3k",
+        "500k",
+        "1M",
+        "73.7M",
+        "2.5G",
+    ]
 
 
 def test_progress_bar_fits_80_columns_with_its_total():
@@ -43,8 +49,13 @@ def test_plain_progress_lines_fit_80_columns_when_piped():
 
 def test_header_fits_80_columns_and_names_devices():
     console = Console(width=80, record=True, file=io.StringIO())
-    lines = header_lines("ppo-jax: MountainCarContinuous-v0, 16 seed(s) × 73,728,000 env steps",
-                         "576 updates of 2048 envs × 64 steps", devices=8, platform="cpu", processes=2)
+    lines = header_lines(
+        "ppo-jax: MountainCarContinuous-v0, 16 seed(s) × 73,728,000 env steps",
+        "576 updates of 2048 envs × 64 steps",
+        devices=8,
+        platform="cpu",
+        processes=2,
+    )
     for line in lines:
         console.print(line, soft_wrap=True)
     out = _lines(console)

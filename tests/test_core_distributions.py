@@ -186,9 +186,7 @@ def test_gaussian_log_prob_and_entropy_closed_form(batch_shape, seed):
 
     lp = dist.log_prob(jnp.asarray(x))
     assert lp.shape == batch_shape
-    np.testing.assert_allclose(
-        np.asarray(lp), np_gaussian_log_prob(x, mean, log_std), rtol=RTOL, atol=1e-4
-    )
+    np.testing.assert_allclose(np.asarray(lp), np_gaussian_log_prob(x, mean, log_std), rtol=RTOL, atol=1e-4)
     ent = dist.entropy()
     assert ent.shape == batch_shape
     np.testing.assert_allclose(np.asarray(ent), np_gaussian_entropy(log_std, D), rtol=RTOL, atol=ATOL)
@@ -223,8 +221,10 @@ def test_gaussian_log_std_broadcast_d_against_bd():
     lp = shared.log_prob(jnp.asarray(x))
     assert lp.shape == (B,)
     np.testing.assert_allclose(
-        np.asarray(lp), np_gaussian_log_prob(x, mean, np.broadcast_to(log_std, (B, D))),
-        rtol=RTOL, atol=1e-4,
+        np.asarray(lp),
+        np_gaussian_log_prob(x, mean, np.broadcast_to(log_std, (B, D))),
+        rtol=RTOL,
+        atol=1e-4,
     )
     np.testing.assert_allclose(np.asarray(lp), np.asarray(full.log_prob(x)), rtol=RTOL, atol=ATOL)
 

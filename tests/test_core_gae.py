@@ -61,8 +61,13 @@ def test_gae_matches_loop_reference(shape, seed, gamma, lam):
     r, v, nv, term, done = random_rollout(seed, shape)
     assert term.any() and (done & ~term).any(), "rollout should contain both kinds of ends"
     adv, ret = gae(
-        jnp.asarray(r), jnp.asarray(v), jnp.asarray(nv), jnp.asarray(term), jnp.asarray(done),
-        gamma=gamma, gae_lambda=lam,
+        jnp.asarray(r),
+        jnp.asarray(v),
+        jnp.asarray(nv),
+        jnp.asarray(term),
+        jnp.asarray(done),
+        gamma=gamma,
+        gae_lambda=lam,
     )
     ref_adv, ref_ret = reference_gae(r, v, nv, term, done, gamma, lam)
     assert adv.shape == shape and ret.shape == shape
@@ -76,8 +81,11 @@ def test_gae_float_dones_and_terms_match_bool():
     args = (jnp.asarray(r), jnp.asarray(v), jnp.asarray(nv))
     a_bool, _ = gae(*args, jnp.asarray(term), jnp.asarray(done), gamma=0.99, gae_lambda=0.9)
     a_float, _ = gae(
-        *args, jnp.asarray(term, jnp.float32), jnp.asarray(done, jnp.float32),
-        gamma=0.99, gae_lambda=0.9,
+        *args,
+        jnp.asarray(term, jnp.float32),
+        jnp.asarray(done, jnp.float32),
+        gamma=0.99,
+        gae_lambda=0.9,
     )
     np.testing.assert_array_equal(np.asarray(a_bool), np.asarray(a_float))
 
@@ -98,8 +106,13 @@ def test_gae_hand_computed_tiny_case():
 
     # Same, but step 1 is a termination: no bootstrap, δ1 = 2 - 1 = 1.
     adv_t, _ = gae(
-        rewards, values, next_values, jnp.array([0.0, 1.0, 0.0]), dones,
-        gamma=gamma, gae_lambda=lam,
+        rewards,
+        values,
+        next_values,
+        jnp.array([0.0, 1.0, 0.0]),
+        dones,
+        gamma=gamma,
+        gae_lambda=lam,
     )
     np.testing.assert_allclose(np.asarray(adv_t), [1.25, 1.0, 3.0], rtol=RTOL, atol=ATOL)
 
@@ -141,9 +154,7 @@ def test_truncation_bootstraps_from_final_observation_value():
     # propagated difference of A_k.
     diff_k = adv[k] - adv_term[k]
     np.testing.assert_allclose(diff_k, gamma * final_obs_value, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(
-        adv[k - 1] - adv_term[k - 1], gamma * lam * diff_k, rtol=RTOL, atol=ATOL
-    )
+    np.testing.assert_allclose(adv[k - 1] - adv_term[k - 1], gamma * lam * diff_k, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("shape", [(20,), (15, 3)])

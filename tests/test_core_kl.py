@@ -51,7 +51,9 @@ def test_penalty_vmapped_over_coefficients():
     betas = np.array([0.0, 0.1, 1.0, 3.0], np.float32)
     got, _ = jax.vmap(kl_penalty, in_axes=(None, None, None, 0))(r, log_p, ref_log_p, betas)
     for i, beta in enumerate(betas):
-        np.testing.assert_allclose(got[i], reference_penalty(r, log_p, ref_log_p, beta)[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            got[i], reference_penalty(r, log_p, ref_log_p, beta)[0], rtol=1e-5, atol=1e-5
+        )
     np.testing.assert_array_equal(got[0], r)  # β = 0: the reward itself, bit for bit
 
 

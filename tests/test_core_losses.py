@@ -168,7 +168,9 @@ def test_surrogate_jit_and_vmap():
     for i in range(4):
         np.testing.assert_allclose(
             float(jitted(new[i], old[i], adv[i], eps)),
-            ref_surrogate(new[i], old[i], adv[i], eps), rtol=RTOL, atol=ATOL,
+            ref_surrogate(new[i], old[i], adv[i], eps),
+            rtol=RTOL,
+            atol=ATOL,
         )
     vm = jax.jit(jax.vmap(clipped_surrogate_loss, in_axes=(0, 0, 0, None)))(new, old, adv, eps)
     assert vm.shape == (4,)
@@ -178,8 +180,10 @@ def test_surrogate_jit_and_vmap():
     grads = jax.vmap(jax.grad(clipped_surrogate_loss), in_axes=(0, 0, 0, None))(new, old, adv, eps)
     for i in range(4):
         np.testing.assert_allclose(
-            np.asarray(grads[i]), ref_surrogate_grad(new[i], old[i], adv[i], eps),
-            rtol=1e-4, atol=1e-7,
+            np.asarray(grads[i]),
+            ref_surrogate_grad(new[i], old[i], adv[i], eps),
+            rtol=1e-4,
+            atol=1e-7,
         )
 
 
@@ -203,9 +207,7 @@ def test_value_loss_plain_matches_reference(seed):
     assert loss.shape == ()
     np.testing.assert_allclose(float(loss), ref_value_loss(values, targets), rtol=RTOL, atol=ATOL)
     # old_values are ignored without a clip coefficient.
-    np.testing.assert_allclose(
-        float(value_loss(values, targets, old_values)), float(loss), rtol=0, atol=0
-    )
+    np.testing.assert_allclose(float(value_loss(values, targets, old_values)), float(loss), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -248,7 +250,9 @@ def test_value_loss_jit_and_vmap():
     jitted = jax.jit(value_loss)
     np.testing.assert_allclose(
         float(jitted(values[0], targets[0], old[0], 0.2)),
-        ref_value_loss(values[0], targets[0], old[0], 0.2), rtol=RTOL, atol=ATOL,
+        ref_value_loss(values[0], targets[0], old[0], 0.2),
+        rtol=RTOL,
+        atol=ATOL,
     )
     vm = jax.vmap(value_loss, in_axes=(0, 0, 0, None))(values, targets, old, 0.2)
     expected = [ref_value_loss(values[i], targets[i], old[i], 0.2) for i in range(3)]
@@ -319,8 +323,10 @@ def test_kl_and_clip_fraction_jit_and_vmap():
     )
     cf = jax.jit(jax.vmap(clip_fraction, in_axes=(0, 0, None)))(new, old, 0.2)
     np.testing.assert_allclose(
-        np.asarray(cf), [ref_clip_fraction(new[i], old[i], 0.2) for i in range(3)],
-        rtol=RTOL, atol=ATOL,
+        np.asarray(cf),
+        [ref_clip_fraction(new[i], old[i], 0.2) for i in range(3)],
+        rtol=RTOL,
+        atol=ATOL,
     )
 
 

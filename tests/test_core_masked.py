@@ -71,6 +71,7 @@ def test_gradients_are_finite_and_skip_the_masked_logits():
     # on the valid logits: the reference gradient by central differences in float64
     p_eps = 1e-3
     for row, col in zip(*np.nonzero(mask)):
+
         def f(delta):
             lg = logits.astype(np.float64).copy()
             lg[row, col] += delta

@@ -92,7 +92,7 @@ def test_sequential_updates_equal_stats_of_concatenation():
 @pytest.mark.parametrize("chunks", [2, 5, 16])
 def test_chunked_merge_equals_merge_at_once(chunks):
     rng = np.random.default_rng(4)
-    data = (rng.normal(size=(80, 3)) * np.array([1.0, 5.0, 0.1]) + np.array([0.0, -3.0, 8.0]))
+    data = rng.normal(size=(80, 3)) * np.array([1.0, 5.0, 0.1]) + np.array([0.0, -3.0, 8.0])
     data = data.astype(np.float32)
     # Start from a non-trivial state so the merge formula is exercised fully.
     start = rms_update(rms_init((3,)), jnp.asarray(rng.normal(size=(10, 3)).astype(np.float32)))
@@ -186,7 +186,7 @@ def test_normalize_clips():
 
 def test_normalized_data_has_zero_mean_unit_variance():
     rng = np.random.default_rng(9)
-    data = (rng.normal(size=(500, 3)) * np.array([0.1, 3.0, 20.0]) + np.array([5.0, -1.0, 0.0]))
+    data = rng.normal(size=(500, 3)) * np.array([0.1, 3.0, 20.0]) + np.array([5.0, -1.0, 0.0])
     data = data.astype(np.float32)
     state = rms_update(rms_init((3,), epsilon=1e-12), jnp.asarray(data))
     z = np.asarray(normalize(state, jnp.asarray(data), clip=1e6), np.float64)
@@ -210,7 +210,9 @@ def test_scale_formula():
     xb = rng.normal(size=(4, 3)).astype(np.float32)
     np.testing.assert_allclose(
         np.asarray(scale(vstate, jnp.asarray(xb))),
-        xb / np.sqrt(np.asarray(vstate.var, np.float64) + 1e-8), rtol=RTOL, atol=ATOL,
+        xb / np.sqrt(np.asarray(vstate.var, np.float64) + 1e-8),
+        rtol=RTOL,
+        atol=ATOL,
     )
     # Sign is preserved and zero maps to zero.
     assert float(scale(state, jnp.asarray(0.0))) == 0.0

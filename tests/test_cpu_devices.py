@@ -23,8 +23,14 @@ TINY = ["--set", "total_timesteps=2048", "--set", "num_envs=4", "--set", "num_st
 
 def _cli(*args):
     env = {**os.environ, "XLA_FLAGS": TEST_XLA_FLAGS}  # no device count: the CLI's default split
-    result = subprocess.run([sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600, env={**env, "PPO_JAX_NO_CACHE": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "PPO_JAX_NO_CACHE": "1"},
+    )
     assert result.returncode == 0, result.stderr
     return result
 
@@ -44,13 +50,35 @@ def _close(a, b, columns):
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores for the default to split")
 def test_train_default_devices_match_one_device(tmp_path):
-    _cli("train", "configs/cartpole.yaml", "--seeds", "2", "--out", str(tmp_path / "many"), "--no-tensorboard", *TINY)
-    _cli("train", "configs/cartpole.yaml", "--seeds", "2", "--out", str(tmp_path / "one"), "--no-tensorboard",
-         "--cpu-devices", "1", *TINY)
+    _cli(
+        "train",
+        "configs/cartpole.yaml",
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path / "many"),
+        "--no-tensorboard",
+        *TINY,
+    )
+    _cli(
+        "train",
+        "configs/cartpole.yaml",
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path / "one"),
+        "--no-tensorboard",
+        "--cpu-devices",
+        "1",
+        *TINY,
+    )
     many, one = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("many", "one"))
     assert many["devices"] == 2 and one["devices"] == 1
-    _close(_rows(tmp_path / "many" / "metrics.csv"), _rows(tmp_path / "one" / "metrics.csv"),
-           ["env_steps", "episode_return", "episodes", "value_loss", "approx_kl"])
+    _close(
+        _rows(tmp_path / "many" / "metrics.csv"),
+        _rows(tmp_path / "one" / "metrics.csv"),
+        ["env_steps", "episode_return", "episodes", "value_loss", "approx_kl"],
+    )
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores for the default to split")
@@ -62,19 +90,37 @@ def test_sweep_default_devices_match_one_device(tmp_path):
     assert many["devices"] == 2 and one["devices"] == 1
     rows_many, rows_one = _rows(tmp_path / "many" / "results.csv"), _rows(tmp_path / "one" / "results.csv")
     assert [{k: v for k, v in r.items() if k != "value"} for r in rows_many] == [
-        {k: v for k, v in r.items() if k != "value"} for r in rows_one]
+        {k: v for k, v in r.items() if k != "value"} for r in rows_one
+    ]
     _close(rows_many, rows_one, ["value"])
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores for the default to split")
 def test_run_on_two_devices_stopped_by_ctrl_c_and_resumed_is_bitwise_the_uninterrupted_one(tmp_path, cli_env):
     # 2 seeds, one per device; 400 updates, so that Ctrl-C at the first progress line lands mid-run
-    args = ["train", "configs/cartpole.yaml", "--seeds", "2", "--no-tensorboard", "--set", "total_timesteps=51200",
-            "--set", "num_envs=4", "--set", "num_steps=32"]
+    args = [
+        "train",
+        "configs/cartpole.yaml",
+        "--seeds",
+        "2",
+        "--no-tensorboard",
+        "--set",
+        "total_timesteps=51200",
+        "--set",
+        "num_envs=4",
+        "--set",
+        "num_steps=32",
+    ]
     full, part = tmp_path / "full", tmp_path / "part"
     env = {**cli_env, "XLA_FLAGS": TEST_XLA_FLAGS}  # no device count: the CLI's default split
-    done = subprocess.run([sys.executable, "-m", "ppo_jax.cli", *args, "--out", str(full), "--no-progress"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", *args, "--out", str(full), "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
 
     code, err = interrupt_cli([*args, "--out", str(part)], signal.SIGINT, env, timeout=600)
@@ -82,8 +128,14 @@ def test_run_on_two_devices_stopped_by_ctrl_c_and_resumed_is_bitwise_the_uninter
     summary = json.loads((part / "summary.json").read_text())
     assert summary["devices"] == 2 and 0 < summary["stopped"]["update"] < 400
 
-    resumed = subprocess.run([sys.executable, "-m", "ppo_jax.cli", "train", "--resume", str(part), "--no-progress"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", "train", "--resume", str(part), "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((part / "summary.json").read_text())["devices"] == 2
     a, b = ppo_jax.load_run(part), ppo_jax.load_run(full)

@@ -51,10 +51,14 @@ def test_normalize_advantages_and_rms_and_ev_over_shares():
     split = jax.vmap(lambda a: core.normalize_advantages(a, axis_name=AXIS), axis_name=AXIS)(_shares(adv))
     np.testing.assert_allclose(split.reshape(-1), whole, rtol=1e-5, atol=1e-6)
 
-    obs = jax.random.normal(keys[1], (8, 6, 4)) * 2 + jnp.arange(6.0)[None, :, None]  # [T, B, F], envs on axis 1
+    obs = (
+        jax.random.normal(keys[1], (8, 6, 4)) * 2 + jnp.arange(6.0)[None, :, None]
+    )  # [T, B, F], envs on axis 1
     state = core.rms_update(core.rms_init((4,)), jnp.ones((3, 4)))
     whole = core.rms_update(state, obs)
-    split = jax.vmap(lambda o: core.rms_update(state, o, AXIS), in_axes=1, axis_name=AXIS)(obs.reshape(8, 2, 3, 4))
+    split = jax.vmap(lambda o: core.rms_update(state, o, AXIS), in_axes=1, axis_name=AXIS)(
+        obs.reshape(8, 2, 3, 4)
+    )
     for a, b in zip(whole, split):
         np.testing.assert_allclose(b[0], a, rtol=1e-5)
         np.testing.assert_allclose(b[1], a, rtol=1e-5)
@@ -62,7 +66,8 @@ def test_normalize_advantages_and_rms_and_ev_over_shares():
     value, target = jax.random.normal(keys[2], (2, 40))
     whole = core.explained_variance(value, target + value)
     split = jax.vmap(lambda v, t: core.explained_variance(v, t, AXIS), axis_name=AXIS)(
-        _shares(value), _shares(target + value))
+        _shares(value), _shares(target + value)
+    )
     np.testing.assert_allclose(split, [whole, whole], rtol=1e-5)
 
 
@@ -82,8 +87,9 @@ def test_update_over_shares_equals_the_whole_minibatch():
     """One minibatch (its order then does not matter): the averaged update on two
     shares is the update on the whole, the clipping (max_grad_norm well below the
     gradient's norm) applied to the average."""
-    config = PPOConfig(env_id="CartPole-v1", num_envs=4, num_steps=16, num_minibatches=1, update_epochs=2,
-                       max_grad_norm=0.05)
+    config = PPOConfig(
+        env_id="CartPole-v1", num_envs=4, num_steps=16, num_minibatches=1, update_epochs=2, max_grad_norm=0.05
+    )
     program = build(config)
     hp = config.hyperparams()
     params = program.networks.init(jax.random.PRNGKey(2))
@@ -92,12 +98,22 @@ def test_update_over_shares_equals_the_whole_minibatch():
 
     def run(b, axis_name):
         options = UpdateOptions.from_config(config, axis_name)
-        return update(jax.random.PRNGKey(4), params, tx.init(params), b, hp, 1e-3, tx=tx,
-                      networks=program.networks, options=options)
+        return update(
+            jax.random.PRNGKey(4),
+            params,
+            tx.init(params),
+            b,
+            hp,
+            1e-3,
+            tx=tx,
+            networks=program.networks,
+            options=options,
+        )
 
     whole_params, _, whole_metrics = jax.jit(lambda b: run(b, None))(batch)
     split_params, _, split_metrics = jax.jit(jax.vmap(lambda b: run(b, AXIS), axis_name=AXIS))(
-        jax.tree.map(_shares, batch))
+        jax.tree.map(_shares, batch)
+    )
     for a, b in zip(jax.tree.leaves(whole_params), jax.tree.leaves(split_params)):
         np.testing.assert_array_equal(b[0], b[1])  # the same on every device
         np.testing.assert_allclose(b[0], a, rtol=2e-5, atol=2e-6)
@@ -115,8 +131,9 @@ def test_check_shards():
         check_shards(config.replace(num_envs=4, num_steps=2, num_minibatches=8), EnvShards(2))
 
 
-TINY = dict(env_id="CartPole-v1", total_timesteps=4096, num_envs=8, num_steps=32, num_minibatches=4,
-            update_epochs=2)
+TINY = dict(
+    env_id="CartPole-v1", total_timesteps=4096, num_envs=8, num_steps=32, num_minibatches=4, update_epochs=2
+)
 
 
 def test_one_device_equals_the_seed_split_program():
@@ -160,17 +177,42 @@ assert late > 2 * early and late > 100, (early, late)
 def test_two_devices_keep_one_agent_and_learn():
     code = textwrap.dedent(TWO_DEVICES).format(tiny=TINY)
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "XLA_FLAGS": flags, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "XLA_FLAGS": flags, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def _cli(tmp_path, *args):
     env = {**os.environ, "PPO_JAX_NO_CACHE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "ppo_jax.cli", "train", "configs/cartpole.yaml", "--cpu-devices", "2",
-                           "--out", str(tmp_path / "run"), "--no-tensorboard", "--no-progress",
-                           "--set", "total_timesteps=1024", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ppo_jax.cli",
+            "train",
+            "configs/cartpole.yaml",
+            "--cpu-devices",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-tensorboard",
+            "--no-progress",
+            "--set",
+            "total_timesteps=1024",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
 
 
 def test_cli_data_parallel(tmp_path):

@@ -36,7 +36,9 @@ def test_step_with_matches_gymnax_step(env_id):
         if vec.spec.discrete:
             action = jax.random.randint(jax.random.fold_in(key, 1), (num_envs,), 0, vec.spec.action_dim)
         else:
-            action = jax.random.uniform(jax.random.fold_in(key, 1), (num_envs, vec.spec.action_dim), minval=-3, maxval=3)
+            action = jax.random.uniform(
+                jax.random.fold_in(key, 1), (num_envs, vec.spec.action_dim), minval=-3, maxval=3
+            )
         gym = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, gym_state, vec.to_env_action(action), params)
         split = jax.vmap(jax.random.split)(keys)  # what gymnax does with each key
         ours = vec.step_with(split[:, 0], vec.reset_states(split[:, 1]), state, action)
@@ -52,7 +54,9 @@ def test_step_with_matches_gymnax_step(env_id):
             same(ours, theirs)
         same(result.reward, np.asarray(reward, np.float32))
         np.testing.assert_array_equal(result.terminated, np.asarray(terminated, bool))
-        np.testing.assert_array_equal(result.truncated, np.asarray(truncated, bool) & ~np.asarray(terminated, bool))
+        np.testing.assert_array_equal(
+            result.truncated, np.asarray(truncated, bool) & ~np.asarray(terminated, bool)
+        )
         same(result.final_obs, np.asarray(info["final_observation"], np.float32))
         ended += int(np.sum(np.asarray(terminated) | np.asarray(truncated)))
     if env_id == "CartPole-v1":
@@ -71,6 +75,6 @@ def test_reset_states_any_batch_shape():
 def test_env_with_own_step_is_refused():
     from gymnax.environments.environment import Environment
 
-    assert all(
-        type(VecEnv(env_id).env).step is Environment.step for env_id in ENVS
-    ), "VecEnv.step_with reimplements gymnax's Environment.step; an env with its own step needs its own path"
+    assert all(type(VecEnv(env_id).env).step is Environment.step for env_id in ENVS), (
+        "VecEnv.step_with reimplements gymnax's Environment.step; an env with its own step needs its own path"
+    )

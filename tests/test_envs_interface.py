@@ -113,25 +113,34 @@ def test_train_env_option_takes_suite_and_import_path_ids(monkeypatch, tmp_path)
     """``ppo-jax train --env ID`` builds its defaults from any id form, and names the extra of a missing suite."""
     from ppo_jax.config import env_defaults
 
-    assert env_defaults("tests.test_envs_interface:MaskedGrid") == {"env_id": "tests.test_envs_interface:MaskedGrid"}
+    assert env_defaults("tests.test_envs_interface:MaskedGrid") == {
+        "env_id": "tests.test_envs_interface:MaskedGrid"
+    }
     (tmp_path / "fake_suite_adapter2.py").write_text("import a_suite_package_that_is_not_installed\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(envs.SUITES, "fakesuite", ("fake_suite_adapter2", "fakesuite"))
-    with pytest.raises(ConfigError, match=r'--env: suite .fakesuite. needs its package.*pip install -e "\.\[fakesuite\]"'):
+    with pytest.raises(
+        ConfigError, match=r'--env: suite .fakesuite. needs its package.*pip install -e "\.\[fakesuite\]"'
+    ):
         env_defaults("fakesuite:Anything")
     with pytest.raises(ConfigError, match="unknown suite 'jumaji'"):
         env_defaults("jumaji:Snake-v1")
 
 
 def test_env_kwargs_reach_the_constructor():
-    config = ppo_jax.load_config(None, env_id="tests.test_envs_interface:MaskedGrid", env_kwargs={},
-                                 max_episode_steps=20)
+    config = ppo_jax.load_config(
+        None, env_id="tests.test_envs_interface:MaskedGrid", env_kwargs={}, max_episode_steps=20
+    )
     assert config.env_kwargs == {}
-    with pytest.raises(ConfigError, match=r"MaskedGrid\(\*\*env_kwargs\) with env_kwargs \{'size': 3\} failed"):
-        ppo_jax.load_config(None, env_id="tests.test_envs_interface:MaskedGrid", env_kwargs={"size": 3},
-                            max_episode_steps=20)
-    config = ppo_jax.load_config(None, env_id="tests.test_envs_interface:make_grid", env_kwargs={"size": 8},
-                                 max_episode_steps=20)
+    with pytest.raises(
+        ConfigError, match=r"MaskedGrid\(\*\*env_kwargs\) with env_kwargs \{'size': 3\} failed"
+    ):
+        ppo_jax.load_config(
+            None, env_id="tests.test_envs_interface:MaskedGrid", env_kwargs={"size": 3}, max_episode_steps=20
+        )
+    config = ppo_jax.load_config(
+        None, env_id="tests.test_envs_interface:make_grid", env_kwargs={"size": 8}, max_episode_steps=20
+    )
     assert VecEnv.from_config(config).spec.obs_shape == (9,)  # one-hot of 8 cells, and the time
     # from --set: a YAML mapping in a string
     config = ppo_jax.load_config(None, env_id="CartPole-v1", env_kwargs="{}")
@@ -143,8 +152,9 @@ def test_env_kwargs_reach_the_constructor():
 def test_gymnax_env_kwargs_are_passed():
     """gymnax's MinAtar envs take ``use_minimal_action_set`` in their constructor."""
     full = envs.VecEnv.from_config(ppo_jax.load_config(None, env_id="Breakout-MinAtar", network="cnn"))
-    config = ppo_jax.load_config(None, env_id="Breakout-MinAtar", network="cnn",
-                                 env_kwargs={"use_minimal_action_set": False})
+    config = ppo_jax.load_config(
+        None, env_id="Breakout-MinAtar", network="cnn", env_kwargs={"use_minimal_action_set": False}
+    )
     assert config.to_dict()["env_kwargs"] == {"use_minimal_action_set": False}
     assert envs.VecEnv.from_config(config).spec.action_dim > full.spec.action_dim
 
@@ -289,8 +299,16 @@ def test_action_masks_reach_sampling_log_prob_and_the_update():
     from ppo_jax.rollout import RolloutOptions
 
     _, _, traj, _ = jax.jit(
-        lambda k, p, e, n: collect(k, p, e, n, hp.gamma, networks=program.networks, vec_env=program.vec_env,
-                                   options=RolloutOptions(config.num_steps, False, False))
+        lambda k, p, e, n: collect(
+            k,
+            p,
+            e,
+            n,
+            hp.gamma,
+            networks=program.networks,
+            vec_env=program.vec_env,
+            options=RolloutOptions(config.num_steps, False, False),
+        )
     )(jax.random.PRNGKey(1), params, state.env, state.norm)
     mask, action = np.asarray(traj.action_mask), np.asarray(traj.action)
     picked = np.take_along_axis(mask, action[..., None], -1)[..., 0]
@@ -302,9 +320,15 @@ def test_action_masks_reach_sampling_log_prob_and_the_update():
     expected = np.log(np.take_along_axis(e / e.sum(-1, keepdims=True), action[..., None], -1)[..., 0])
     np.testing.assert_allclose(traj.log_prob, expected, rtol=1e-4, atol=1e-4)
     flat = lambda x: x.reshape((-1,) + x.shape[2:])
-    batch = Batch(obs=flat(traj.obs), action=flat(traj.action), log_prob=flat(traj.log_prob),
-                  value=flat(traj.value), advantage=flat(traj.value), target=flat(traj.value),
-                  action_mask=flat(traj.action_mask))
+    batch = Batch(
+        obs=flat(traj.obs),
+        action=flat(traj.action),
+        log_prob=flat(traj.log_prob),
+        value=flat(traj.value),
+        advantage=flat(traj.value),
+        target=flat(traj.value),
+        action_mask=flat(traj.action_mask),
+    )
     from ppo_jax.update import UpdateOptions
 
     _, aux = ppo_loss(params, batch, hp, program.networks, UpdateOptions.from_config(config))

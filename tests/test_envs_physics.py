@@ -26,7 +26,9 @@ def _reset_key(step_key):
 
 
 def _where(done, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - done.ndim)), a, b), new, old)
+    return jax.tree.map(
+        lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - done.ndim)), a, b), new, old
+    )
 
 
 def _play_ours(env, params, reset_keys, step_keys, actions, start=None):
@@ -80,7 +82,9 @@ def _compare(ours, ref, tol=1e-4):
     ours_episodes = _episodes(reward, terminated | truncated)
     ref_episodes = _episodes(ref_reward, ref_terminated | ref_truncated)
     assert [e[:2] + (e[3],) for e in ours_episodes] == [e[:2] + (e[3],) for e in ref_episodes]
-    np.testing.assert_allclose([e[2] for e in ours_episodes], [e[2] for e in ref_episodes], rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        [e[2] for e in ours_episodes], [e[2] for e in ref_episodes], rtol=tol, atol=tol
+    )
     return ours_episodes
 
 
@@ -161,7 +165,9 @@ def test_brax_make_refuses_bad_names_and_backends():
 
     with pytest.raises(ValueError, match="not one of Brax's environments.*ant"):
         brax_adapter.make("antt")
-    with pytest.raises(ValueError, match="backend 'mujoco' is not one of mjx, generalized, positional, spring"):
+    with pytest.raises(
+        ValueError, match="backend 'mujoco' is not one of mjx, generalized, positional, spring"
+    ):
         brax_adapter.make("ant", backend="mujoco")
 
 
@@ -178,10 +184,14 @@ def test_playground_adapter_matches_playground_step():
     # CartpoleBalance ends only on a non-finite state; env 0 starts from one, so its
     # first episode terminates at its first step. The others are cut at 10 steps.
     def poison(suite_state):  # NaN velocities: env 0's of a batch, or every one of a single state
-        return suite_state.replace(data=suite_state.data.replace(qvel=suite_state.data.qvel.at[0].set(jnp.nan)))
+        return suite_state.replace(
+            data=suite_state.data.replace(qvel=suite_state.data.qvel.at[0].set(jnp.nan))
+        )
 
     def poison_one(suite_state):
-        return suite_state.replace(data=suite_state.data.replace(qvel=jnp.full_like(suite_state.data.qvel, jnp.nan)))
+        return suite_state.replace(
+            data=suite_state.data.replace(qvel=jnp.full_like(suite_state.data.qvel, jnp.nan))
+        )
 
     def start(state):
         if hasattr(state, "data"):  # the suite's own State
@@ -252,7 +262,9 @@ def test_craftax_adapter_matches_craftax_step():
             position = stepped.player_position
             in_lava = jax.vmap(lambda m, p: m[p[0], p[1]])(stepped.map, position) == BlockType.LAVA.value
             terminated = (stepped.player_health <= 0) | in_lava
-            fresh_obs, fresh = jax.vmap(raw.reset_env, in_axes=(0, None))(jax.vmap(_reset_key)(keys), raw_params)
+            fresh_obs, fresh = jax.vmap(raw.reset_env, in_axes=(0, None))(
+                jax.vmap(_reset_key)(keys), raw_params
+            )
             state = _where(done, fresh, stepped)
             return state, (_where(done, fresh_obs, obs), reward, terminated, done & ~terminated, obs)
 

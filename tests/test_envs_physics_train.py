@@ -28,8 +28,14 @@ ROOT = Path(__file__).parent.parent
 
 # Small, cheap members of each suite, with a short time limit so that episodes end.
 SUITES = {
-    "brax": ("brax", dict(env_id="brax:inverted_pendulum", env_kwargs={"backend": "spring", "episode_length": 50})),
-    "playground": ("mujoco_playground", dict(env_id="playground:CartpoleBalance", env_kwargs={"episode_length": 50})),
+    "brax": (
+        "brax",
+        dict(env_id="brax:inverted_pendulum", env_kwargs={"backend": "spring", "episode_length": 50}),
+    ),
+    "playground": (
+        "mujoco_playground",
+        dict(env_id="playground:CartpoleBalance", env_kwargs={"episode_length": 50}),
+    ),
     "craftax": ("craftax", dict(env_id="craftax:Craftax-Classic-Symbolic-v1", max_episode_steps=50)),
 }
 TINY = dict(total_timesteps=256, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1)
@@ -53,8 +59,14 @@ def test_a_few_updates_through_make_train_have_finite_metrics(suite):
 
 
 def _cli(args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1200, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow
@@ -67,9 +79,24 @@ def test_cli_checkpoint_resume_and_eval(suite, tmp_path, cli_env):
     config = tmp_path / f"{suite}.yaml"
     config.write_text(yaml.safe_dump({**settings, **TINY, "total_timesteps": 20 * 128}))
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ppo_jax.cli", "train", str(config), "--out", str(out),
-                             "--checkpoint-every", "0"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=cli_env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ppo_jax.cli",
+            "train",
+            str(config),
+            "--out",
+            str(out),
+            "--checkpoint-every",
+            "0",
+        ],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env,
+    )
     lines = []
     for line in proc.stderr:  # plain progress lines, one per 10% of training
         lines.append(line)

@@ -22,7 +22,9 @@ def np_flatten(observation):
     if not isinstance(observation, dict):
         return np.ravel(np.asarray(observation, np.float32)), None
     mask = observation.get("action_mask")
-    parts = [np.ravel(np.asarray(observation[k], np.float32)) for k in sorted(observation) if k != "action_mask"]
+    parts = [
+        np.ravel(np.asarray(observation[k], np.float32)) for k in sorted(observation) if k != "action_mask"
+    ]
     return np.concatenate(parts), None if mask is None else np.asarray(mask, bool)
 
 
@@ -150,8 +152,10 @@ def test_xminigrid_max_episode_steps_reaches_the_suite():
 def test_suite_envs_train_a_few_updates():
     """One tiny run per installed suite: the whole program compiles and its numbers are finite."""
     ids = []
-    for module, env_id, extra in (("jumanji", "jumanji:Snake-v1", {"env_kwargs": {"num_rows": 5, "num_cols": 5}}),
-                                  ("xminigrid", "xminigrid:MiniGrid-Empty-6x6", {})):
+    for module, env_id, extra in (
+        ("jumanji", "jumanji:Snake-v1", {"env_kwargs": {"num_rows": 5, "num_cols": 5}}),
+        ("xminigrid", "xminigrid:MiniGrid-Empty-6x6", {}),
+    ):
         try:
             __import__(module)
         except ImportError:
@@ -160,8 +164,16 @@ def test_suite_envs_train_a_few_updates():
     if not ids:
         pytest.skip("no suite extra installed")
     for env_id, extra in ids:
-        config = ppo_jax.load_config(None, env_id=env_id, total_timesteps=256, num_envs=4, num_steps=32,
-                                     num_minibatches=2, update_epochs=1, **extra)
+        config = ppo_jax.load_config(
+            None,
+            env_id=env_id,
+            total_timesteps=256,
+            num_envs=4,
+            num_steps=32,
+            num_minibatches=2,
+            update_epochs=1,
+            **extra,
+        )
         _, metrics = jax.jit(ppo_jax.make_train(config))(jax.random.PRNGKey(0))
         for name in ("policy_loss", "value_loss", "entropy"):
             assert np.isfinite(np.asarray(metrics[name])).all(), (env_id, name)
@@ -202,10 +214,32 @@ def test_xminigrid_render_writes_a_gif_drawn_by_the_suite(tmp_path, capsys):
     from ppo_jax import cli, render
 
     run_dir = tmp_path / "run"
-    assert cli.main(["train", "--env", "xminigrid:MiniGrid-Empty-5x5", "--out", str(run_dir), "--no-progress",
-                     "--no-tensorboard", "--set", "total_timesteps=128", "--set", "num_envs=4",
-                     "--set", "num_steps=32", "--set", "num_minibatches=2", "--set", "update_epochs=1",
-                     "--set", "hidden_sizes=[16]"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--env",
+                "xminigrid:MiniGrid-Empty-5x5",
+                "--out",
+                str(run_dir),
+                "--no-progress",
+                "--no-tensorboard",
+                "--set",
+                "total_timesteps=128",
+                "--set",
+                "num_envs=4",
+                "--set",
+                "num_steps=32",
+                "--set",
+                "num_minibatches=2",
+                "--set",
+                "update_epochs=1",
+                "--set",
+                "hidden_sizes=[16]",
+            ]
+        )
+        == 0
+    )
     gif = tmp_path / "policy.gif"
     assert cli.main(["render", str(run_dir), "--out", str(gif), "--max-steps", "12"]) == 0
     capsys.readouterr()

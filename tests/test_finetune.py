@@ -22,14 +22,25 @@ from ppo_jax.reference import load_reference, load_start
 from ppo_jax.rollout import RolloutOptions, collect
 from ppo_jax.update import make_optimizer
 
-TINY = dict(total_timesteps=4 * 16 * 2, num_envs=4, num_steps=16, update_epochs=1, num_minibatches=2,
-            normalize_obs=True, normalize_reward=True)
+TINY = dict(
+    total_timesteps=4 * 16 * 2,
+    num_envs=4,
+    num_steps=16,
+    update_epochs=1,
+    num_minibatches=2,
+    normalize_obs=True,
+    normalize_reward=True,
+)
 
 
 def _bits_equal(a, b):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         x, y = np.asarray(x), np.asarray(y)
-        assert x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x.reshape(-1).view(np.uint8), y.reshape(-1).view(np.uint8))
+        assert (
+            x.shape == y.shape
+            and x.dtype == y.dtype
+            and np.array_equal(x.reshape(-1).view(np.uint8), y.reshape(-1).view(np.uint8))
+        )
 
 
 def _randomized(state, seed):
@@ -37,10 +48,14 @@ def _randomized(state, seed):
     leaves, tree = jax.tree.flatten(state.params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
     params = jax.tree.unflatten(tree, [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
-    obs = core.RunningMeanStd(mean=state.norm.obs.mean + jnp.arange(4.0)[None], var=state.norm.obs.var * 3.0,
-                              count=state.norm.obs.count + 100.0)
-    ret = core.RunningMeanStd(mean=state.norm.ret.mean + 1.0, var=state.norm.ret.var * 5.0,
-                              count=state.norm.ret.count + 7.0)
+    obs = core.RunningMeanStd(
+        mean=state.norm.obs.mean + jnp.arange(4.0)[None],
+        var=state.norm.obs.var * 3.0,
+        count=state.norm.obs.count + 100.0,
+    )
+    ret = core.RunningMeanStd(
+        mean=state.norm.ret.mean + 1.0, var=state.norm.ret.var * 5.0, count=state.norm.ret.count + 7.0
+    )
     return state.replace(params=params, norm=state.norm.replace(obs=obs, ret=ret))
 
 
@@ -82,7 +97,8 @@ def test_beta_zero_equals_a_plain_fine_tune(saved_run):
     reference = load_reference(run_dir, config, seed=1)  # another policy than the start
     plain_state, plain = jax.jit(ppo_jax.make_train(config, init_from=start))(jax.random.PRNGKey(4))
     leashed_state, leashed = jax.jit(ppo_jax.make_train(config, init_from=start, reference=reference))(
-        jax.random.PRNGKey(4))
+        jax.random.PRNGKey(4)
+    )
     _bits_equal(leashed_state.params, plain_state.params)
     _bits_equal(leashed_state.norm, plain_state.norm)
     assert np.all(np.isnan(plain["kl_ref"]))  # no reference: no KL to report
@@ -100,9 +116,20 @@ def test_rollout_penalty_matches_numpy_with_the_references_own_statistics(saved_
     assert reference.obs_norm is not None  # the learner sees raw observations, the reference its own scale
     beta = 0.7
     options = RolloutOptions(num_steps=config.num_steps, normalize_obs=False, normalize_reward=False)
-    rollout = jax.jit(lambda key: collect(key, state.params, state.env, state.norm, 0.99, networks=program.networks,
-                                          vec_env=program.vec_env, options=options, reference=reference,
-                                          kl_coef=beta))
+    rollout = jax.jit(
+        lambda key: collect(
+            key,
+            state.params,
+            state.env,
+            state.norm,
+            0.99,
+            networks=program.networks,
+            vec_env=program.vec_env,
+            options=options,
+            reference=reference,
+            kl_coef=beta,
+        )
+    )
     _, _, traj, _ = rollout(jax.random.PRNGKey(1))
     ref_dist, _ = program.networks.apply(reference.params, core.normalize(reference.obs_norm, traj.obs))
     ref_log_prob = np.asarray(ref_dist.log_prob(traj.action), np.float64)
@@ -117,17 +144,33 @@ def test_rollout_penalty_matches_numpy_with_the_references_own_statistics(saved_
 
 def test_adaptive_beta_moves_toward_the_target_gaussian_vmapped():
     config = ppo_jax.load_config(
-        None, env_id="Pendulum-v1", total_timesteps=4 * 16 * 5, num_envs=4, num_steps=16, update_epochs=1,
-        num_minibatches=2, kl_ref_coef=0.1, kl_ref_target=1.0, kl_ref_horizon=640.0,
+        None,
+        env_id="Pendulum-v1",
+        total_timesteps=4 * 16 * 5,
+        num_envs=4,
+        num_steps=16,
+        update_epochs=1,
+        num_minibatches=2,
+        kl_ref_coef=0.1,
+        kl_ref_target=1.0,
+        kl_ref_horizon=640.0,
     )
     networks = ppo_jax.build(config).networks
     params = networks.init(jax.random.PRNGKey(5))
     # The reference's mean is 1 off the learner's (σ = 1 for both): KL ≈ 0.5 nats a step.
     shifted = jax.tree_util.tree_map_with_path(
-        lambda path, x: x + 1.0 if "policy_head" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path) else x,
-        params)
-    train = ppo_jax.make_train(config, init_from=Start(params, core.rms_init((3,)), core.rms_init(())),
-                               reference=Reference(shifted, None))
+        lambda path, x: (
+            x + 1.0
+            if "policy_head" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path)
+            else x
+        ),
+        params,
+    )
+    train = ppo_jax.make_train(
+        config,
+        init_from=Start(params, core.rms_init((3,)), core.rms_init(())),
+        reference=Reference(shifted, None),
+    )
     targets = np.array([1e-3, 1e-3, 1e3, 1e3], np.float32)  # far below / far above the KL, two seeds each
     hp = config.hyperparams()
     hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (4,)), hp).replace(kl_ref_target=jnp.asarray(targets))
@@ -136,14 +179,23 @@ def test_adaptive_beta_moves_toward_the_target_gaussian_vmapped():
     assert np.all(kl > 0.3) and np.all(kl < 3)  # so the clipped error is +0.2 or -0.2 every update
     factor = 1 + 0.2 * config.batch_size / config.kl_ref_horizon  # 1.02 per update
     n = np.arange(config.num_updates)
-    np.testing.assert_allclose(metrics["kl_ref_coef"][:2], np.broadcast_to(0.1 * factor**n, (2, n.size)), rtol=1e-5)
+    np.testing.assert_allclose(
+        metrics["kl_ref_coef"][:2], np.broadcast_to(0.1 * factor**n, (2, n.size)), rtol=1e-5
+    )
     down = 2 - factor
-    np.testing.assert_allclose(metrics["kl_ref_coef"][2:], np.broadcast_to(0.1 * down**n, (2, n.size)), rtol=1e-5)
-    np.testing.assert_allclose(state.kl_ref_coef, 0.1 * np.array([factor, factor, down, down]) ** n.size, rtol=1e-5)
+    np.testing.assert_allclose(
+        metrics["kl_ref_coef"][2:], np.broadcast_to(0.1 * down**n, (2, n.size)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        state.kl_ref_coef, 0.1 * np.array([factor, factor, down, down]) ** n.size, rtol=1e-5
+    )
     # The learner saw the penalized reward, with the β of each update.
     np.testing.assert_allclose(
-        metrics["reward_penalized"], metrics["reward_raw"] - metrics["kl_ref_coef"] * metrics["kl_ref"], rtol=1e-4,
-        atol=1e-4)
+        metrics["reward_penalized"],
+        metrics["reward_raw"] - metrics["kl_ref_coef"] * metrics["kl_ref"],
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_a_leash_without_a_reference_is_refused():
@@ -170,8 +222,20 @@ def test_parameters_that_do_not_fit_are_refused(saved_run):
 )
 def test_cli_refuses_a_run_that_does_not_fit_before_compiling(saved_run, tmp_path, capsys, args, expected):
     run_dir, _, _ = saved_run
-    code = cli.main(["train", "configs/cartpole.yaml", "--out", str(tmp_path / "o"), "--no-progress",
-                     "--init-from", str(run_dir), "--set", "normalize_obs=true", *args])
+    code = cli.main(
+        [
+            "train",
+            "configs/cartpole.yaml",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+            "--init-from",
+            str(run_dir),
+            "--set",
+            "normalize_obs=true",
+            *args,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and expected in err and "compiling" not in err and "Traceback" not in err
 
@@ -194,9 +258,25 @@ def test_cli_fine_tune_under_a_leash(saved_run, tmp_path, capsys):
     run_dir, config, _ = saved_run
     out = tmp_path / "tuned"
     sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={str(v).lower()}")]
-    code = cli.main(["train", "configs/cartpole.yaml", "--out", str(out), "--no-progress", "--no-tensorboard",
-                     "--init-from", str(run_dir), "--init-seed", "1", "--set", "kl_ref_coef=0.1", *sets,
-                     "--checkpoint-every", "1"])
+    code = cli.main(
+        [
+            "train",
+            "configs/cartpole.yaml",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--no-tensorboard",
+            "--init-from",
+            str(run_dir),
+            "--init-seed",
+            "1",
+            "--set",
+            "kl_ref_coef=0.1",
+            *sets,
+            "--checkpoint-every",
+            "1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert checkpoint.saved_updates(out) == [1, 2]
     finished = ppo_jax.load_run(out)

@@ -33,7 +33,9 @@ def _same(a, b):
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_reset_states_counts_batch_axes_of_both_key_kinds(kind, batch):
     vec = VecEnv("CartPole-v1")
-    keys = _keys(kind, np.arange(int(np.prod(batch, dtype=int)))).reshape(batch + (() if kind == "typed" else (2,)))
+    keys = _keys(kind, np.arange(int(np.prod(batch, dtype=int)))).reshape(
+        batch + (() if kind == "typed" else (2,))
+    )
     obs, _ = vec.reset_states(keys)
     assert obs.shape == batch + (4,)
 
@@ -51,7 +53,9 @@ def _grid(config):
 @pytest.fixture(scope="module")
 def raw_runs(config):
     train = ppo_jax.make_train(config)
-    return jax.jit(train)(jax.random.PRNGKey(7)), jax.jit(jax.vmap(train))(_keys("raw", [0, 1]), _grid(config))
+    return jax.jit(train)(jax.random.PRNGKey(7)), jax.jit(jax.vmap(train))(
+        _keys("raw", [0, 1]), _grid(config)
+    )
 
 
 def test_train_with_a_typed_key_is_the_raw_key_run(config, raw_runs):

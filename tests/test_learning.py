@@ -52,7 +52,7 @@ BUDGETS = {
 }
 NOT_MET = {  # preset -> why its bars are not met yet (marks its check as an expected failure)
     "pendulum": "no setting tried holds at 1e6 steps yet: IQM -155 < -150 (docs/tuning/pendulum/); "
-                "the preset runs 2e6 steps, over the budget",
+    "the preset runs 2e6 steps, over the budget",
 }
 ALLOWED_MISSES = 1
 
@@ -83,10 +83,13 @@ def test_cartpole_learns_quickly():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", [
-    pytest.param(p, marks=pytest.mark.xfail(reason=NOT_MET[p], strict=False)) if p in NOT_MET else p
-    for p in sorted(BARS)
-])
+@pytest.mark.parametrize(
+    "preset",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(reason=NOT_MET[p], strict=False)) if p in NOT_MET else p
+        for p in sorted(BARS)
+    ],
+)
 def test_preset_meets_its_bars(preset):
     bar, iqm_bar, n = BARS[preset]
     suite = {"xminigrid_empty": "xminigrid", "jumanji_snake": "jumanji"}.get(preset)

@@ -28,8 +28,12 @@ def test_orthogonal_init_is_random_per_key():
 
 @pytest.mark.parametrize(
     "env_id,network,dist_type",
-    [("CartPole-v1", "mlp", Categorical), ("Pendulum-v1", "mlp", DiagGaussian),
-     ("Breakout-MinAtar", "mlp", Categorical), ("Breakout-MinAtar", "cnn", Categorical)],
+    [
+        ("CartPole-v1", "mlp", Categorical),
+        ("Pendulum-v1", "mlp", DiagGaussian),
+        ("Breakout-MinAtar", "mlp", Categorical),
+        ("Breakout-MinAtar", "cnn", Categorical),
+    ],
 )
 def test_apply_shapes(env_id, network, dist_type):
     spec = env_spec(env_id)
@@ -69,7 +73,11 @@ def test_heads_start_near_uniform_and_gaussian_log_std_is_learnable():
 
 @pytest.mark.parametrize(
     "env_id, activation, hidden",
-    [("CartPole-v1", "tanh", (64, 64)), ("Pendulum-v1", "tanh", (32, 48, 16)), ("Breakout-MinAtar", "relu", (64,))],
+    [
+        ("CartPole-v1", "tanh", (64, 64)),
+        ("Pendulum-v1", "tanh", (32, 48, 16)),
+        ("Breakout-MinAtar", "relu", (64,)),
+    ],
 )
 def test_fused_apply_matches_the_flax_module(env_id, activation, hidden):
     """Separate MLP torsos run with their first layers fused into one matmul; the
@@ -83,7 +91,9 @@ def test_fused_apply_matches_the_flax_module(env_id, activation, hidden):
     # perturb every parameter so that zero biases cannot hide a mix-up
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    params = jax.tree.unflatten(treedef, [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    params = jax.tree.unflatten(
+        treedef, [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+    )
     obs = jax.random.normal(jax.random.PRNGKey(2), (5, 3) + spec.obs_shape)
 
     def outputs(apply):

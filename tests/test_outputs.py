@@ -24,7 +24,11 @@ def _train(out, config, *sets, env):
     args = [a for kv in sets for a in ("--set", kv)]
     result = subprocess.run(
         [sys.executable, "-m", "ppo_jax.cli", "train", config, "--out", str(out), "--no-progress", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     return out
@@ -70,8 +74,11 @@ def test_eval_reproduces_the_training_rollouts_with_saved_statistics(tmp_path, c
     num_envs = 128
     env_state = vec_env.reset(jax.random.PRNGKey(7), num_envs)
     norm = state.norm.replace(discounted_return=jnp.zeros(num_envs))
-    rollout = jax.jit(lambda key: collect(key, state.params, env_state, norm, 0.99, networks=run.networks,
-                                          vec_env=vec_env, options=options))
+    rollout = jax.jit(
+        lambda key: collect(
+            key, state.params, env_state, norm, 0.99, networks=run.networks, vec_env=vec_env, options=options
+        )
+    )
     *_, episodes = rollout(jax.random.PRNGKey(8))
     assert float(episodes.count) == num_envs
     training_return = float(episodes.return_sum) / num_envs
@@ -116,7 +123,9 @@ def test_render_writes_a_gif_of_the_balanced_pole(tmp_path, cartpole_run, capsys
     assert np.all(np.abs(states.theta) < 0.2095)  # within 12 degrees of upright throughout
 
     short = tmp_path / "short.gif"
-    assert cli.main(["render", str(cartpole_run), "--out", str(short), "--max-steps", "40", "--seed", "3"]) == 0
+    assert (
+        cli.main(["render", str(cartpole_run), "--out", str(short), "--max-steps", "40", "--seed", "3"]) == 0
+    )
     with Image.open(short) as image:
         assert image.n_frames == 41
 
@@ -146,8 +155,15 @@ def test_tensorboard_event_files_hold_the_curves(cartpole_run):
     events = EventAccumulator(str(cartpole_run / "tensorboard" / "seed_0"))
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    for tag in ("charts/episode_return", "losses/policy_loss", "losses/value_loss", "losses/entropy",
-                "losses/approx_kl", "losses/clip_fraction", "charts/SPS"):
+    for tag in (
+        "charts/episode_return",
+        "losses/policy_loss",
+        "losses/value_loss",
+        "losses/entropy",
+        "losses/approx_kl",
+        "losses/clip_fraction",
+        "charts/SPS",
+    ):
         assert tag in scalars, (tag, scalars)
     kl = events.Scalars("losses/approx_kl")
     assert [e.step for e in kl] == [run.config.batch_size * (u + 1) for u in range(run.config.num_updates)]
@@ -165,8 +181,11 @@ def test_wandb_offline_logging(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     logger = WandbLogger(tmp_path, [0, 1], name="test", mode="offline")
     logger.log_hparams({"learning_rate": 1e-3, "hidden_sizes": [64, 64], "vf_clip": None})
-    metrics = {"env_steps": np.array([[128, 256], [128, 256]]), "episode_return": np.array([[1.0, np.nan], [2.0, 3.0]]),
-               "approx_kl": np.full((2, 2), 0.01)}
+    metrics = {
+        "env_steps": np.array([[128, 256], [128, 256]]),
+        "episode_return": np.array([[1.0, np.nan], [2.0, 3.0]]),
+        "approx_kl": np.full((2, 2), 0.01),
+    }
     logger.log(0, metrics)
     logger.close()
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))

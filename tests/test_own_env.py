@@ -59,8 +59,15 @@ class Corridor(environment.Environment):
         return spaces.Box(0.0, 1.0, (self.length,), jnp.float32)
 
 
-SETTINGS = dict(total_timesteps=8192, num_envs=8, num_steps=32, num_minibatches=4, update_epochs=4,
-                learning_rate=3e-3, ent_coef=0.0)
+SETTINGS = dict(
+    total_timesteps=8192,
+    num_envs=8,
+    num_steps=32,
+    num_minibatches=4,
+    update_epochs=4,
+    learning_rate=3e-3,
+    ent_coef=0.0,
+)
 
 
 def test_own_env_learns_through_make_train():
@@ -80,9 +87,23 @@ def test_own_env_learns_through_make_train():
 def test_own_env_by_import_path_from_the_cli(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PPO_JAX_NO_CACHE": "1"}
-    sets = [f"{k}={v}" for k, v in SETTINGS.items()] + ["env_id=tests.test_own_env:Corridor", "env_kwargs={length: 6}"]
-    args = [sys.executable, "-m", "ppo_jax.cli", "train", "configs/cartpole.yaml", "--seeds", "2", "--out", str(out),
-            "--no-progress", "--no-tensorboard"]
+    sets = [f"{k}={v}" for k, v in SETTINGS.items()] + [
+        "env_id=tests.test_own_env:Corridor",
+        "env_kwargs={length: 6}",
+    ]
+    args = [
+        sys.executable,
+        "-m",
+        "ppo_jax.cli",
+        "train",
+        "configs/cartpole.yaml",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-tensorboard",
+    ]
     for s in sets:
         args += ["--set", s]
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
@@ -90,11 +111,23 @@ def test_own_env_by_import_path_from_the_cli(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_id"] == "tests.test_own_env:Corridor"
     assert all(r is not None and r > 0.99 for r in summary["final_return"]), summary["final_return"]
-    result = subprocess.run([sys.executable, "-m", "ppo_jax.cli", "eval", str(out), "--episodes", "16"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", "eval", str(out), "--episodes", "16"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     evaluation = json.loads((out / "eval.json").read_text())
     assert evaluation["mean"] == 1.0 and all(s["mean_length"] == 5.0 for s in evaluation["per_seed"])
-    result = subprocess.run([sys.executable, "-m", "ppo_jax.cli", "render", str(out), "--out", str(tmp_path / "x.gif")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", "render", str(out), "--out", str(tmp_path / "x.gif")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 2 and "cannot draw" in result.stderr and "Traceback" not in result.stderr

@@ -49,15 +49,27 @@ def _toy(pipeline, stop_after=None):
 def test_pipelined_loop_dispatches_the_next_chunk_before_the_host_sees_this_one():
     state, times, events = _toy(pipeline=True)
     assert state == 9 and times.chunks == 3
-    assert events == [("dispatch", 2), ("dispatch", 5), ("done", 0, 2, 2), ("dispatch", 9), ("done", 1, 5, 5),
-                      ("done", 2, 9, 9)]
+    assert events == [
+        ("dispatch", 2),
+        ("dispatch", 5),
+        ("done", 0, 2, 2),
+        ("dispatch", 9),
+        ("done", 1, 5, 5),
+        ("done", 2, 9, 9),
+    ]
 
 
 def test_unpipelined_loop_dispatches_after_the_host_is_done():
     state, _, events = _toy(pipeline=False)
     assert state == 9
-    assert events == [("dispatch", 2), ("done", 0, 2, 2), ("dispatch", 5), ("done", 1, 5, 5), ("dispatch", 9),
-                      ("done", 2, 9, 9)]
+    assert events == [
+        ("dispatch", 2),
+        ("done", 0, 2, 2),
+        ("dispatch", 5),
+        ("done", 1, 5, 5),
+        ("dispatch", 9),
+        ("done", 2, 9, 9),
+    ]
 
 
 @pytest.mark.parametrize("pipeline", [True, False])
@@ -134,7 +146,9 @@ def test_chunked_run_pipelined_is_bitwise_the_unpipelined_loop(chunked):
 
 def test_chunked_run_stopped_after_a_chunk_keeps_that_chunks_state(chunked):
     # on_state returns True: a signal, or a failed checkpoint write.
-    piped, plain = _both(chunked, lambda run: (*_train(run, stop_at=2), (run.updates_done, run.stopped_early)))
+    piped, plain = _both(
+        chunked, lambda run: (*_train(run, stop_at=2), (run.updates_done, run.stopped_early))
+    )
     _check_train(piped, plain, [2])
     assert piped[1]["episode_return"].shape == (2, 2) and piped[3] == (2, True)
 
@@ -160,7 +174,9 @@ def test_a_non_finite_chunk_stops_both_loops_at_the_same_state(chunked):
     assert bad is not None and bad == plain[4]
     assert piped[1]["nonfinite"].shape[1] == bad.update // 2 * 2 + 2  # up to the end of the bad chunk
     # never saved: the states after the chunks before the bad one; returned: the bad chunk's
-    _check_train(piped[:4], plain[:4], list(range(2, bad.update // 2 * 2 + 1, 2)), last_saved_is_returned=False)
+    _check_train(
+        piped[:4], plain[:4], list(range(2, bad.update // 2 * 2 + 1, 2)), last_saved_is_returned=False
+    )
 
 
 @pytest.mark.slow
@@ -202,6 +218,8 @@ def test_sweep_pipelined_is_bitwise_the_unpipelined_loop():
             np.testing.assert_array_equal(result.curves[name], ref.curves[name], err_msg=name)
         np.testing.assert_array_equal(result.final_return, ref.final_return)
         np.testing.assert_array_equal(result.env_steps, ref.env_steps)
-        assert (run.updates_done, run.stopped_early) == plain == ((6, False) if stop_at is None else (4, True))
+        assert (
+            (run.updates_done, run.stopped_early) == plain == ((6, False) if stop_at is None else (4, True))
+        )
     plain = SweepRun(grid, seeds=[4, 7], log_points=3, pipeline=False).memory  # nothing compiled
     assert run.memory.device_bytes - plain.device_bytes == run.memory.state_bytes  # one train state more

@@ -15,14 +15,21 @@ from ppo_jax.config import ConfigError
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 EXPECTED = {
-    "CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0",
-    "Breakout-MinAtar", "SpaceInvaders-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar",
+    "CartPole-v1",
+    "Acrobot-v1",
+    "Pendulum-v1",
+    "MountainCarContinuous-v0",
+    "Breakout-MinAtar",
+    "SpaceInvaders-MinAtar",
+    "Asterix-MinAtar",
+    "Freeway-MinAtar",
 }
 
 
 def test_every_expected_env_has_a_preset():
     env_ids = {yaml.safe_load(p.read_text())["env_id"] for p in CONFIGS}
     assert EXPECTED <= env_ids
+
 
 SUITE_MODULES = {"xminigrid": "xminigrid", "jumanji": "jumanji", "navix": "navix"}
 
@@ -32,7 +39,7 @@ def skip_without_suite(path):
     env_id = yaml.safe_load(Path(path).read_text())["env_id"]
     module = SUITE_MODULES.get(env_id.split(":", 1)[0]) if ":" in env_id else None
     if module and importlib.util.find_spec(module) is None:
-        pytest.skip(f"{env_id}: needs pip install -e \".[{module}]\"")
+        pytest.skip(f'{env_id}: needs pip install -e ".[{module}]"')
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

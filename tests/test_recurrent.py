@@ -19,8 +19,15 @@ from ppo_jax.rollout import Memory, RolloutOptions, collect_recurrent, cut_final
 from ppo_jax.train import sequence_batch
 from ppo_jax.update import UpdateOptions, ppo_loss, take_sequences
 
-TINY = dict(total_timesteps=4 * 32 * 4, num_envs=4, num_steps=32, update_epochs=2, num_minibatches=2,
-            hidden_sizes=[16], recurrent_size=8)
+TINY = dict(
+    total_timesteps=4 * 32 * 4,
+    num_envs=4,
+    num_steps=32,
+    update_epochs=2,
+    num_minibatches=2,
+    hidden_sizes=[16],
+    recurrent_size=8,
+)
 
 
 def _config(cell="gru", **changes):
@@ -31,8 +38,14 @@ def _config(cell="gru", **changes):
 def _rollout(cell="gru", num_steps=24, num_envs=3):
     """One rollout of a fresh policy on CartPole with a 7-step time limit, starting from a
     random (non-zero) carry with one env mid-episode, and what produced it."""
-    config = _config(cell, num_envs=num_envs, num_steps=num_steps, num_minibatches=1,
-                     total_timesteps=num_envs * num_steps, max_episode_steps=7)
+    config = _config(
+        cell,
+        num_envs=num_envs,
+        num_steps=num_steps,
+        num_minibatches=1,
+        total_timesteps=num_envs * num_steps,
+        max_episode_steps=7,
+    )
     program = ppo_jax.build(config)
     networks = program.networks
     vec_env = program.vec_env
@@ -56,7 +69,9 @@ def _one(tree, b):
 def _reference(cell):
     """``_rollout(cell)`` and its ``_loop_reference``, computed once for the tests that read them."""
     config, networks, params, memory, new_memory, traj = _rollout(cell)
-    return (config, networks, params, memory, new_memory, traj), _loop_reference(networks, params, memory, traj)
+    return (config, networks, params, memory, new_memory, traj), _loop_reference(
+        networks, params, memory, traj
+    )
 
 
 def _step_log_prob(networks, params, carry, obs, action):
@@ -136,14 +151,18 @@ def test_truncation_bootstraps_with_the_ended_episodes_carry(cell):
 @pytest.mark.parametrize("cell,chunk", [("gru", None), ("lstm", None), ("gru", 8)])
 def test_replayed_sequences_reproduce_the_rollout(cell, chunk):
     config, networks, params, memory, _, traj = _rollout(cell)
-    advantages, targets = core.gae(traj.reward, traj.value, traj.next_value, traj.terminated, traj.done,
-                                   gamma=0.99, gae_lambda=0.95)
+    advantages, targets = core.gae(
+        traj.reward, traj.value, traj.next_value, traj.terminated, traj.done, gamma=0.99, gae_lambda=0.95
+    )
     batch = sequence_batch(jax.tree.map(jnp.asarray, traj), advantages, targets, chunk or traj.value.shape[0])
     num_sequences = batch.log_prob.shape[1]
     assert num_sequences == traj.value.shape[1] * (traj.value.shape[0] // (chunk or traj.value.shape[0]))
     hp = config.hyperparams()
     options = UpdateOptions.from_config(config)
-    for index in (np.arange(num_sequences), np.arange(num_sequences)[::-2]):  # all of them, and a shuffled subset
+    for index in (
+        np.arange(num_sequences),
+        np.arange(num_sequences)[::-2],
+    ):  # all of them, and a shuffled subset
         minibatch = take_sequences(batch, jnp.asarray(index))
         _, dist, value = jax.jit(networks.unroll)(params, minibatch.carry, minibatch.obs, minibatch.start)
         np.testing.assert_allclose(dist.log_prob(minibatch.action), minibatch.log_prob, rtol=0, atol=2e-6)
@@ -189,7 +208,9 @@ def test_resume_from_a_checkpoint_is_bitwise(tmp_path):
     again = jax.tree.map(jnp.copy, initial)  # the chunks donate their input: one compile, two runs
     whole, _ = run.run(initial)
     writer = checkpoint.Checkpointer(tmp_path, keep=2)
-    stop = lambda done, state: writer.save(done, state, {"seeds": [0, 1], "config": config.to_dict()}) is None or True
+    stop = lambda done, state: (
+        writer.save(done, state, {"seeds": [0, 1], "config": config.to_dict()}) is None or True
+    )
     run.run(again, on_state=stop)
     writer.close()
     assert run.updates_done == 2
@@ -240,7 +261,9 @@ def test_saved_recurrent_policy_acts_with_a_carry(tmp_path):
 
 
 def test_recurrent_settings_are_checked():
-    with pytest.raises(ConfigError, match="num_minibatches = 3 must divide the number of sequences, num_envs = 4"):
+    with pytest.raises(
+        ConfigError, match="num_minibatches = 3 must divide the number of sequences, num_envs = 4"
+    ):
         _config("gru", num_minibatches=3, num_steps=33, total_timesteps=4 * 33)
     with pytest.raises(ConfigError, match="'bptt_chunk' = 5 must be a positive divisor of num_steps = 32"):
         _config("gru", bptt_chunk=5)
@@ -251,7 +274,6 @@ def test_recurrent_settings_are_checked():
     # Chunks make more sequences: 4 envs × 32 / 8 = 16, which 8 minibatches divide.
     assert _config("gru", num_minibatches=8, bptt_chunk=8).num_minibatches == 8
     assert ppo_jax.load_config(None).recurrent is None
-
 
 
 def test_kl_reference_is_refused_for_recurrent_runs_and_init_from_works():
@@ -288,9 +310,19 @@ def test_action_masks_reach_the_recurrent_rollout_update_and_act():
     from ppo_jax.policy import PolicyParams, make_act
     from tests.test_envs_interface import MaskedGrid
 
-    config = ppo_jax.PPOConfig(env_id="grid", max_episode_steps=7, ent_coef=0.0, recurrent="gru",
-                               recurrent_size=8, hidden_sizes=(16,), total_timesteps=512, num_envs=4,
-                               num_steps=32, num_minibatches=2, update_epochs=1)
+    config = ppo_jax.PPOConfig(
+        env_id="grid",
+        max_episode_steps=7,
+        ent_coef=0.0,
+        recurrent="gru",
+        recurrent_size=8,
+        hidden_sizes=(16,),
+        total_timesteps=512,
+        num_envs=4,
+        num_steps=32,
+        num_minibatches=2,
+        update_epochs=1,
+    )
     program = ppo_jax.build(config, env=MaskedGrid())
     networks, vec_env, hp = program.networks, program.vec_env, config.hyperparams()
     state = program.init(jax.random.PRNGKey(0), hp)
@@ -307,8 +339,9 @@ def test_action_masks_reach_the_recurrent_rollout_update_and_act():
     logits = np.asarray(dist.logits, np.float64)
     e = np.where(mask, np.exp(logits - logits.max(-1, keepdims=True)), 0.0)
     p = e / e.sum(-1, keepdims=True)
-    np.testing.assert_allclose(traj.log_prob, np.log(np.take_along_axis(p, action[..., None], -1)[..., 0]),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        traj.log_prob, np.log(np.take_along_axis(p, action[..., None], -1)[..., 0]), rtol=1e-4, atol=1e-4
+    )
     batch = sequence_batch(traj, traj.value, traj.value, config.num_steps)
     assert batch.action_mask.shape == mask.shape
     half = take_sequences(batch, jnp.array([2, 0]))
@@ -319,9 +352,12 @@ def test_action_masks_reach_the_recurrent_rollout_update_and_act():
     np.testing.assert_allclose(float(aux["entropy"]), masked_entropy, rtol=1e-4, atol=1e-5)
     act = make_act(networks, vec_env, normalize_obs=False)
     obs, _ = vec_env.env.reset_env(jax.random.PRNGKey(2), vec_env.params)
-    greedy, carry = act(PolicyParams(params, None), jax.tree.map(lambda x: x[None], obs), networks.initial_carry((1,)))
+    greedy, carry = act(
+        PolicyParams(params, None), jax.tree.map(lambda x: x[None], obs), networks.initial_carry((1,))
+    )
     assert bool(np.asarray(obs.action_mask)[int(greedy[0])])
     assert jax.tree.structure(carry) == jax.tree.structure(networks.initial_carry((1,)))
+
 
 @pytest.mark.slow
 def test_stateless_cartpole_needs_the_gru():

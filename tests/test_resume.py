@@ -32,12 +32,18 @@ def test_interrupted_and_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path, 
 
     result = subprocess.run(
         [sys.executable, "-m", "ppo_jax.cli", "train", "--resume", str(out), "--no-progress"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=cli_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=cli_env,
     )
     assert result.returncode == 0, result.stderr
     resumed, reference = ppo_jax.load_run(out), ppo_jax.load_run(cartpole_run)
     assert resumed.update == reference.update == 800
-    assert_bitwise_equal(resumed.state, reference.state)  # params, Adam moments, statistics, env, keys, counter
+    assert_bitwise_equal(
+        resumed.state, reference.state
+    )  # params, Adam moments, statistics, env, keys, counter
     assert (out / "metrics.csv").read_bytes() == (cartpole_run / "metrics.csv").read_bytes()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed"]["from_update"] == second_stop["update"] and "stopped" not in summary
@@ -92,5 +98,7 @@ def test_a_signal_landing_inside_on_state_never_stops_the_run_without_its_checkp
         for kind in ("train", "sweep"):
             checkpointer = _RecordingCheckpointer()
             session, on_state = list(_sessions(_SignalAfterReads(reads), checkpointer))[kind == "sweep"]
-            stopped_at = next(u for u in range(16, 160, 16) if on_state(session, u))  # the run stops at some chunk…
+            stopped_at = next(
+                u for u in range(16, 160, 16) if on_state(session, u)
+            )  # the run stops at some chunk…
             assert checkpointer.saved == [stopped_at], (kind, reads)  # …and saved exactly there

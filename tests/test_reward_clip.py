@@ -18,15 +18,30 @@ def test_default_is_cleanrls_ten_and_bad_values_are_refused():
 
 
 def test_scaled_rewards_are_clipped_to_the_bound():
-    config = ppo_jax.load_config(None, env_id="Pendulum-v1", num_envs=2, num_steps=64, total_timesteps=128,
-                                 num_minibatches=2, normalize_reward=True)
+    config = ppo_jax.load_config(
+        None,
+        env_id="Pendulum-v1",
+        num_envs=2,
+        num_steps=64,
+        total_timesteps=128,
+        num_minibatches=2,
+        normalize_reward=True,
+    )
     program = ppo_jax.build(config)
     state = program.init(jax.random.PRNGKey(0), config.hyperparams())
 
     def rewards(clip):
         options = RolloutOptions(num_steps=64, normalize_obs=False, normalize_reward=True, reward_clip=clip)
-        _, _, traj, _ = collect(jax.random.PRNGKey(1), state.params, state.env, state.norm, 0.99,
-                                networks=program.networks, vec_env=program.vec_env, options=options)
+        _, _, traj, _ = collect(
+            jax.random.PRNGKey(1),
+            state.params,
+            state.env,
+            state.norm,
+            0.99,
+            networks=program.networks,
+            vec_env=program.vec_env,
+            options=options,
+        )
         return np.asarray(traj.reward)
 
     scaled = rewards(None)

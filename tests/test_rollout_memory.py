@@ -17,17 +17,36 @@ from ppo_jax.rollout import RolloutOptions, collect, cut_slots, rollout_options
 def _collect(config, options):
     program = ppo_jax.build(config)
     state = program.init(jax.random.PRNGKey(0), config.hyperparams())
-    run = jax.jit(lambda s: collect(jax.random.PRNGKey(1), s.params, s.env, s.norm, 0.99,
-                                    networks=program.networks, vec_env=program.vec_env, options=options))
+    run = jax.jit(
+        lambda s: collect(
+            jax.random.PRNGKey(1),
+            s.params,
+            s.env,
+            s.norm,
+            0.99,
+            networks=program.networks,
+            vec_env=program.vec_env,
+            options=options,
+        )
+    )
     return jax.device_get(run(state))
 
 
 def test_minatar_rollout_stores_uint8_images_and_computes_resets_in_the_loop():
-    config = ppo_jax.load_config(None, env_id="Breakout-MinAtar", network="cnn", num_envs=4, num_steps=64,
-                                 total_timesteps=256, num_minibatches=2)
+    config = ppo_jax.load_config(
+        None,
+        env_id="Breakout-MinAtar",
+        network="cnn",
+        num_envs=4,
+        num_steps=64,
+        total_timesteps=256,
+        num_minibatches=2,
+    )
     options = rollout_options(config, VecEnv.from_config(config))
     assert options.obs_dtype == "uint8" and options.resets_in_loop
-    wide = RolloutOptions(num_steps=64, normalize_obs=False, normalize_reward=False, reward_clip=config.reward_clip)
+    wide = RolloutOptions(
+        num_steps=64, normalize_obs=False, normalize_reward=False, reward_clip=config.reward_clip
+    )
     env_a, norm_a, traj_a, stats_a = _collect(config, options)
     env_b, norm_b, traj_b, stats_b = _collect(config, wide)
     assert traj_a.obs.dtype == np.uint8 and traj_b.obs.dtype == np.float32

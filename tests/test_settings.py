@@ -39,9 +39,26 @@ def test_env_defaults_follow_the_action_type():
 def test_train_an_env_without_a_preset(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", "train", "--env", "Acrobot-v1", "--out", str(out), "--no-progress",
-         "--no-tensorboard", "--set", "total_timesteps=1024"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PPO_JAX_NO_CACHE": "1"})
+        [
+            sys.executable,
+            "-m",
+            "ppo_jax.cli",
+            "train",
+            "--env",
+            "Acrobot-v1",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--no-tensorboard",
+            "--set",
+            "total_timesteps=1024",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PPO_JAX_NO_CACHE": "1"},
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_id"] == "Acrobot-v1" and summary["env_steps"] == 1024

@@ -15,13 +15,22 @@ def _result(num_seeds: int) -> SweepResult:
     shape = (points, num_seeds, log_points)
     curves = {name: rng.uniform(100, 300, shape).astype(np.float32) for name in CURVE_NAMES}
     return SweepResult(
-        config=PPOConfig(), axes={"learning_rate": (1e-3, 3e-4)},
-        points=({"learning_rate": 1e-3}, {"learning_rate": 3e-4}), seeds=list(range(num_seeds)),
-        env_steps=np.array([512, 1024, 1536]), curves=curves, final_return=curves["episode_return"][..., -1],
-        nonfinite=np.zeros((points, num_seeds), np.int32), first_nonfinite_update=np.full((points, num_seeds), -1),
-        compile_seconds=1.0, train_seconds=1.0, num_devices=1, num_processes=1,
-        memory=MemoryEstimate(runs=points * num_seeds, devices=1, state_bytes=0, rollout_bytes=0, metrics_bytes=0,
-                              host_bytes=0),
+        config=PPOConfig(),
+        axes={"learning_rate": (1e-3, 3e-4)},
+        points=({"learning_rate": 1e-3}, {"learning_rate": 3e-4}),
+        seeds=list(range(num_seeds)),
+        env_steps=np.array([512, 1024, 1536]),
+        curves=curves,
+        final_return=curves["episode_return"][..., -1],
+        nonfinite=np.zeros((points, num_seeds), np.int32),
+        first_nonfinite_update=np.full((points, num_seeds), -1),
+        compile_seconds=1.0,
+        train_seconds=1.0,
+        num_devices=1,
+        num_processes=1,
+        memory=MemoryEstimate(
+            runs=points * num_seeds, devices=1, state_bytes=0, rollout_bytes=0, metrics_bytes=0, host_bytes=0
+        ),
     )
 
 

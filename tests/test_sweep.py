@@ -34,7 +34,9 @@ def _reduce(metrics: dict, plan: list[int]) -> dict:
 
 def test_each_grid_point_matches_its_single_run():
     config = ppo_jax.load_config(None, **TINY, target_kl=0.02)
-    grid = make_grid(config, {"learning_rate": [1e-3, 5e-3], "clip_eps": [0.1, 0.3], "target_kl": [0.02, 0.05]})
+    grid = make_grid(
+        config, {"learning_rate": [1e-3, 5e-3], "clip_eps": [0.1, 0.3], "target_kl": [0.02, 0.05]}
+    )
     run = SweepRun(grid, seeds=[4, 7], log_points=3)
     assert run.plan == [3, 3, 1]
     result = run.run(run.compile())
@@ -48,8 +50,13 @@ def test_each_grid_point_matches_its_single_run():
             _, metrics = train(jax.random.PRNGKey(seed), hp)
             expected = _reduce(metrics, run.plan)
             for name in CURVE_NAMES:
-                np.testing.assert_allclose(result.curves[name][p, s], expected[name], rtol=2e-5, atol=2e-6,
-                                           err_msg=f"{name} at {point}, seed {seed}")
+                np.testing.assert_allclose(
+                    result.curves[name][p, s],
+                    expected[name],
+                    rtol=2e-5,
+                    atol=2e-6,
+                    err_msg=f"{name} at {point}, seed {seed}",
+                )
             final = logs.final_returns({k: np.asarray(v)[None] for k, v in metrics.items()})[0]
             np.testing.assert_allclose(result.final_return[p, s], final, rtol=2e-5)
     assert train._cache_size() == 1

@@ -29,8 +29,12 @@ def _env(devices: int) -> dict:
 
 def _start(args: list, devices: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, *args], env=_env(devices), cwd=HERE.parent,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, *args],
+        env=_env(devices),
+        cwd=HERE.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -66,8 +70,12 @@ def _assert_same(a: dict, b: dict, prefix: str) -> None:
     assert names
     for name in names:
         np.testing.assert_allclose(
-            np.asarray(b[name], np.float64), np.asarray(a[name], np.float64), rtol=1e-4, atol=1e-6,
-            equal_nan=True, err_msg=name,
+            np.asarray(b[name], np.float64),
+            np.asarray(a[name], np.float64),
+            rtol=1e-4,
+            atol=1e-6,
+            equal_nan=True,
+            err_msg=name,
         )
 
 
@@ -88,8 +96,21 @@ def test_two_cli_processes_give_the_same_numbers(tmp_path, one_device):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(sweep_worker.CONFIG))
     out = tmp_path / "sweep"
-    args = ["-m", "ppo_jax.cli", "sweep", str(config), "--out", str(out), "--no-progress",
-            "--seeds", str(len(sweep_worker.SEEDS)), "--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2"]
+    args = [
+        "-m",
+        "ppo_jax.cli",
+        "sweep",
+        str(config),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--seeds",
+        str(len(sweep_worker.SEEDS)),
+        "--coordinator",
+        f"127.0.0.1:{_free_port()}",
+        "--num-processes",
+        "2",
+    ]
     for name, values in sweep_worker.GRID.items():
         args += ["--grid", f"{name}={','.join(str(v) for v in values)}"]
     procs = [_start(args + ["--process-id", str(i)], 2) for i in range(2)]

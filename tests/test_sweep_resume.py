@@ -14,14 +14,32 @@ from conftest import interrupt_cli
 ROOT = Path(__file__).parent.parent
 # 2 grid points × 2 seeds, 100 updates of 4 envs × 32 steps in 50 log points.
 SWEEP_ARGS = (
-    "sweep", "configs/cartpole.yaml", "--seeds", "2", "--grid", "learning_rate=1e-3,3e-3",
-    "--set", "total_timesteps=12800", "--set", "num_envs=4", "--set", "num_steps=32", "--checkpoint-every", "10",
+    "sweep",
+    "configs/cartpole.yaml",
+    "--seeds",
+    "2",
+    "--grid",
+    "learning_rate=1e-3,3e-3",
+    "--set",
+    "total_timesteps=12800",
+    "--set",
+    "num_envs=4",
+    "--set",
+    "num_steps=32",
+    "--checkpoint-every",
+    "10",
 )
 
 
 def _cli(*args, env, timeout=900):
-    return subprocess.run([sys.executable, "-m", "ppo_jax.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def _interrupted_and_resumed_equals_uninterrupted(tmp_path, env, devices):
@@ -43,14 +61,18 @@ def _interrupted_and_resumed_equals_uninterrupted(tmp_path, env, devices):
     assert (part / "results.csv").read_bytes() == (full / "results.csv").read_bytes()
     summary = json.loads((part / "sweep.json").read_text())
     assert summary["resumed"]["from_update"] == stopped["update"] and "stopped" not in summary
-    assert summary["command"].startswith("ppo-jax sweep configs/cartpole.yaml") and "--resume" not in summary["command"]
+    assert (
+        summary["command"].startswith("ppo-jax sweep configs/cartpole.yaml")
+        and "--resume" not in summary["command"]
+    )
     return part
 
 
 @pytest.fixture(scope="module")
 def resumed_sweep(tmp_path_factory, cli_env):
-    return _interrupted_and_resumed_equals_uninterrupted(tmp_path_factory.mktemp("one"), cli_env,
-                                                         ["--cpu-devices", "1"])
+    return _interrupted_and_resumed_equals_uninterrupted(
+        tmp_path_factory.mktemp("one"), cli_env, ["--cpu-devices", "1"]
+    )
 
 
 def test_interrupted_and_resumed_sweep_has_the_uninterrupted_results_csv(resumed_sweep):
@@ -70,12 +92,15 @@ def _refused(cli_main, *args, expected):
     assert expected in err, err
 
 
-@pytest.mark.parametrize("extra,expected", [
-    (["configs/cartpole.yaml"], "CONFIG cannot be combined with --resume"),
-    (["--grid", "clip_eps=0.1,0.2"], "--grid cannot be combined"),
-    (["--seeds", "4"], "--seeds cannot be combined"),
-    (["--out", "elsewhere"], "--out cannot be combined"),
-])
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        (["configs/cartpole.yaml"], "CONFIG cannot be combined with --resume"),
+        (["--grid", "clip_eps=0.1,0.2"], "--grid cannot be combined"),
+        (["--seeds", "4"], "--seeds cannot be combined"),
+        (["--out", "elsewhere"], "--out cannot be combined"),
+    ],
+)
 def test_resume_with_options_that_change_the_sweep_is_refused(tmp_path, cli_main, extra, expected):
     _refused(cli_main, "sweep", *extra, "--resume", tmp_path, expected=expected)
 
@@ -88,13 +113,24 @@ def test_resume_of_what_is_not_a_sweep_is_refused(tmp_path, resumed_sweep, cartp
     _refused(cli_main, "sweep", "--resume", tmp_path, expected="not a ppo-jax run directory")
     # a sweep is not a training run, and the other way round (the kind is checked before
     # whether the run is finished, so the session's finished CartPole run serves)
-    _refused(cli_main, "train", "--resume", resumed_sweep,
-             expected="this is a sweep directory, not a train one; continue it with: ppo-jax sweep --resume")
-    _refused(cli_main, "sweep", "--resume", cartpole_run,
-             expected="this is a train directory, not a sweep one; continue it with: ppo-jax train --resume")
+    _refused(
+        cli_main,
+        "train",
+        "--resume",
+        resumed_sweep,
+        expected="this is a sweep directory, not a train one; continue it with: ppo-jax sweep --resume",
+    )
+    _refused(
+        cli_main,
+        "sweep",
+        "--resume",
+        cartpole_run,
+        expected="this is a train directory, not a sweep one; continue it with: ppo-jax train --resume",
+    )
 
 
 def test_eval_and_render_of_a_sweep_directory_are_refused(resumed_sweep, cli_main):
     for command in ("eval", "render"):
-        _refused(cli_main, command, resumed_sweep,
-                 expected="is a sweep directory, not a run of 'ppo-jax train'")
+        _refused(
+            cli_main, command, resumed_sweep, expected="is a sweep directory, not a run of 'ppo-jax train'"
+        )

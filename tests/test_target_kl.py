@@ -9,15 +9,31 @@ import pytest
 
 import ppo_jax
 from ppo_jax.train import build
-from ppo_jax.update import KL_STOP_FACTOR, Batch, UpdateOptions, make_optimizer, minibatch_step, permutation, update
+from ppo_jax.update import (
+    KL_STOP_FACTOR,
+    Batch,
+    UpdateOptions,
+    make_optimizer,
+    minibatch_step,
+    permutation,
+    update,
+)
 
 EPOCHS, MINIBATCHES, N = 3, 4, 64
 
 
 @pytest.fixture(scope="module")
 def setup():
-    config = ppo_jax.load_config(None, num_envs=4, num_steps=16, update_epochs=EPOCHS, num_minibatches=MINIBATCHES,
-                                 hidden_sizes=[8], learning_rate=0.05, target_kl=1.0)
+    config = ppo_jax.load_config(
+        None,
+        num_envs=4,
+        num_steps=16,
+        update_epochs=EPOCHS,
+        num_minibatches=MINIBATCHES,
+        hidden_sizes=[8],
+        learning_rate=0.05,
+        target_kl=1.0,
+    )
     program = build(config)
     k = jax.random.split(jax.random.PRNGKey(0), 4)
     params = program.networks.init(k[0])
@@ -35,8 +51,17 @@ def _reference(config, program, params, batch, target_kl):
     options = UpdateOptions.from_config(config)._replace(target_kl=False)
     tx = make_optimizer(hp.max_grad_norm)
     opt_state = tx.init(params)
-    step = jax.jit(lambda p, s, mb: minibatch_step((p, s, jnp.asarray(False)), mb, hp=hp, learning_rate=hp.learning_rate,
-                                                   tx=tx, networks=program.networks, options=options))
+    step = jax.jit(
+        lambda p, s, mb: minibatch_step(
+            (p, s, jnp.asarray(False)),
+            mb,
+            hp=hp,
+            learning_rate=hp.learning_rate,
+            tx=tx,
+            networks=program.networks,
+            options=options,
+        )
+    )
     keys = jax.random.split(jax.random.PRNGKey(5), EPOCHS)
     taken = 0
     for e in range(EPOCHS):
@@ -53,8 +78,19 @@ def _reference(config, program, params, batch, target_kl):
 def _ours(config, program, params, batch, target_kl):
     hp = config.hyperparams().replace(target_kl=jnp.float32(target_kl))
     tx = make_optimizer(hp.max_grad_norm)
-    run = jax.jit(lambda p, hp: update(jax.random.PRNGKey(5), p, tx.init(p), batch, hp, hp.learning_rate, tx=tx,
-                                       networks=program.networks, options=UpdateOptions.from_config(config)))
+    run = jax.jit(
+        lambda p, hp: update(
+            jax.random.PRNGKey(5),
+            p,
+            tx.init(p),
+            batch,
+            hp,
+            hp.learning_rate,
+            tx=tx,
+            networks=program.networks,
+            options=UpdateOptions.from_config(config),
+        )
+    )
     new_params, _, metrics = run(params, hp)
     return int(metrics["minibatch_updates"]), new_params
 

@@ -15,7 +15,9 @@ def test_crc32c_against_the_bytewise_reference():
     from tensorboardX.crc32c import crc32c as reference  # a table, one byte at a time, in Python
 
     rng = np.random.default_rng(0)
-    records = [rng.integers(0, 256, size=n, dtype=np.uint8).tobytes() for n in (0, 1, 7, 8, 300, 3, 300, 1000)]
+    records = [
+        rng.integers(0, 256, size=n, dtype=np.uint8).tobytes() for n in (0, 1, 7, 8, 300, 3, 300, 1000)
+    ]
     records.append(b"123456789")
     got = logs.crc32c(records)
     assert [int(x) for x in got] == [reference(r) & 0xFFFFFFFF for r in records]
@@ -31,14 +33,23 @@ def test_hand_encoded_events_are_the_protobuf_bytes():
     from tensorboardX.proto.summary_pb2 import Summary
 
     tags = ["charts/episode_return", "losses/a_tag_longer_than_a_hundred_and_twenty_seven_bytes" + "x" * 100]
-    values = np.array([[[1.5, np.nan, -2.0, 0.0]], [[np.inf, 0.25, 3e-8, -0.0]]], np.float32)  # [tags, seeds, updates]
+    values = np.array(
+        [[[1.5, np.nan, -2.0, 0.0]], [[np.inf, 0.25, 3e-8, -0.0]]], np.float32
+    )  # [tags, seeds, updates]
     steps = np.array([[128, 300, 2**40, 127]])
     data, mask = logs._scalar_events(tags, values, steps, wall_time=1234.5)
     for j in range(4):
-        expected = Event(wall_time=1234.5, step=int(steps[0, j]), summary=Summary(value=[
-            Summary.Value(tag=tag, simple_value=values[k, 0, j]) for k, tag in enumerate(tags)
-            if np.isfinite(values[k, 0, j])
-        ]))
+        expected = Event(
+            wall_time=1234.5,
+            step=int(steps[0, j]),
+            summary=Summary(
+                value=[
+                    Summary.Value(tag=tag, simple_value=values[k, 0, j])
+                    for k, tag in enumerate(tags)
+                    if np.isfinite(values[k, 0, j])
+                ]
+            ),
+        )
         assert data[j][mask[j]].tobytes() == expected.SerializeToString()
 
 
@@ -74,7 +85,9 @@ def test_each_seed_is_a_run_that_tensorboard_reads(tmp_path):
         events = _read(tmp_path / f"seed_{seed}")
         kl = events.Scalars("losses/approx_kl")
         assert [e.step for e in kl] == [64, 128, 192, 256]
-        np.testing.assert_array_equal([e.value for e in kl], np.concatenate([c["approx_kl"][i] for c in chunks]))
+        np.testing.assert_array_equal(
+            [e.value for e in kl], np.concatenate([c["approx_kl"][i] for c in chunks])
+        )
         returns = np.concatenate([c["episode_return"][i] for c in chunks])
         got = events.Scalars("charts/episode_return")
         assert [e.step for e in got] == [64 * (u + 1) for u in range(4) if np.isfinite(returns[u])]
@@ -99,8 +112,13 @@ def test_a_resumed_run_hides_what_the_interrupted_one_wrote_past_its_checkpoint(
 
 def test_varints_against_the_one_at_a_time_encoding():
     rng = np.random.default_rng(1)
-    numbers = np.concatenate([[0, 1, 127, 128, 16383, 16384, 2**63 - 1], rng.integers(0, 2**63 - 1, 200),
-                              rng.integers(0, 2**20, 200)])
+    numbers = np.concatenate(
+        [
+            [0, 1, 127, 128, 16383, 16384, 2**63 - 1],
+            rng.integers(0, 2**63 - 1, 200),
+            rng.integers(0, 2**20, 200),
+        ]
+    )
     data, mask = logs._varints(numbers)
     for n, row, keep in zip(numbers, data, mask):
         assert row[keep].tobytes() == logs._varint(int(n))

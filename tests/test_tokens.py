@@ -56,7 +56,9 @@ def test_rewards_match_the_documented_scoring_on_random_sentences():
     np.testing.assert_array_equal(rm[-1], T.rm_score(sentences.T))
     assert rm[-1, 0] == 3 and fluency[:, 0].sum() == T.LENGTH  # the best grammatical sentence
     # Every sentence ends by termination after LENGTH tokens, never by truncation.
-    np.testing.assert_array_equal(terminated, np.broadcast_to(np.arange(T.LENGTH)[:, None] == T.LENGTH - 1, terminated.shape))
+    np.testing.assert_array_equal(
+        terminated, np.broadcast_to(np.arange(T.LENGTH)[:, None] == T.LENGTH - 1, terminated.shape)
+    )
     assert not truncated.any()
 
 
@@ -75,7 +77,7 @@ def test_observation_is_the_last_tokens_and_the_position():
     for t in range(T.LENGTH):
         o = obs[t, 0]
         context = [T.BOS] * T.CONTEXT + sentence[:t]
-        want = np.concatenate([np.eye(width)[c] for c in context[-T.CONTEXT:]] + [np.eye(T.LENGTH)[t]])
+        want = np.concatenate([np.eye(width)[c] for c in context[-T.CONTEXT :]] + [np.eye(T.LENGTH)[t]])
         np.testing.assert_array_equal(o, want)
 
 

@@ -43,7 +43,9 @@ def test_chunked_driver_matches_one_train_call():
     state, metrics = run.run(run.compile())
     ref_state, ref = jax.jit(jax.vmap(ppo_jax.make_train(config)))(seed_keys([3, 4]))
     _close(ref, {name: metrics[name] for name in ref})
-    np.testing.assert_array_equal(metrics["env_steps"][1], config.batch_size * np.arange(1, config.num_updates + 1))
+    np.testing.assert_array_equal(
+        metrics["env_steps"][1], config.batch_size * np.arange(1, config.num_updates + 1)
+    )
     _close(ref_state.params, state.params)
 
 
@@ -54,7 +56,9 @@ def test_metrics_shapes_and_values():
     for name, value in metrics.items():
         assert value.shape == (config.num_updates,), name
     lr = np.asarray(metrics["learning_rate"])
-    np.testing.assert_allclose(lr, config.learning_rate * (1 - np.arange(config.num_updates) / config.num_updates), rtol=1e-6)
+    np.testing.assert_allclose(
+        lr, config.learning_rate * (1 - np.arange(config.num_updates) / config.num_updates), rtol=1e-6
+    )
     assert np.all(np.asarray(metrics["minibatch_updates"]) == config.update_epochs * config.num_minibatches)
     assert np.all(np.asarray(metrics["approx_kl"]) >= 0)
     assert np.all(np.asarray(metrics["nonfinite"]) == 0)
@@ -107,7 +111,9 @@ def test_truncation_is_kept_apart_from_termination():
 
 def test_continuous_actions_clipped_for_env_only():
     env = VecEnv("Pendulum-v1")
-    np.testing.assert_array_equal(env.to_env_action(jnp.array([[5.0], [-7.0], [0.5]])), [[2.0], [-2.0], [0.5]])
+    np.testing.assert_array_equal(
+        env.to_env_action(jnp.array([[5.0], [-7.0], [0.5]])), [[2.0], [-2.0], [0.5]]
+    )
 
 
 def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
@@ -117,14 +123,23 @@ def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
     from ppo_jax.envs import NormState
     from ppo_jax.rollout import RolloutOptions, _scan_inputs, collect, cut_final_obs
 
-    config = ppo_jax.load_config(None, env_id="Pendulum-v1", num_envs=2, num_steps=450, total_timesteps=900,
-                                 num_minibatches=2)
+    config = ppo_jax.load_config(
+        None, env_id="Pendulum-v1", num_envs=2, num_steps=450, total_timesteps=900, num_minibatches=2
+    )
     program = ppo_jax.build(config)
     state = program.init(jax.random.PRNGKey(0), config.hyperparams())
     options = RolloutOptions(num_steps=450, normalize_obs=False, normalize_reward=False)
     _, _, traj, episodes = jax.jit(
-        lambda s: collect(jax.random.PRNGKey(1), s.params, s.env, s.norm, 0.99,
-                          networks=program.networks, vec_env=program.vec_env, options=options)
+        lambda s: collect(
+            jax.random.PRNGKey(1),
+            s.params,
+            s.env,
+            s.norm,
+            0.99,
+            networks=program.networks,
+            vec_env=program.vec_env,
+            options=options,
+        )
     )(state)
     done = np.asarray(traj.done)
     assert not np.asarray(traj.terminated).any()
@@ -146,9 +161,10 @@ def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
         if t + 1 < 450:
             assert not np.allclose(obs, np.asarray(traj.obs)[t + 1, b])  # not the next episode's first obs
     next_value = np.asarray(traj.next_value)
-    np.testing.assert_allclose(next_value[ts, bs], program.networks.value(state.params, jnp.asarray(final_obs)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        next_value[ts, bs], program.networks.value(state.params, jnp.asarray(final_obs)), rtol=1e-5, atol=1e-6
+    )
     not_done = ~done[:-1]
-    np.testing.assert_allclose(next_value[:-1][not_done], np.asarray(traj.value)[1:][not_done], rtol=1e-5, atol=1e-6)
-
-
+    np.testing.assert_allclose(
+        next_value[:-1][not_done], np.asarray(traj.value)[1:][not_done], rtol=1e-5, atol=1e-6
+    )

@@ -87,34 +87,48 @@ def main() -> None:
     env_steps = -(-total // batch) * batch
 
     def final_returns(ts):
-        return evaluate(algo.make_act(ts), jax.random.PRNGKey(123), algo.env, algo.env_params, 32,
-                        algo.env_params.max_steps_in_episode)[1]
+        return evaluate(
+            algo.make_act(ts),
+            jax.random.PRNGKey(123),
+            algo.env,
+            algo.env_params,
+            32,
+            algo.env_params.max_steps_in_episode,
+        )[1]
 
     if seeds == 1:
         returns = final_returns(ts)
     else:
         returns = jax.jit(jax.vmap(final_returns))(ts)
-    print(json.dumps({
-        "implementation": "rejax",
-        "seeds": seeds,
-        "vmapped": seeds > 1,
-        **({"init_outside_vmap_seconds": round(init_seconds, 3)} if init_seconds is not None else {}),
-        "rejax": importlib.metadata.version("rejax"),
-        "jax": jax.__version__,
-        "gymnax": importlib.metadata.version("gymnax"),
-        "env_id": s["env_id"],
-        "env_steps": env_steps,
-        "env_steps_all_seeds": env_steps * seeds,
-        "compile_seconds": round(compile_seconds, 3),
-        "run_seconds": round(run_seconds, 3),
-        "run_seconds_all": [round(r, 3) for r in runs],
-        # aggregate over the seeds
-        "steps_per_second": round(seeds * env_steps / run_seconds),
-        "eval_return_mean": round(float(jnp.mean(returns)), 2),
-        **({"eval_return_mean_per_seed": [round(float(r), 2) for r in jnp.mean(returns, axis=-1)]}
-           if seeds > 1 else {}),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "implementation": "rejax",
+                "seeds": seeds,
+                "vmapped": seeds > 1,
+                **({"init_outside_vmap_seconds": round(init_seconds, 3)} if init_seconds is not None else {}),
+                "rejax": importlib.metadata.version("rejax"),
+                "jax": jax.__version__,
+                "gymnax": importlib.metadata.version("gymnax"),
+                "env_id": s["env_id"],
+                "env_steps": env_steps,
+                "env_steps_all_seeds": env_steps * seeds,
+                "compile_seconds": round(compile_seconds, 3),
+                "run_seconds": round(run_seconds, 3),
+                "run_seconds_all": [round(r, 3) for r in runs],
+                # aggregate over the seeds
+                "steps_per_second": round(seeds * env_steps / run_seconds),
+                "eval_return_mean": round(float(jnp.mean(returns)), 2),
+                **(
+                    {"eval_return_mean_per_seed": [round(float(r), 2) for r in jnp.mean(returns, axis=-1)]}
+                    if seeds > 1
+                    else {}
+                ),
+                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -46,11 +46,14 @@ def summarize(sweep_dir: Path, bar: float, iqm_bar: float, allowed_misses: int) 
     meta = json.loads((sweep_dir / "sweep.json").read_text())
     points = load(sweep_dir)
     lines = [f"### {sweep_dir.name}", "", f"`{meta.get('command', '?')}`", ""]
-    lines.append(f"T = {bar:g} (each seed), IQM bar = {iqm_bar:g}; a point passes with at most "
-                 f"{allowed_misses} seed(s) below T and IQM ≥ the bar. Rows: most seeds ≥ T first, then by IQM.")
+    lines.append(
+        f"T = {bar:g} (each seed), IQM bar = {iqm_bar:g}; a point passes with at most "
+        f"{allowed_misses} seed(s) below T and IQM ≥ the bar. Rows: most seeds ≥ T first, then by IQM."
+    )
     lines.append("")
     lines.append("| point | settings | seeds | IQM | mean | min | count ≥ T | passes | per seed (sorted) |")
     lines.append("|---|---|---|---:|---:|---:|---:|---|---|")
+
     def rank(p):  # the selection rule: most seeds >= T first, then the IQM
         v = np.array(list(points[p][1].values()))
         v = v[np.isfinite(v)]
@@ -66,7 +69,11 @@ def summarize(sweep_dir: Path, bar: float, iqm_bar: float, allowed_misses: int) 
         value_iqm = iqm(v[ok]) if ok.any() else float("nan")
         passes = (len(v) - count) <= allowed_misses and value_iqm >= iqm_bar
         label = ", ".join(f"{k}={val}" for k, val in settings.items()) or "(preset)"
-        span = f"{seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+        span = (
+            f"{seeds[0]}–{seeds[-1]}"
+            if seeds == list(range(seeds[0], seeds[-1] + 1))
+            else ",".join(map(str, seeds))
+        )
         per_seed = ", ".join(f"{x:.1f}" for x in np.sort(v))
         lines.append(
             f"| {p} | {label} | {span} | {value_iqm:.1f} | {np.nanmean(v):.1f} | {np.nanmin(v):.1f} | "

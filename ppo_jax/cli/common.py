@@ -75,8 +75,10 @@ def rounding_notice(config) -> str | None:
     """A note when ``total_timesteps`` is not a whole number of rollouts (it is rounded down)."""
     if config.env_steps == config.total_timesteps:
         return None
-    return (f"note: total_timesteps {config.total_timesteps:,} rounded down to {config.env_steps:,} env steps: "
-            f"{config.num_updates} whole rollouts of num_envs × num_steps = {config.batch_size:,}.")
+    return (
+        f"note: total_timesteps {config.total_timesteps:,} rounded down to {config.env_steps:,} env steps: "
+        f"{config.num_updates} whole rollouts of num_envs × num_steps = {config.batch_size:,}."
+    )
 
 
 def cpu_device_count() -> int:

@@ -34,8 +34,9 @@ class Progress:
         self._next_tenth = math.floor(10 * start / total_steps) + 1  # a resumed run starts late
         if self.live:
             self.bar = make_bar(console)
-            self.task = self.bar.add_task("train", total=total_steps, completed=start,
-                                          text=self._text(start, None, None))
+            self.task = self.bar.add_task(
+                "train", total=total_steps, completed=start, text=self._text(start, None, None)
+            )
             self.bar.start()
 
     def _text(self, steps: int, sps, ret) -> str:
@@ -49,8 +50,10 @@ class Progress:
         if self.live:
             self.bar.update(self.task, completed=steps, text=self._text(steps, sps, ret))
         elif 10 * steps >= self._next_tenth * self.total or steps == self.total:  # integers: no 0.1 drift
-            self.console.print(f"  {steps:>11,}/{self.total:,} env steps/seed · {sps:,.0f} steps/s · "
-                               f"return {ret:.1f}", soft_wrap=True)
+            self.console.print(
+                f"  {steps:>11,}/{self.total:,} env steps/seed · {sps:,.0f} steps/s · return {ret:.1f}",
+                soft_wrap=True,
+            )
             self._next_tenth = 10 * steps // self.total + 1
 
     def close(self) -> None:

@@ -33,8 +33,10 @@ def make_loggers(out, seeds, config, start_update: int, *, tensorboard: bool, wa
         except Exception as err:  # wandb's own errors: no key, no network in online mode
             for logger in loggers:
                 logger.close()
-            raise UserError(f"--wandb {wandb_mode}: could not start a W&B run: {err}. "
-                            "Use --wandb offline to log without a network.") from None
+            raise UserError(
+                f"--wandb {wandb_mode}: could not start a W&B run: {err}. "
+                "Use --wandb offline to log without a network."
+            ) from None
     hparams = {**config.to_dict(), "num_seeds": len(seeds)}
     for logger in loggers:
         logger.log_hparams(hparams)

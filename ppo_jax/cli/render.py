@@ -9,12 +9,17 @@ from ppo_jax.cli.common import UserError
 
 
 def add_parser(sub) -> None:
-    rend = sub.add_parser("render", help="write a GIF of one episode",
-                          description="Play one episode with a saved policy and write it as a GIF.")
+    rend = sub.add_parser(
+        "render",
+        help="write a GIF of one episode",
+        description="Play one episode with a saved policy and write it as a GIF.",
+    )
     rend.add_argument("run_dir", help="a run directory written by 'ppo-jax train'")
     rend.add_argument("--out", default="policy.gif", help="GIF to write (default policy.gif)")
     rend.add_argument("--seed", type=int, default=0, help="seed of the episode (default 0)")
-    rend.add_argument("--train-seed", type=int, help="which training seed's policy (default: the run's first)")
+    rend.add_argument(
+        "--train-seed", type=int, help="which training seed's policy (default: the run's first)"
+    )
     rend.add_argument("--max-steps", type=int, help="at most this many steps (default: the env's time limit)")
     rend.add_argument("--stochastic", action="store_true", help="sample actions (default: the mode)")
     rend.set_defaults(func=run)
@@ -50,13 +55,17 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_run_or_exit(args.run_dir)
     if args.train_seed is not None and args.train_seed not in loaded.seeds:
-        raise UserError(f"--train-seed {args.train_seed}: not a seed of this run; its seeds are {loaded.seeds}.")
+        raise UserError(
+            f"--train-seed {args.train_seed}: not a seed of this run; its seeds are {loaded.seeds}."
+        )
     import numpy as np
 
     from ppo_jax import logs, render
 
     max_steps = args.max_steps or loaded.spec.max_episode_steps
-    states, rewards, ended = render.record_episode(loaded, args.train_seed, args.seed, max_steps, args.stochastic)
+    states, rewards, ended = render.record_episode(
+        loaded, args.train_seed, args.seed, max_steps, args.stochastic
+    )
     frames = render.draw_frames(loaded.config.env_id, states, rewards, loaded.config.env_kwargs)
     logs.write_atomic(out, render.gif_bytes(loaded.config.env_id, frames))
     how = "episode ended" if ended else f"cut at --max-steps {max_steps}"

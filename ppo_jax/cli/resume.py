@@ -49,7 +49,8 @@ def latest(run_dir: Path, kind: str) -> tuple[int, dict]:
         message = str(err)
         if kind == "sweep":
             message = message.replace("'ppo-jax train'", "'ppo-jax sweep'").replace(
-                "ppo-jax train CONFIG", "ppo-jax sweep CONFIG")
+                "ppo-jax train CONFIG", "ppo-jax sweep CONFIG"
+            )
         raise UserError(f"--resume {message}") from None
     saved_kind = meta.get("kind", "train")
     if saved_kind != kind:
@@ -58,7 +59,9 @@ def latest(run_dir: Path, kind: str) -> tuple[int, dict]:
             f"ppo-jax {saved_kind} --resume {shlex.quote(str(run_dir))}"
         )
     if not os.access(run_dir, os.W_OK) or not os.access(checkpoint.checkpoint_dir(run_dir), os.W_OK):
-        raise UserError(f"--resume {run_dir}: the run directory is not writable; a resumed run appends to it.")
+        raise UserError(
+            f"--resume {run_dir}: the run directory is not writable; a resumed run appends to it."
+        )
     return update, meta
 
 
@@ -91,8 +94,9 @@ def saved_config(run_dir: Path, update: int, meta: dict, finished_hint: str, wha
     return saved
 
 
-def add_run_options(parser, *, seeds_help: str, out_help: str, resume_metavar: str, resume_help: str,
-                    checkpoint_help: str) -> None:
+def add_run_options(
+    parser, *, seeds_help: str, out_help: str, resume_metavar: str, resume_help: str, checkpoint_help: str
+) -> None:
     """The options ``train`` and ``sweep`` share: seeds, overrides, where to write, checkpoints, resume."""
     parser.add_argument("--seeds", type=int, help=seeds_help)
     parser.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
@@ -101,25 +105,39 @@ def add_run_options(parser, *, seeds_help: str, out_help: str, resume_metavar: s
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     parser.add_argument("--resume", metavar=resume_metavar, help=resume_help)
     parser.add_argument("--checkpoint-every", type=int, metavar="UPDATES", help=checkpoint_help)
-    parser.add_argument("--keep", type=int, metavar="N", help=f"keep the last N checkpoints (default {DEFAULT_KEEP})")
+    parser.add_argument(
+        "--keep", type=int, metavar="N", help=f"keep the last N checkpoints (default {DEFAULT_KEEP})"
+    )
 
 
 def add_cpu_devices(parser) -> None:
-    parser.add_argument("--cpu-devices", type=int, metavar="N",
-                        help="on a CPU backend, split it into N devices that train seeds in parallel "
-                             "(default: one per core; 1: one device)")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        metavar="N",
+        help="on a CPU backend, split it into N devices that train seeds in parallel "
+        "(default: one per core; 1: one device)",
+    )
 
 
 def shared_options(args) -> list:
     """``(name, value)`` of the run options a resume takes from the checkpoint instead (train and sweep)."""
     return [
-        ("CONFIG", args.config), ("--set", args.set), ("--seeds", args.seeds), ("--seed", args.seed),
-        ("--out", args.out), ("--overwrite", args.overwrite or None),
-        ("--init-from", args.init_from), ("--init-seed", args.init_seed), ("--kl-ref", args.kl_ref),
+        ("CONFIG", args.config),
+        ("--set", args.set),
+        ("--seeds", args.seeds),
+        ("--seed", args.seed),
+        ("--out", args.out),
+        ("--overwrite", args.overwrite or None),
+        ("--init-from", args.init_from),
+        ("--init-seed", args.init_seed),
+        ("--kl-ref", args.kl_ref),
     ]
 
 
-def report_interruption(err, session, run, *, what: str, num_updates: int, saved: str, hint: str) -> Optional[int]:
+def report_interruption(
+    err, session, run, *, what: str, num_updates: int, saved: str, hint: str
+) -> Optional[int]:
     """Say why a run or sweep stopped before its end and how to resume it.
 
     Args: ``err``, a rich console on stderr; ``session``, the CLI's session (its
@@ -129,13 +147,18 @@ def report_interruption(err, session, run, *, what: str, num_updates: int, saved
     Returns: the exit code, or None when nothing stopped it early.
     """
     if session.failure:
-        err.print(f"ppo-jax: error: {session.failure[0]}. {what} stopped at update {run.updates_done}.",
-                  soft_wrap=True)
+        err.print(
+            f"ppo-jax: error: {session.failure[0]}. {what} stopped at update {run.updates_done}.",
+            soft_wrap=True,
+        )
         if session.checkpointer is not None and session.checkpointer.last_saved is not None:
             err.print(f"Free some space, then resume with: {hint}", soft_wrap=True)
         return EXIT_CHECKPOINT
     if run.stopped_early:
-        err.print(f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of {num_updates}; "
-                  f"{saved}.\nResume with: {hint}", soft_wrap=True)
+        err.print(
+            f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of {num_updates}; "
+            f"{saved}.\nResume with: {hint}",
+            soft_wrap=True,
+        )
         return 128 + int(session.stop.signum)
     return None

@@ -10,7 +10,8 @@ import typing
 
 def add_parser(sub) -> None:
     settings = sub.add_parser(
-        "settings", help="list every setting: default, type, static or traced, meaning",
+        "settings",
+        help="list every setting: default, type, static or traced, meaning",
         description="Every setting of a run (YAML key, --set KEY=VALUE, load_config keyword): its default, "
         "type, whether it is static (fixes the compiled program) or traced (a number the program takes as an "
         "argument, so a sweep's --grid can vary it), and what it means.",
@@ -44,8 +45,13 @@ def rows() -> list[tuple[str, str, str, str, str]]:
 
     hints = typing.get_type_hints(PPOConfig)
     return [
-        (f.name, _default(f.default), _type_name(hints[f.name]),
-         "traced" if f.metadata["traced"] else "static", f.metadata["help"])
+        (
+            f.name,
+            _default(f.default),
+            _type_name(hints[f.name]),
+            "traced" if f.metadata["traced"] else "static",
+            f.metadata["help"],
+        )
         for f in dataclasses.fields(PPOConfig)
     ]
 
@@ -58,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
             print("| " + " | ".join(f"`{c}`" if i < 2 else c for i, c in enumerate(row)) + " |")
         return 0
     width = max(len(r[0]) for r in table)
-    print("Settings (YAML key, --set KEY=VALUE, load_config keyword). static: fixes the compiled program;\n"
-          "traced: an argument of the program, so 'ppo-jax sweep --grid' can vary it.\n")
+    print(
+        "Settings (YAML key, --set KEY=VALUE, load_config keyword). static: fixes the compiled program;\n"
+        "traced: an argument of the program, so 'ppo-jax sweep --grid' can vary it.\n"
+    )
     for name, default, kind_, kind, meaning in table:
         print(f"{name:<{width}}  {kind:<6}  {kind_:<13} default {default}")
         print(f"{'':<{width}}  {meaning}")

@@ -40,13 +40,18 @@ class Plan:
 
 def add_parser(sub) -> None:
     sweep = sub.add_parser(
-        "sweep", help="grid × seeds in one compiled program, with statistics",
+        "sweep",
+        help="grid × seeds in one compiled program, with statistics",
         description="Train a grid of traced settings × seeds in one compiled program, split over every device; "
         "write report.md, curves.png, results.csv (tidy) and sweep.json.",
     )
     sweep.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cartpole.yaml")
-    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
-                       help="a traced setting and its values (repeatable; the grid is their product)")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2,...",
+        help="a traced setting and its values (repeatable; the grid is their product)",
+    )
     resume.add_run_options(
         sweep,
         seeds_help=f"seeds per grid point (default {DEFAULT_SEEDS})",
@@ -54,15 +59,18 @@ def add_parser(sub) -> None:
         resume_metavar="SWEEP_DIR",
         resume_help="continue a stopped sweep from its latest checkpoint",
         checkpoint_help="checkpoint every run of the sweep every UPDATES updates, at the next log point "
-                        f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per sweep; 0: only at the end "
-                        "and on SIGINT/SIGTERM)",
+        f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per sweep; 0: only at the end "
+        "and on SIGINT/SIGTERM)",
     )
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(sweep)
     resume.add_cpu_devices(sweep)
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
-    hosts.add_argument("--distributed", action="store_true",
-                       help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)")
+    hosts.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run; alone, JAX detects the cluster (SLURM, Open MPI, ...)",
+    )
     hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
     hosts.add_argument("--num-processes", type=int, help="number of processes")
     hosts.add_argument("--process-id", type=int, help="this process, 0..N-1; process 0 writes the files")
@@ -100,7 +108,9 @@ def check_distributed(args: argparse.Namespace) -> None:
     if args.num_processes is not None and args.num_processes < 1:
         raise UserError(f"--num-processes must be at least 1, got {args.num_processes}.")
     if args.process_id is not None and not (0 <= args.process_id < (args.num_processes or 1)):
-        raise UserError(f"--process-id must lie in [0, {(args.num_processes or 1) - 1}], got {args.process_id}.")
+        raise UserError(
+            f"--process-id must lie in [0, {(args.num_processes or 1) - 1}], got {args.process_id}."
+        )
 
 
 def start_distributed(args: argparse.Namespace) -> None:
@@ -126,8 +136,9 @@ def _plan_fresh(args) -> Plan:
     both = sorted(set(overrides) & set(grid_values))
     if both:
         raise UserError(f"{', '.join(both)}: given by both --set and --grid; keep one.")
-    seeds = common.seed_list(DEFAULT_SEEDS if args.seeds is None else args.seeds,
-                             0 if args.seed is None else args.seed)
+    seeds = common.seed_list(
+        DEFAULT_SEEDS if args.seeds is None else args.seeds, 0 if args.seed is None else args.seed
+    )
     check_distributed(args)
     out = Path(args.out) if args.out else default_out(args.config, prefix="sweep-")
     if args.process_id in (None, 0):
@@ -149,14 +160,23 @@ def _plan_fresh(args) -> Plan:
 
 def _plan_resume(args) -> Plan:
     """The stopped sweep's own grid, seeds and directory, from its latest checkpoint."""
-    resume.refuse_options(args.resume, resume.shared_options(args) + [
-        ("--grid", args.grid),
-        ("--distributed", args.distributed or None), ("--coordinator", args.coordinator),
-        ("--num-processes", args.num_processes), ("--process-id", args.process_id),
-    ], what="sweep")
+    resume.refuse_options(
+        args.resume,
+        resume.shared_options(args)
+        + [
+            ("--grid", args.grid),
+            ("--distributed", args.distributed or None),
+            ("--coordinator", args.coordinator),
+            ("--num-processes", args.num_processes),
+            ("--process-id", args.process_id),
+        ],
+        what="sweep",
+    )
     out = Path(args.resume)
     update, meta = resume.latest(out, "sweep")
-    config = resume.saved_config(out, update, meta, f"Its results are in {out / 'results.csv'}.", what="sweep")
+    config = resume.saved_config(
+        out, update, meta, f"Its results are in {out / 'results.csv'}.", what="sweep"
+    )
 
     from ppo_jax.config import ConfigError
     from ppo_jax.sweeps import make_grid
@@ -166,8 +186,18 @@ def _plan_resume(args) -> Plan:
     except ConfigError as err:
         raise UserError(f"--resume {out}: the saved grid: {err}") from None
     every, keep = resume.checkpoint_options(args, config, meta)
-    return Plan(grid, [int(s) for s in meta["seeds"]], out, every, keep, update, int(meta["log_points_done"]),
-                int(meta["devices"]), meta.get("plan"), meta.get("command", ""))
+    return Plan(
+        grid,
+        [int(s) for s in meta["seeds"]],
+        out,
+        every,
+        keep,
+        update,
+        int(meta["log_points_done"]),
+        int(meta["devices"]),
+        meta.get("plan"),
+        meta.get("command", ""),
+    )
 
 
 def _header(run, plan: Plan, err) -> None:
@@ -176,10 +206,12 @@ def _header(run, plan: Plan, err) -> None:
     from ppo_jax.cli.console import header_lines
 
     config = run.config
-    what = (f"ppo-jax sweep: {config.env_id}, {run.num_points} grid point(s) × {len(run.seeds)} seed(s) = "
-            f"{run.num_runs} runs")
+    what = (
+        f"ppo-jax sweep: {config.env_id}, {run.num_points} grid point(s) × {len(run.seeds)} seed(s) = "
+        f"{run.num_runs} runs"
+    )
     if not plan.fresh:
-        what = f"ppo-jax sweep: resuming {plan.out} after update {plan.start_update}: {what[len('ppo-jax sweep: '):]}"
+        what = f"ppo-jax sweep: resuming {plan.out} after update {plan.start_update}: {what[len('ppo-jax sweep: ') :]}"
     detail = f"each {config.env_steps:,} env steps, all in 1 compiled program"
     if run.padded_runs > run.num_runs:
         detail += f" (+{run.padded_runs - run.num_runs} padding runs)"
@@ -199,10 +231,16 @@ class _Session:
         self.last_return = float("nan")
         self.failure: list = []
         self.meta = {
-            "kind": "sweep", "config": plan.grid.base.to_dict(),
-            "grid": {k: list(v) for k, v in plan.grid.axes.items()}, "seeds": plan.seeds,
-            "num_updates": run.config.num_updates, "devices": run.num_devices, "plan": run.plan,
-            "checkpoint_every": plan.checkpoint_every, "keep": plan.keep, "command": plan.first_command,
+            "kind": "sweep",
+            "config": plan.grid.base.to_dict(),
+            "grid": {k: list(v) for k, v in plan.grid.axes.items()},
+            "seeds": plan.seeds,
+            "num_updates": run.config.num_updates,
+            "devices": run.num_devices,
+            "plan": run.plan,
+            "checkpoint_every": plan.checkpoint_every,
+            "keep": plan.keep,
+            "command": plan.first_command,
         }
 
     def on_chunk(self, updates_done, point, seconds):
@@ -222,8 +260,11 @@ class _Session:
         stopping = self.stop.signum is not None  # read once, as in train: no stop without its save
         last = self.checkpointer.last_saved or 0
         every = self.plan.checkpoint_every
-        due = (stopping or updates_done == self.run.config.num_updates
-               or (every > 0 and updates_done - last >= every))
+        due = (
+            stopping
+            or updates_done == self.run.config.num_updates
+            or (every > 0 and updates_done - last >= every)
+        )
         if due:
             try:
                 meta = {**self.meta, "log_points_done": len(pieces)}
@@ -248,12 +289,16 @@ def _restore(run, plan: Plan, state):
 
     per_checkpoint = checkpoint.state_nbytes(run.checkpoint_target(state, len(run.plan)))
     try:
-        checkpoint.check_free_space(plan.out, per_checkpoint * (plan.keep + 1) + 2**20,
-                                    f"this sweep ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)})")
+        checkpoint.check_free_space(
+            plan.out,
+            per_checkpoint * (plan.keep + 1) + 2**20,
+            f"this sweep ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)})",
+        )
         if plan.fresh:
             return state, []
-        restored = checkpoint.restore_state(plan.out, plan.start_update,
-                                            run.checkpoint_target(state, plan.log_points_done))
+        restored = checkpoint.restore_state(
+            plan.out, plan.start_update, run.checkpoint_target(state, plan.log_points_done)
+        )
     except checkpoint.CheckpointError as err:
         raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None
     runs = jax.device_put(restored["runs"], jax.tree.map(lambda x: x.sharding, state))
@@ -281,10 +326,14 @@ def _train(args, plan: Plan, run, err, main_process: bool):
     checkpointer = checkpoint.Checkpointer(plan.out, plan.keep) if single else None
     if checkpointer is not None:
         checkpointer.last_saved = plan.start_update or None
-    progress = Progress(config.env_steps, enabled=not args.no_progress and main_process, console=err,
-                        start=plan.start_update * config.batch_size)
+    progress = Progress(
+        config.env_steps,
+        enabled=not args.no_progress and main_process,
+        console=err,
+        start=plan.start_update * config.batch_size,
+    )
     # Several processes have no checkpoints to stop at: there Ctrl-C interrupts at once, as before.
-    with (StopOnSignal(err) if single else contextlib.nullcontext()) as stop:
+    with StopOnSignal(err) if single else contextlib.nullcontext() as stop:
         session = _Session(plan, run, progress, checkpointer, stop)
         try:
             result = run.run(state, session.on_chunk, pieces=pieces, on_state=session.on_state)
@@ -297,9 +346,14 @@ def _report(plan: Plan, result, run, session: _Session, err) -> None:
     from ppo_jax import logs, report
 
     out = plan.out
-    extra = {**common.environment(), "memory_estimate_bytes_per_device": run.memory.per_device_bytes,
-             "num_updates": run.config.num_updates, "updates_done": run.updates_done,
-             "host_io_seconds": run.host_times.io, "device_wait_seconds": run.host_times.wait}
+    extra = {
+        **common.environment(),
+        "memory_estimate_bytes_per_device": run.memory.per_device_bytes,
+        "num_updates": run.config.num_updates,
+        "updates_done": run.updates_done,
+        "host_io_seconds": run.host_times.io,
+        "device_wait_seconds": run.host_times.wait,
+    }
     if not plan.fresh:
         extra["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
     stopped = _stopped(run, session)
@@ -308,18 +362,24 @@ def _report(plan: Plan, result, run, session: _Session, err) -> None:
     command = plan.first_command or common.command_line()
     summary = report.write_sweep_dir(out, result, command, extra)
     if stopped:
-        note = (f"**Partial: stopped ({stopped['reason']}) after update {run.updates_done} of "
-                f"{run.config.num_updates}; final returns are empty until the sweep ends. Continue with "
-                f"`ppo-jax sweep --resume {out}`.**\n\n")
+        note = (
+            f"**Partial: stopped ({stopped['reason']}) after update {run.updates_done} of "
+            f"{run.config.num_updates}; final returns are empty until the sweep ends. Continue with "
+            f"`ppo-jax sweep --resume {out}`.**\n\n"
+        )
         logs.write_atomic(out / "report.md", note + (out / "report.md").read_text())
         return
     warning = report.too_few_seeds(len(result.seeds))
     for rank, p in enumerate(summary.ranking[:3]):
         st = summary.points[p]
         iqm = report.format_interval(st.iqm, report.return_digits(st.iqm.value), warning is None)
-        err.print(f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · final return IQM {iqm}")
+        err.print(
+            f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · final return IQM {iqm}"
+        )
     if summary.comparison is not None:
-        err.print(f"P(best > second) = {report.format_interval(summary.comparison.probability, 3, warning is None)}")
+        err.print(
+            f"P(best > second) = {report.format_interval(summary.comparison.probability, 3, warning is None)}"
+        )
     if warning:
         err.print(f"ppo-jax: warning: {warning}")
     diverged = int((result.nonfinite != 0).sum())
@@ -343,10 +403,13 @@ def _end(plan: Plan, run, session: _Session, err) -> int:
     """Say how the sweep ended and how to continue it; return the exit code."""
     hint = f"ppo-jax sweep --resume {shlex.quote(str(plan.out))}"
     last = session.checkpointer.last_saved if session.checkpointer is not None else None
-    saved = (f"every run's state saved in {plan.out / 'checkpoints' / str(last)}; "
-             f"results so far in {plan.out / 'results.csv'}")
-    code = resume.report_interruption(err, session, run, what="The sweep", num_updates=run.config.num_updates,
-                                      saved=saved, hint=hint)
+    saved = (
+        f"every run's state saved in {plan.out / 'checkpoints' / str(last)}; "
+        f"results so far in {plan.out / 'results.csv'}"
+    )
+    code = resume.report_interruption(
+        err, session, run, what="The sweep", num_updates=run.config.num_updates, saved=saved, hint=hint
+    )
     return 0 if code is None else code
 
 
@@ -378,8 +441,10 @@ def run(args: argparse.Namespace) -> int:
             f"{sweep_run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
         )
     if plan.log_plan is not None and list(plan.log_plan) != list(sweep_run.plan):
-        raise UserError(f"--resume {plan.out}: its log points ({len(plan.log_plan)}) are not those of this "
-                        f"version ({len(sweep_run.plan)}); it cannot be resumed exactly.")
+        raise UserError(
+            f"--resume {plan.out}: its log points ({len(plan.log_plan)}) are not those of this "
+            f"version ({len(sweep_run.plan)}); it cannot be resumed exactly."
+        )
     err = Console(stderr=True, quiet=not main_process)
     if main_process and plan.fresh:
         _start_dir(plan, args.overwrite)

@@ -33,12 +33,18 @@ class Plan:
 
 
 def add_parser(sub) -> None:
-    train = sub.add_parser("train", help="train from a YAML config, or resume a run",
-                           description="Train from a YAML config, or continue a stopped run with --resume.")
+    train = sub.add_parser(
+        "train",
+        help="train from a YAML config, or resume a run",
+        description="Train from a YAML config, or continue a stopped run with --resume.",
+    )
     train.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cartpole.yaml")
-    train.add_argument("--env", metavar="ENV_ID",
-                       help="train ENV_ID without a preset: defaults chosen by its action type "
-                            "(see 'ppo-jax settings'; --set changes them)")
+    train.add_argument(
+        "--env",
+        metavar="ENV_ID",
+        help="train ENV_ID without a preset: defaults chosen by its action type "
+        "(see 'ppo-jax settings'; --set changes them)",
+    )
     resume.add_run_options(
         train,
         seeds_help="number of seeds trained at once (vmapped; default 1)",
@@ -46,19 +52,28 @@ def add_parser(sub) -> None:
         resume_metavar="RUN_DIR",
         resume_help="continue a stopped run from its latest checkpoint",
         checkpoint_help="save a checkpoint every UPDATES updates, at the next chunk boundary "
-                        f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per run; 0: only at the end "
-                        "and on SIGINT/SIGTERM)",
+        f"(default: about {DEFAULT_CHECKPOINTS_PER_RUN} per run; 0: only at the end "
+        "and on SIGINT/SIGTERM)",
     )
     train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
-    train.add_argument("--wandb", nargs="?", const="online", choices=("online", "offline"),
-                       help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network")
+    train.add_argument(
+        "--wandb",
+        nargs="?",
+        const="online",
+        choices=("online", "offline"),
+        help="also log to Weights & Biases (needs ppo_jax[wandb]); 'offline' needs no network",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(train)
     resume.add_cpu_devices(train)
-    train.add_argument("--data-parallel", type=int, metavar="N",
-                       help="split every seed's envs and minibatches over N devices, gradients averaged "
-                            "(off by default: on a 2-core CPU it was slower for the CartPole and Breakout presets; "
-                            "see benchmarks, Cores)")
+    train.add_argument(
+        "--data-parallel",
+        type=int,
+        metavar="N",
+        help="split every seed's envs and minibatches over N devices, gradients averaged "
+        "(off by default: on a 2-core CPU it was slower for the CartPole and Breakout presets; "
+        "see benchmarks, Cores)",
+    )
     train.set_defaults(func=run)
 
 
@@ -71,8 +86,10 @@ def plan_fresh(args) -> Plan:
     from ppo_jax.config import ConfigError, env_defaults, load_config_from
 
     if (args.config is None) == (args.env is None):
-        raise UserError("train: give a CONFIG.yaml or --env ENV_ID (not both) to start a run, "
-                        "or --resume RUN_DIR to continue one.")
+        raise UserError(
+            "train: give a CONFIG.yaml or --env ENV_ID (not both) to start a run, "
+            "or --resume RUN_DIR to continue one."
+        )
     overrides = common.parse_sets(args.set or [])
     try:
         defaults = {} if args.env is None else env_defaults(args.env)
@@ -94,8 +111,9 @@ def plan_resume(args) -> Plan:
     _refuse_options_with_resume(args)
     run_dir = Path(args.resume)
     update, meta = resume.latest(run_dir, "train")
-    saved = resume.saved_config(run_dir, update, meta,
-                                f"Evaluate it with: ppo-jax eval {shlex.quote(str(run_dir))}")
+    saved = resume.saved_config(
+        run_dir, update, meta, f"Evaluate it with: ppo-jax eval {shlex.quote(str(run_dir))}"
+    )
     every, keep = resume.checkpoint_options(args, saved, meta)
     return Plan(saved, [int(s) for s in meta["seeds"]], run_dir, every, keep, update, meta.get("command", ""))
 
@@ -112,15 +130,19 @@ def _check_space_and_restore(run, plan: Plan, tensorboard: bool):
     try:
         run.remaining_plan(plan.start_update)
     except ValueError:
-        raise UserError(f"--resume {plan.out}: checkpoint {plan.start_update} is not at a chunk boundary of "
-                        "this version's driver; it cannot be resumed exactly.") from None
+        raise UserError(
+            f"--resume {plan.out}: checkpoint {plan.start_update} is not at a chunk boundary of "
+            "this version's driver; it cannot be resumed exactly."
+        ) from None
     target = run.abstract_state()  # the program the run compiles, not a second build
     per_checkpoint = checkpoint.state_nbytes(target)
     logs_bytes = plan.config.num_updates * len(plan.seeds) * (300 + (600 if tensorboard else 0))
     try:
         checkpoint.check_free_space(
-            plan.out, per_checkpoint * (plan.keep + 1) + logs_bytes + 2**20,
-            f"this run ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)} + logs)")
+            plan.out,
+            per_checkpoint * (plan.keep + 1) + logs_bytes + 2**20,
+            f"this run ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)} + logs)",
+        )
     except checkpoint.CheckpointError as err:
         raise UserError(str(err)) from None
     if plan.fresh:
@@ -153,8 +175,10 @@ def _check_data_parallel(config, count: Optional[int]) -> None:
     from ppo_jax.train import check_shards
 
     if not 1 <= count <= jax.local_device_count():
-        raise UserError(f"--data-parallel {count}: this process has {jax.local_device_count()} device(s)"
-                        " (on a CPU: --cpu-devices N sets how many).")
+        raise UserError(
+            f"--data-parallel {count}: this process has {jax.local_device_count()} device(s)"
+            " (on a CPU: --cpu-devices N sets how many)."
+        )
     try:
         check_shards(config, EnvShards(count))
     except ConfigError as err:
@@ -167,11 +191,16 @@ def _header(plan: Plan, devices: int, data_parallel: Optional[int] = None) -> li
     from ppo_jax.cli.console import header_lines
 
     config = plan.config
-    what = (f"ppo-jax: {config.env_id}, {len(plan.seeds)} seed(s) × {config.env_steps:,} env steps" if plan.fresh
-            else f"ppo-jax: resuming {plan.out} after update {plan.start_update}")
+    what = (
+        f"ppo-jax: {config.env_id}, {len(plan.seeds)} seed(s) × {config.env_steps:,} env steps"
+        if plan.fresh
+        else f"ppo-jax: resuming {plan.out} after update {plan.start_update}"
+    )
     detail = f"{config.num_updates} updates of {config.num_envs} envs × {config.num_steps} steps"
     if data_parallel is not None:
-        detail += f", data-parallel: {config.num_envs // data_parallel} envs on each of {data_parallel} devices"
+        detail += (
+            f", data-parallel: {config.num_envs // data_parallel} envs on each of {data_parallel} devices"
+        )
     return header_lines(what, detail, devices, jax.devices()[0].platform, jax.process_count())
 
 
@@ -190,8 +219,13 @@ class _Session:
         self.last_return = float("nan")  # long episodes (Freeway: 2,500 steps) skip many chunks
         self.failure: list = []
         self.meta = {
-            "kind": "train", "config": plan.config.to_dict(), "seeds": plan.seeds, "num_updates": plan.config.num_updates,
-            "checkpoint_every": plan.checkpoint_every, "keep": plan.keep, "command": plan.first_command,
+            "kind": "train",
+            "config": plan.config.to_dict(),
+            "seeds": plan.seeds,
+            "num_updates": plan.config.num_updates,
+            "checkpoint_every": plan.checkpoint_every,
+            "keep": plan.keep,
+            "command": plan.first_command,
         }
 
     def on_chunk(self, first_update, metrics, seconds):
@@ -206,7 +240,9 @@ class _Session:
         for logger in self.loggers:
             logger.log(first_update, logged)
         self.history.append(metrics)
-        recent = logs.recent_return({k: np.concatenate([h[k] for h in self.history[-3:]], axis=1) for k in metrics})
+        recent = logs.recent_return(
+            {k: np.concatenate([h[k] for h in self.history[-3:]], axis=1) for k in metrics}
+        )
         if np.isfinite(recent):
             self.last_return = recent
         self.progress.update(steps, sps, self.last_return)
@@ -252,14 +288,25 @@ def _train(args, plan: Plan, err):
 
     common.enable_compile_cache()
     tune = finetune.resolve([plan.config], args, resume=None if plan.fresh else plan.out)
-    run = ChunkedRun(plan.config, plan.seeds, init_from=tune.start, reference=tune.reference,
-                     data_parallel=args.data_parallel)
+    run = ChunkedRun(
+        plan.config,
+        plan.seeds,
+        init_from=tune.start,
+        reference=tune.reference,
+        data_parallel=args.data_parallel,
+    )
     restored = _check_space_and_restore(run, plan, not args.no_tensorboard)
     if plan.fresh:
         _start_dir(plan, args.overwrite)
         tune.save(plan.out)
-    loggers = make_loggers(plan.out, plan.seeds, plan.config, plan.start_update,
-                           tensorboard=not args.no_tensorboard, wandb_mode=args.wandb)
+    loggers = make_loggers(
+        plan.out,
+        plan.seeds,
+        plan.config,
+        plan.start_update,
+        tensorboard=not args.no_tensorboard,
+        wandb_mode=args.wandb,
+    )
     for line in _header(plan, run.mesh.size, args.data_parallel):
         err.print(line, soft_wrap=True)
     if plan.fresh and common.rounding_notice(plan.config):
@@ -270,19 +317,26 @@ def _train(args, plan: Plan, err):
         state = jax.device_put(restored, jax.tree.map(lambda x: x.sharding, state))
     checkpointer = checkpoint.Checkpointer(plan.out, plan.keep)
     checkpointer.last_saved = plan.start_update or None
-    progress = Progress(plan.config.env_steps, enabled=not args.no_progress, console=err,
-                        start=plan.start_update * plan.config.batch_size)
+    progress = Progress(
+        plan.config.env_steps,
+        enabled=not args.no_progress,
+        console=err,
+        start=plan.start_update * plan.config.batch_size,
+    )
     with StopOnSignal(err) as stop:
         session = _Session(plan, loggers, progress, checkpointer, stop)
         err.print(f"compiled in {run.compile_seconds:.1f} s")
         try:
-            state, metrics = run.run(state, session.on_chunk, start_update=plan.start_update,
-                                     on_state=session.on_state)
+            state, metrics = run.run(
+                state, session.on_chunk, start_update=plan.start_update, on_state=session.on_state
+            )
         finally:
             session.close()
     if not plan.fresh:
         earlier = logs.read_metrics(plan.out / "metrics.csv", plan.seeds, plan.start_update)
-        metrics = {k: np.concatenate([earlier[k].astype(metrics[k].dtype), metrics[k]], axis=1) for k in metrics}
+        metrics = {
+            k: np.concatenate([earlier[k].astype(metrics[k].dtype), metrics[k]], axis=1) for k in metrics
+        }
     return run, session, metrics
 
 
@@ -325,8 +379,11 @@ def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
     if not plan.fresh:
         summary["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
     if run.nonfinite is not None:
-        summary["stopped"] = {"reason": f"non-finite {run.nonfinite.quantity}", "seed": run.nonfinite.seed,
-                              "update": run.nonfinite.update}
+        summary["stopped"] = {
+            "reason": f"non-finite {run.nonfinite.quantity}",
+            "seed": run.nonfinite.seed,
+            "update": run.nonfinite.update,
+        }
     elif session.failure:
         summary["stopped"] = {"reason": "checkpoint write failed", "update": run.updates_done}
     elif run.stopped_early:
@@ -340,8 +397,11 @@ def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
     resume_hint = f"ppo-jax train --resume {shlex.quote(str(out))}"
     if run.nonfinite is not None:
         bad = run.nonfinite
-        kept = (f"The last good checkpoint is {summary['checkpoint']} (update {last})." if last is not None
-                else "No checkpoint was saved before it.")
+        kept = (
+            f"The last good checkpoint is {summary['checkpoint']} (update {last})."
+            if last is not None
+            else "No checkpoint was saved before it."
+        )
         err.print(
             f"ppo-jax: error: non-finite {bad.quantity} at update {bad.update} (seed {bad.seed}); "
             f"training stopped at the end of that chunk, whose state was not saved. {kept} "
@@ -350,8 +410,15 @@ def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
             soft_wrap=True,
         )
         return EXIT_NONFINITE
-    code = resume.report_interruption(err, session, run, what="Training", num_updates=plan.config.num_updates,
-                                      saved=f"checkpoint saved in {summary['checkpoint']}", hint=resume_hint)
+    code = resume.report_interruption(
+        err,
+        session,
+        run,
+        what="Training",
+        num_updates=plan.config.num_updates,
+        saved=f"checkpoint saved in {summary['checkpoint']}",
+        hint=resume_hint,
+    )
     if code is not None:
         return code
     if last is not None:
@@ -374,10 +441,16 @@ def run(args: argparse.Namespace) -> int:
     summary = _summary(plan, run_, session, metrics)
     config, out = plan.config, plan.out
     logs.write_summary(out / "summary.json", summary)
-    logs.plot_curves(out / "curves.png", metrics, plan.seeds, title=f"{config.env_id} — {len(plan.seeds)} seed(s)")
-    err.print(f"final return per seed (last {int(logs.FINAL_FRACTION * 100)}% of training): "
-              + ", ".join(f"{x:.{report.return_digits(x)}f}" for x in summary["final_return"]))
-    err.print(f"train {run_.train_seconds:.1f} s · {summary['steps_per_second']:,.0f} env steps/s · "
-              f"compile {run_.compile_seconds:.1f} s")
+    logs.plot_curves(
+        out / "curves.png", metrics, plan.seeds, title=f"{config.env_id} — {len(plan.seeds)} seed(s)"
+    )
+    err.print(
+        f"final return per seed (last {int(logs.FINAL_FRACTION * 100)}% of training): "
+        + ", ".join(f"{x:.{report.return_digits(x)}f}" for x in summary["final_return"])
+    )
+    err.print(
+        f"train {run_.train_seconds:.1f} s · {summary['steps_per_second']:,.0f} env steps/s · "
+        f"compile {run_.compile_seconds:.1f} s"
+    )
     print(f"run written to {out}")
     return _report_end(plan, run_, session, summary, err)

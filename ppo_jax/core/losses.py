@@ -79,9 +79,7 @@ def approx_kl(log_prob: chex.Array, old_log_prob: chex.Array) -> chex.Array:
     return jnp.mean(jnp.expm1(log_ratio) - log_ratio)
 
 
-def clip_fraction(
-    log_prob: chex.Array, old_log_prob: chex.Array, clip_eps: chex.Numeric
-) -> chex.Array:
+def clip_fraction(log_prob: chex.Array, old_log_prob: chex.Array, clip_eps: chex.Numeric) -> chex.Array:
     """Fraction of samples whose ratio lies outside [1 − ε, 1 + ε]."""
     chex.assert_equal_shape([log_prob, old_log_prob])
     ratio = jnp.exp(log_prob - old_log_prob)
@@ -104,7 +102,9 @@ def explained_variance(
     return jnp.where(var_targets > 0, ev, jnp.nan)
 
 
-def normalize_advantages(advantages: chex.Array, eps: float = 1e-8, axis_name: Optional[str] = None) -> chex.Array:
+def normalize_advantages(
+    advantages: chex.Array, eps: float = 1e-8, axis_name: Optional[str] = None
+) -> chex.Array:
     """Zero mean, unit standard deviation over all elements (of every device's
     share, with ``axis_name``)."""
     mean, var = pooled_moments(advantages, tuple(range(advantages.ndim)), axis_name)

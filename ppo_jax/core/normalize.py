@@ -60,9 +60,7 @@ def rms_update(state: RunningMeanStd, batch: chex.Array, axis_name: Optional[str
     batch = batch.astype(jnp.float32)
     batch_mean, batch_var = pooled_moments(batch, sample_axes, axis_name)
     shares = 1 if axis_name is None else jax.lax.psum(1, axis_name)
-    batch_count = jnp.asarray(
-        shares * (batch.size // max(1, state.mean.size)), jnp.float32
-    )
+    batch_count = jnp.asarray(shares * (batch.size // max(1, state.mean.size)), jnp.float32)
 
     delta = batch_mean - state.mean
     total = state.count + batch_count
@@ -75,9 +73,7 @@ def rms_update(state: RunningMeanStd, batch: chex.Array, axis_name: Optional[str
     return RunningMeanStd(mean=mean, var=m2 / total, count=total)
 
 
-def normalize(
-    state: RunningMeanStd, x: chex.Array, clip: float = 10.0, eps: float = 1e-8
-) -> chex.Array:
+def normalize(state: RunningMeanStd, x: chex.Array, clip: float = 10.0, eps: float = 1e-8) -> chex.Array:
     """(x − μ) / √(σ² + eps), clipped to [−clip, clip]."""
     # Explicit broadcast: x may carry leading sample axes ([..., *shape]).
     mean = jnp.broadcast_to(state.mean, x.shape)

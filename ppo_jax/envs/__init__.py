@@ -92,7 +92,9 @@ def parse_env_id(env_id: str) -> EnvId:
     prefix, name = env_id.split(":", 1)
     if prefix in SUITES:
         if not name:
-            raise EnvError(f"'env_id' {env_id!r} names no env after '{prefix}:'; write e.g. '{prefix}:<name>'.")
+            raise EnvError(
+                f"'env_id' {env_id!r} names no env after '{prefix}:'; write e.g. '{prefix}:<name>'."
+            )
         return EnvId("suite", prefix, name)
     if env_id.count(":") == 1 and _MODULE.match(prefix) and "." not in prefix and not _importable(prefix):
         import difflib
@@ -138,10 +140,12 @@ def suite_module(prefix: str):
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name == module_name:
-            raise EnvError(f"suite '{prefix}' has no adapter in this version of ppo_jax ({module_name}).") from None
+            raise EnvError(
+                f"suite '{prefix}' has no adapter in this version of ppo_jax ({module_name})."
+            ) from None
         raise EnvError(
             f"suite '{prefix}' needs its package, which is not installed ({err}). "
-            f"Install it with: pip install -e \".[{extra}]\" (or pip install \"ppo_jax[{extra}]\")."
+            f'Install it with: pip install -e ".[{extra}]" (or pip install "ppo_jax[{extra}]").'
         ) from None
 
 
@@ -270,14 +274,20 @@ def spec_of(env: Any, params: Any, env_id: str) -> EnvSpec:
     obs = jax.eval_shape(lambda key: env.reset_env(key, params)[0], jax.random.PRNGKey(0))
     obs, mask = wrappers.split_action_mask(obs)
     if not hasattr(obs, "shape"):
-        raise EnvError(f"{env_id}: the observation is a {type(obs).__name__}, not an array; flatten it first.")
+        raise EnvError(
+            f"{env_id}: the observation is a {type(obs).__name__}, not an array; flatten it first."
+        )
     obs_shape = tuple(int(d) for d in obs.shape)
     action_space = env.action_space(params)
     if isinstance(action_space, spaces.Discrete) or type(action_space).__name__ == "Discrete":
         n = int(action_space.n)
         if mask is not None and tuple(mask.shape) != (n,):
-            raise EnvError(f"{env_id}: the action mask has shape {tuple(mask.shape)}; {n} actions need ({n},).")
-        return EnvSpec(env_id, obs_shape, True, n, (), (), limit, mask is not None, storage_dtype(env, env_id))
+            raise EnvError(
+                f"{env_id}: the action mask has shape {tuple(mask.shape)}; {n} actions need ({n},)."
+            )
+        return EnvSpec(
+            env_id, obs_shape, True, n, (), (), limit, mask is not None, storage_dtype(env, env_id)
+        )
     if isinstance(action_space, spaces.Box) or type(action_space).__name__ == "Box":
         shape = tuple(action_space.shape) or (1,)
         low = np.broadcast_to(np.asarray(action_space.low, np.float32), shape).reshape(-1)
@@ -339,7 +349,9 @@ def check_config(config, env: Any = None, env_params: Any = None) -> EnvSpec:
         except EnvError:
             raise
         except TypeError as err:
-            raise EnvError(f"{config.env_id}: building it with env_kwargs {config.env_kwargs or {}} failed: {err}") from None
+            raise EnvError(
+                f"{config.env_id}: building it with env_kwargs {config.env_kwargs or {}} failed: {err}"
+            ) from None
     else:
         env, env_params = from_config(config, env, env_params)
     return spec_of(env, env_params, config.env_id)

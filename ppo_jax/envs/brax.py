@@ -107,11 +107,14 @@ class PipelineEnv(environment.Environment):
                 inner = self.inner.step(self.suite_state(state), action)
                 reward = inner.reward
             else:
+
                 def repeat(s, _):
                     s = self.inner.step(s, action)
                     return s, s.reward
 
-                inner, rewards = jax.lax.scan(repeat, self.suite_state(state), None, length=self._action_repeat)
+                inner, rewards = jax.lax.scan(
+                    repeat, self.suite_state(state), None, length=self._action_repeat
+                )
                 reward = jnp.sum(rewards, axis=0)
         terminated = jnp.asarray(inner.done) > 0.5  # Brax's done is a float 0/1
         new_state = PipelineEnvState(inner=self._pack(inner), time=state.time + 1)
@@ -120,14 +123,18 @@ class PipelineEnv(environment.Environment):
     def _pack(self, inner) -> tuple:
         leaves, treedef = jax.tree.flatten(inner)
         if treedef != self._treedef:
-            raise ValueError(f"{self._name}: the suite's state changed structure in a step ({treedef} != {self._treedef})")
+            raise ValueError(
+                f"{self._name}: the suite's state changed structure in a step ({treedef} != {self._treedef})"
+            )
         return tuple(leaf for i, leaf in enumerate(leaves) if i not in self._empty)
 
     def suite_state(self, state: PipelineEnvState):
         """The suite's own State (``brax.envs.State``, Playground's ``State``) of ``state``."""
         stored = iter(state.inner)
-        leaves = [jnp.zeros(*self._empty[i]) if i in self._empty else next(stored)
-                  for i in range(self._treedef.num_leaves)]
+        leaves = [
+            jnp.zeros(*self._empty[i]) if i in self._empty else next(stored)
+            for i in range(self._treedef.num_leaves)
+        ]
         return jax.tree.unflatten(self._treedef, leaves)
 
     def _obs(self, inner) -> jax.Array:
@@ -167,8 +174,9 @@ def make(name: str, backend: str | None = None, episode_length: int = 1000, **en
             raise EnvError(f"brax:{name}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
         env_kwargs = {**env_kwargs, "backend": backend}
     if int(episode_length) < 1:
-        raise EnvError(f"brax:{name}: episode_length must be a positive number of steps, got {episode_length}")
+        raise EnvError(
+            f"brax:{name}: episode_length must be a positive number of steps, got {episode_length}"
+        )
     inner = brax_envs.get_environment(name, **env_kwargs)
     env = PipelineEnv(inner, f"brax:{name}", int(episode_length))
     return env, env.default_params
-

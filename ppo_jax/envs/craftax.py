@@ -110,10 +110,14 @@ def make(name: str, max_steps_in_episode: int | None = None, **env_kwargs):
     fields = set(params.inner.__dataclass_fields__)
     unknown = sorted(set(env_kwargs) - fields)
     if unknown:
-        raise EnvError(f"craftax:{name}: unknown settings {unknown}; Craftax's EnvParams has {sorted(fields)}")
+        raise EnvError(
+            f"craftax:{name}: unknown settings {unknown}; Craftax's EnvParams has {sorted(fields)}"
+        )
     params = params.replace(inner=params.inner.replace(**env_kwargs))
     if max_steps_in_episode is not None:
         if int(max_steps_in_episode) < 1:
-            raise EnvError(f"craftax:{name}: max_steps_in_episode must be positive, got {max_steps_in_episode}")
+            raise EnvError(
+                f"craftax:{name}: max_steps_in_episode must be positive, got {max_steps_in_episode}"
+            )
         params = params.replace(max_steps_in_episode=int(max_steps_in_episode))
     return env, params

@@ -34,12 +34,16 @@ def make(name: str, obs_key: str = "state", **config_overrides):
     (their PPO squashes actions with tanh).
     """
     if name not in registry.ALL_ENVS:
-        raise EnvError(f"playground:{name}: not one of MuJoCo Playground's environments; known: "
-                         f"{', '.join(sorted(registry.ALL_ENVS))}")
+        raise EnvError(
+            f"playground:{name}: not one of MuJoCo Playground's environments; known: "
+            f"{', '.join(sorted(registry.ALL_ENVS))}"
+        )
     impl = config_overrides.pop("impl", "jax")
     if impl != "jax":
-        raise EnvError(f"playground:{name}: impl {impl!r} is not supported; ppo_jax runs Playground's JAX "
-                         "implementation (impl: jax), not Warp")
+        raise EnvError(
+            f"playground:{name}: impl {impl!r} is not supported; ppo_jax runs Playground's JAX "
+            "implementation (impl: jax), not Warp"
+        )
     config = registry.get_default_config(name)
     unknown = sorted(set(config_overrides) - set(config.keys()))
     if unknown:
@@ -52,8 +56,10 @@ def make(name: str, obs_key: str = "state", **config_overrides):
     def obs_fn(obs):
         if isinstance(obs, Mapping):
             if obs_key not in obs:
-                raise EnvError(f"playground:{name}: the observation has entries {sorted(obs)}; "
-                                 f"obs_key {obs_key!r} is not one of them")
+                raise EnvError(
+                    f"playground:{name}: the observation has entries {sorted(obs)}; "
+                    f"obs_key {obs_key!r} is not one of them"
+                )
             return obs[obs_key]
         return obs
 

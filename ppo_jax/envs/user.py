@@ -38,12 +38,15 @@ def make(module_path: str, attribute: str, **env_kwargs) -> Any:
             ) from None
         raise EnvError(f"env_id {env_id!r}: importing {module_path} failed: {err}") from None
     except Exception as err:  # the user's module raised while importing
-        raise EnvError(f"env_id {env_id!r}: importing {module_path} raised {type(err).__name__}: {err}") from None
+        raise EnvError(
+            f"env_id {env_id!r}: importing {module_path} raised {type(err).__name__}: {err}"
+        ) from None
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
             public = sorted(
-                n for n, v in vars(module).items()
+                n
+                for n, v in vars(module).items()
                 if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == module.__name__
             )
             raise EnvError(
@@ -52,8 +55,12 @@ def make(module_path: str, attribute: str, **env_kwargs) -> Any:
             )
         target = getattr(target, part)
     if not callable(target):
-        raise EnvError(f"env_id {env_id!r}: {attribute} is a {type(target).__name__}, not a class or factory.")
+        raise EnvError(
+            f"env_id {env_id!r}: {attribute} is a {type(target).__name__}, not a class or factory."
+        )
     try:
         return target(**env_kwargs)
     except TypeError as err:
-        raise EnvError(f"env_id {env_id!r}: calling {attribute}(**env_kwargs) with env_kwargs {env_kwargs} failed: {err}") from None
+        raise EnvError(
+            f"env_id {env_id!r}: calling {attribute}(**env_kwargs) with env_kwargs {env_kwargs} failed: {err}"
+        ) from None

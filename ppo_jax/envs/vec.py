@@ -65,7 +65,9 @@ class VecEnv:
         if params is None:
             params = env.default_params
         self.env, self.params = env, params
-        self.spec = spec if spec is not None else envs.spec_of(env, params, getattr(env, "name", type(env).__name__))
+        self.spec = (
+            spec if spec is not None else envs.spec_of(env, params, getattr(env, "name", type(env).__name__))
+        )
 
     @classmethod
     def from_config(cls, config, env: Any = None, env_params: Any = None) -> "VecEnv":

@@ -98,7 +98,9 @@ def make(name: str, **env_kwargs) -> tuple[XMiniGridEnv, XMiniGridParams]:
         fields = set(params.__dataclass_fields__)
         unknown = sorted(set(env_kwargs) - fields)
         if unknown:
-            raise EnvError(f"xminigrid:{name}: env_kwargs {unknown} are not fields of its params ({', '.join(sorted(fields))}).")
+            raise EnvError(
+                f"xminigrid:{name}: env_kwargs {unknown} are not fields of its params ({', '.join(sorted(fields))})."
+            )
         params = params.replace(**env_kwargs)
     wrapped = XMiniGridEnv(env, params, name=f"xminigrid:{name}")
     return wrapped, wrapped.default_params

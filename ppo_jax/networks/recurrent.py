@@ -72,7 +72,9 @@ class RecurrentActorCritic(nn.Module):
         self.policy_head = _dense(self.action_dim, 0.01)
         self.value_head = _dense(1, 1.0)
         if not self.discrete:
-            self.log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
+            self.log_std = self.param(
+                "log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,)
+            )
 
     def embed(self, obs: chex.Array) -> chex.Array:
         return self.torso(obs)
