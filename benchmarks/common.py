@@ -7,6 +7,7 @@ runs in its own process (its own time cap, its own peak memory).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.metadata
 import json
@@ -150,10 +151,8 @@ def run_job(
     for line in stdout.splitlines():
         line = line.strip()
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
     return {
         "status": status,
         "command": " ".join(str(c) for c in cmd),

@@ -21,11 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import ppo_jax
+from benchmarks.common import emit, final_return, peak_rss_mib, reach
 from ppo_jax.driver import ChunkedRun, compiler_options, seed_keys
 from ppo_jax.rollout import draw_steps, rollout_options
 from ppo_jax.update import Batch, UpdateOptions, make_optimizer, minibatch_step
-
-from benchmarks.common import emit, final_return, peak_rss_mib, reach
 
 
 def _flops(compiled) -> float:
@@ -668,7 +667,7 @@ def job_cnn(a: dict) -> None:
             best = min(_median_run(compiled, (w, x), 1)[0] for _ in range(a.get("repeats", 5)))
             row[f"{name}_ms"] = round(best * 1e3, 3)
         row["patches_speedup"] = round(row["grouped_ms"] / row["patches_ms"], 3)
-        (vg, gg), (vp, gp) = outs["grouped"], outs["patches"]
+        (_, gg), (_, gp) = outs["grouped"], outs["patches"]
         row["max_rel_diff_grad"] = float(jnp.max(jnp.abs(gg - gp)) / (jnp.max(jnp.abs(gg)) + 1e-30))
         row["matmul_precision"] = str(jax.config.jax_default_matmul_precision)
         emit(row)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks import common, peers_env
-from benchmarks.common import REPO, THRESHOLDS, REACH_WINDOW, run_job
+from benchmarks.common import REACH_WINDOW, REPO, THRESHOLDS, run_job
 
 SECTIONS = ("throughput", "torch", "peers", "seeds", "cores", "compile", "memory", "cnn", "agreement")
 # --gpu runs the 2048-agent headline first, so that a spent budget never drops it.

@@ -37,6 +37,7 @@ runs the same function with sbx's PPO (its JAX port).
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 
@@ -147,10 +148,8 @@ def learn(model, s: dict, seed: int, device: str, start: float, time_limit: floa
     batch_size = s["num_envs"] * s["num_steps"]
     budget = (s["total_timesteps"] // batch_size) * batch_size
     recorder = Recorder(start, time_limit)
-    try:
+    with contextlib.suppress(_TimeUp):
         model.learn(total_timesteps=budget, callback=recorder)
-    except _TimeUp:
-        pass
     seconds = time.perf_counter() - start
     env_steps = recorder.rollouts[-1][1] if recorder.rollouts else 0
     return {

@@ -15,8 +15,8 @@ markdown table with per-seed numbers and sample sentences.
 from __future__ import annotations
 
 import argparse
-import json
 import datetime as dt
+import json
 import platform
 import time
 from pathlib import Path
@@ -26,10 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import ppo_jax
-from ppo_jax.config import Hyperparams
 from ppo_jax.driver import seed_keys
-from ppo_jax.envs import VecEnv
-from ppo_jax.envs import tokens
+from ppo_jax.envs import VecEnv, tokens
 from ppo_jax.networks import networks_from_config
 from ppo_jax.reference import load_reference, load_start
 

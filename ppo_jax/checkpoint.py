@@ -181,7 +181,7 @@ class Checkpointer:
         self.run_dir = Path(run_dir)
         self.directory = checkpoint_dir(run_dir)
         self.keep = keep
-        self._manager = None
+        self._manager: Any = None  # an orbax CheckpointManager, made on the first save
         self.last_saved: Optional[int] = None
 
     def save(self, update: int, state: Any, meta: dict[str, Any]) -> Path:

@@ -38,7 +38,7 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 NO_CACHE_ENV = "PPO_JAX_NO_CACHE"
 CACHE_DIR_ENV = "PPO_JAX_CACHE_DIR"
@@ -167,9 +167,10 @@ def executable_dir() -> Optional[Path]:
     across hosts (each process would load a part of one program)."""
     import jax
 
-    if os.environ.get(NO_CACHE_ENV) or not jax.config.jax_compilation_cache_dir or jax.process_count() > 1:
+    xla_dir = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]  # a flag, set at run time
+    if os.environ.get(NO_CACHE_ENV) or not xla_dir or jax.process_count() > 1:
         return None
-    return Path(jax.config.jax_compilation_cache_dir) / "executables"
+    return Path(xla_dir) / "executables"
 
 
 @functools.lru_cache(maxsize=None)
@@ -204,7 +205,7 @@ def _requirements(name: str) -> tuple[str, ...]:
         requires = importlib.metadata.requires(name) or []
     except importlib.metadata.PackageNotFoundError:
         return ()
-    return tuple(sorted({re.match(r"[A-Za-z0-9._-]*", r).group(0) for r in requires} - {""}))
+    return tuple(sorted({re.split(r"[^A-Za-z0-9._-]", r, maxsplit=1)[0] for r in requires} - {""}))
 
 
 def env_packages(env_id: str) -> Optional[tuple[tuple[str, str], ...]]:
@@ -280,7 +281,7 @@ def args_key(args: Any) -> list:
     import jax
 
     leaves, tree = jax.tree.flatten(args)
-    out = [str(tree)]
+    out: list[Any] = [str(tree)]
     for x in leaves:
         sharding = getattr(x, "sharding", None)
         out.append(
@@ -309,7 +310,7 @@ def _no_default(value):
 
 
 def open_cache(
-    config, devices: Sequence[Any], args: Any, driver: dict, programs: dict
+    config, devices: Iterable[Any], args: Any, driver: dict, programs: dict
 ) -> tuple[Optional["ExecutableCache"], dict]:
     """The executable cache and a key for each of a run's programs, or (None, {})
     where no sound key exists (the cache off, a user's env).
@@ -415,7 +416,7 @@ def fits(compiled, args: Any) -> bool:
     try:
         info_leaves, info_tree = jax.tree.flatten(compiled.args_info)
         arg_leaves, arg_tree = jax.tree.flatten((tuple(args), {}))
-        if info_tree != arg_tree:
+        if info_tree != arg_tree:  # type: ignore[operator]  # jaxlib's stub leaves PyTreeDef's == out
             return False
         return all(
             tuple(i.shape) == tuple(a.shape) and i.dtype == a.dtype for i, a in zip(info_leaves, arg_leaves)
@@ -425,7 +426,5 @@ def fits(compiled, args: Any) -> bool:
 
 
 def _remove(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.unlink()
-    except OSError:
-        pass

@@ -122,6 +122,7 @@ def run_chunks(
     times = HostTimes()
     inflight = step(state, lengths[0]) if lengths else None
     for i in range(len(lengths)):
+        assert inflight is not None, "a chunk is dispatched before each one is awaited"
         state_after, metrics = inflight
         more = i + 1 < len(lengths)
         inflight = step(state_after, lengths[i + 1]) if pipeline and more else None
@@ -140,10 +141,12 @@ def run_chunks(
     return state, times
 
 
-def _env_split_specs(recurrent: bool, axis_name: str) -> TrainState:
-    """Where a data-parallel ``TrainState`` (leading seed axis) lives: the
-    per-env leaves split on their env axis, the rest replicated."""
-    envs, same = PartitionSpec(None, axis_name), sharding.REPLICATED
+def _env_split_specs(recurrent: bool, axis_name: str) -> Any:
+    """Where a data-parallel ``TrainState`` (leading seed axis) lives, as a
+    ``TrainState`` of ``PartitionSpec``: the per-env leaves split on their env
+    axis, the rest replicated."""
+    envs: Any = PartitionSpec(None, axis_name)
+    same = sharding.REPLICATED
     return TrainState(
         params=same,
         opt_state=same,
@@ -232,7 +235,7 @@ class ChunkedRun:
         )
         return jax.jit(per_device, donate_argnums=() if self.pipeline else 0)
 
-    def _init_fn(self) -> Callable:
+    def _init_fn(self) -> Any:
         init = jax.vmap(self.program.init, in_axes=(0, None))
         return jax.jit(self._per_device(init, self._keys_spec, self._state_spec))
 
@@ -261,7 +264,9 @@ class ChunkedRun:
             self._compiled[length] = programs.get(
                 length,
                 (state, self.hp),
-                lambda: self._chunk_fn(length).lower(state, self.hp).compile(compiler_options()),
+                lambda length=length: (
+                    self._chunk_fn(length).lower(state, self.hp).compile(compiler_options())
+                ),
             )
         self.cache_hits = ["init" if name == "init" else f"chunk {name}" for name in programs.hits]
         jax.block_until_ready(state)
@@ -277,7 +282,7 @@ class ChunkedRun:
             "specs": [repr(spec) for spec in (self._keys_spec, self._state_spec, self._metrics_spec)],
             "data_parallel": self.data_parallel,
         }
-        programs = {"init": {"program": "init"}}
+        programs: dict[Any, dict[str, Any]] = {"init": {"program": "init"}}
         for length in set(self.plan):
             programs[length] = {
                 "program": "chunk",

@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Protocol
+from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 import yaml
@@ -73,11 +73,11 @@ class MetricsCSV:
         ``< keep_before`` of an existing one (a resumed run) and append after them."""
         self.path = Path(path)
         self.seeds = seeds
-        rows = [self.columns]
+        rows: list[Sequence[str]] = [self.columns]
         if keep_before is not None and self.path.is_file():
             with open(self.path, newline="") as f:
                 header, *earlier = csv.reader(f)
-            rows = [header] + [r for r in earlier if r and int(r[1]) < keep_before]
+            rows = [header, *(r for r in earlier if r and int(r[1]) < keep_before)]
         buffer = io.StringIO()
         csv.writer(buffer).writerows(rows)
         write_atomic(self.path, buffer.getvalue())
@@ -98,7 +98,7 @@ class MetricsCSV:
         writer = csv.writer(buffer)
         for i, seed in enumerate(self.seeds):
             for j in range(num_updates):
-                row = [seed, first_update + j, int(metrics["env_steps"][i, j])]
+                row: list[Any] = [seed, first_update + j, int(metrics["env_steps"][i, j])]
                 row += [_fmt(metrics[name][i, j]) for name in METRIC_NAMES]
                 writer.writerow(row)
         with open(self.path, "a", newline="") as f:
@@ -264,7 +264,7 @@ def _scalar_events(tags: list[str], values: np.ndarray, steps: np.ndarray, wall_
     num = values.shape[1] * values.shape[2]
     values = values.reshape(len(tags), num).T  # [events, tags]
     finite = np.isfinite(values)
-    body, body_mask = [], []
+    body, masks = [], []
     for k, tag in enumerate(tags):
         name = tag.encode()
         value = b"\x0a" + _varint(len(name)) + name + b"\x15"  # tag (1: a string), simple_value (2: a float)
@@ -273,8 +273,8 @@ def _scalar_events(tags: list[str], values: np.ndarray, steps: np.ndarray, wall_
             np.broadcast_to(np.frombuffer(prefix, np.uint8), (num, len(prefix))),
             values[:, k].astype("<f4").view(np.uint8).reshape(num, 4),
         ]
-        body_mask.append(np.repeat(finite[:, k : k + 1], len(prefix) + 4, axis=1))
-    body_mask = np.concatenate(body_mask, axis=1)
+        masks.append(np.repeat(finite[:, k : k + 1], len(prefix) + 4, axis=1))
+    body_mask = np.concatenate(masks, axis=1)
     head = (
         b"\x09" + np.float64(wall_time).astype("<f8").tobytes() + b"\x10"
     )  # wall_time (1: double), step (2)

@@ -62,6 +62,7 @@ def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
         action_mask = env_mask if action_mask is None else action_mask
         obs = jnp.asarray(obs, jnp.float32)
         if normalize_obs:
+            assert params.obs_norm is not None, "normalize_obs needs the run's saved statistics"
             obs = core.normalize(params.obs_norm, obs)
         dist, _ = networks.apply(params.network, obs)
         dist = with_action_mask(dist, action_mask)
@@ -94,6 +95,7 @@ def _make_recurrent_act(networks: RecurrentNetworks, vec_env: VecEnv, normalize_
         action_mask = env_mask if action_mask is None else action_mask
         obs = jnp.asarray(obs, jnp.float32)
         if normalize_obs:
+            assert params.obs_norm is not None, "normalize_obs needs the run's saved statistics"
             obs = core.normalize(params.obs_norm, obs)
         if start is None:
             start = jnp.zeros(obs.shape[:1], bool)
@@ -116,7 +118,7 @@ class LoadedRun:
     state: TrainState  # the whole train state, [seeds, ...]
     params: PolicyParams  # [seeds, ...]
     act: Act  # act(params_of_one_seed, obs, key=None, action_mask=None) -> action; recurrent: (params, obs, carry, key=None, start=None, action_mask=None) -> (action, carry)
-    networks: Networks  # or RecurrentNetworks
+    networks: Any  # Networks, or RecurrentNetworks when the config is recurrent
     spec: EnvSpec
     vec_env: VecEnv  # the env the run was trained on, wrapped as its config says
 

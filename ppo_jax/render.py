@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 from typing import Any, Optional
 
 import jax
@@ -129,7 +128,7 @@ def draw_frames(env_id: str, states: Any, rewards: np.ndarray, env_kwargs: Optio
     num = len(returns)
     frames = []
     for t in range(num):
-        state = jax.tree.map(lambda x: x[t], states)
+        state = jax.tree.map(lambda x, t=t: x[t], states)
         if env_id.startswith("xminigrid:"):
             image = Image.fromarray(env.render_rgb(_suite_state(state), env_params)).convert("RGB")
         elif env_id in MINATAR:
@@ -228,8 +227,8 @@ _CLASSIC_DRAW = {
 
 def _draw_minatar(obs: np.ndarray, cell: int = 20):
     """Each channel its own colour on black, as gymnax's MinAtar visualizer does."""
-    from PIL import Image
     import matplotlib
+    from PIL import Image
 
     channels = obs.shape[-1]
     colours = np.asarray(

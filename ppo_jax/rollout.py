@@ -12,8 +12,8 @@ from typing import Any, NamedTuple, Optional
 
 import chex
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from ppo_jax import core
@@ -131,6 +131,7 @@ def _next_values(traj: Transition, last_value: chex.Array, value_of) -> chex.Arr
     batch (``value_of(obs[B·S, ...], rows[B·S])``, rows into the flattened
     ``[T·B]`` steps, ``T·B`` for an unused slot) and scattered back.
     """
+    assert traj.cut_obs is not None and traj.cut_step is not None, "a feed-forward rollout's Transition"
     num_steps, num_envs = traj.value.shape
     following = jnp.concatenate([traj.value[1:], last_value[None]], axis=0).reshape(-1)
     slots = traj.cut_step.shape[1]

@@ -91,7 +91,7 @@ class EnvShards(NamedTuple):
     """One agent's envs (and so its rollout and every minibatch) split evenly
     over ``count`` devices of the mapped axis ``axis_name``: data-parallel."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, which nothing here calls
     axis_name: str = ENVS
 
 

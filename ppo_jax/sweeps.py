@@ -30,14 +30,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppo_jax import compile_cache
+from ppo_jax import compile_cache, sharding
 from ppo_jax import config as config_lib
-from ppo_jax import sharding
 from ppo_jax.checkpoint import state_nbytes
-from ppo_jax.config import ConfigError, PPOConfig, STATIC_FIELDS, TRACED_FIELDS
+from ppo_jax.config import STATIC_FIELDS, TRACED_FIELDS, ConfigError, PPOConfig
 from ppo_jax.driver import chunk_plan, compiler_options, run_chunks, seed_keys
-from ppo_jax.logs import FINAL_FRACTION, final_window
 from ppo_jax.finetune import Reference, Start, require_reference
+from ppo_jax.logs import FINAL_FRACTION, final_window
 from ppo_jax.train import METRIC_NAMES, Program, build
 
 _OPTIONAL = ("vf_clip", "target_kl", "kl_ref_target")  # null = off, which changes the program
@@ -358,7 +357,7 @@ class SweepRun:
         self.compile_seconds = 0.0
         self.train_seconds = 0.0
         self._start_update = 0
-        self._compiled: Optional[Callable] = None
+        self._compiled: Any = None  # the compiled log-point program
         self.cache_hits: list[str] = []
 
     def _inputs(self):

@@ -13,7 +13,6 @@ from typing import Any, Callable, NamedTuple, Optional
 import chex
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from ppo_jax import core, sharding
@@ -135,7 +134,7 @@ def build(
             discounted_return=jnp.zeros((num_envs,), jnp.float32),
         )
         if init_from is not None:
-            norm = norm.replace(
+            norm = norm.replace(  # type: ignore[attr-defined]  # flax.struct's replace is untyped
                 obs=init_from.obs_norm if config.normalize_obs else norm.obs,
                 ret=init_from.ret_norm if config.normalize_reward else norm.ret,
             )
@@ -161,6 +160,7 @@ def build(
         key_rollout, key_update = sharding.own_key(key_rollout, shards), sharding.own_key(key_update, shards)
         memory = state.memory
         if recurrent:
+            assert state.memory is not None, "a recurrent TrainState carries its memory"
             env_state, memory, norm, traj, episodes = collect_recurrent(
                 key_rollout,
                 state.params,
@@ -194,6 +194,7 @@ def build(
             gamma=hp.gamma,
             gae_lambda=hp.gae_lambda,
         )
+        batch: Batch | SequenceBatch
         if recurrent:
             batch = sequence_batch(traj, advantages, targets, chunk)
         else:

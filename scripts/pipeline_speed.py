@@ -68,13 +68,13 @@ def main() -> None:
                 ]
                 saver = checkpoint.Checkpointer(out, keep=1)
 
-                def on_chunk(first, metrics, seconds):
+                def on_chunk(first, metrics, seconds, loggers=loggers):
                     logged = {**metrics, "steps_per_second": np.ones(metrics["env_steps"].shape)}
                     for logger in loggers:
                         logger.log(first, logged)
                     time.sleep(args.extra_io_ms / 1e3)
 
-                def on_state(done, state):
+                def on_state(done, state, saver=saver):
                     if done == config.num_updates:
                         saver.save(done, state, {"seeds": seeds})
                     return False

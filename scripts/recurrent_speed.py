@@ -13,7 +13,6 @@ Prints a Markdown table. Measures; asserts nothing about time.
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 
 import jax

@@ -34,7 +34,7 @@ def test_final_return_takes_the_last_five_percent_of_steps():
 
 
 def test_torch_gae_matches_ppo_jax_gae():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("gymnasium")
     import ppo_jax
     from benchmarks.torch_ppo import gae as torch_gae

@@ -75,7 +75,7 @@ def test_quick_suite_writes_finite_results(tmp_path):
     assert matmul and _finite(matmul[0]["matmul_flops_per_second"])
 
     torch = json.loads((res / "torch.json").read_text())
-    for env_id, env in torch["envs"].items():
+    for env in torch["envs"].values():
         (solve,) = env["ppo_jax"]
         assert solve["status"] == "ok", solve
         (row,) = solve["rows"]

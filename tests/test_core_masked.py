@@ -72,7 +72,7 @@ def test_gradients_are_finite_and_skip_the_masked_logits():
     p_eps = 1e-3
     for row, col in zip(*np.nonzero(mask)):
 
-        def f(delta):
+        def f(delta, row=row, col=col):
             lg = logits.astype(np.float64).copy()
             lg[row, col] += delta
             _, log_p, ent = np_masked(lg, mask)

@@ -1,7 +1,6 @@
 """VecEnv against gymnax itself: the same transitions as gymnax's own step."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import CARTPOLE_RUN_ARGS, assert_bitwise_equal, interrupt_cli
 
 import ppo_jax
-from conftest import CARTPOLE_RUN_ARGS, assert_bitwise_equal, interrupt_cli
 
 ROOT = Path(__file__).parent.parent
 

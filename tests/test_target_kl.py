@@ -67,7 +67,7 @@ def _reference(config, program, params, batch, target_kl):
     for e in range(EPOCHS):
         rows = np.asarray(permutation(keys[e], N)).reshape(MINIBATCHES, -1)
         for r in rows:
-            minibatch = jax.tree.map(lambda x: x[r], batch)
+            minibatch = jax.tree.map(lambda x, r=r: x[r], batch)
             (new_params, new_state, _), (aux, _) = step(params, opt_state, minibatch)
             if float(aux["approx_kl"]) > KL_STOP_FACTOR * target_kl:
                 return taken, params

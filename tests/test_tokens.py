@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import ppo_jax
-
 from ppo_jax.envs import VecEnv, env_spec
 from ppo_jax.envs import tokens as T
 
@@ -46,7 +45,7 @@ def _play(env_id, actions):
 def test_rewards_match_the_documented_scoring_on_random_sentences():
     rng = np.random.default_rng(0)
     sentences = rng.integers(0, len(T.VOCAB), size=(T.LENGTH, 64))
-    sentences[:, 0] = [T.VOCAB.index(w) for w in "the good cat sat ! the good dog".split()]
+    sentences[:, 0] = [T.VOCAB.index(w) for w in ["the", "good", "cat", "sat", "!", "the", "good", "dog"]]
     words = [[T.VOCAB[i] for i in sentences[:, b]] for b in range(sentences.shape[1])]
     (fluency, terminated, truncated, _), _ = _play("ppo_jax.envs.tokens:Fluency", sentences)
     np.testing.assert_array_equal(fluency.T, [python_fluency(w) for w in words])
@@ -70,7 +69,7 @@ def test_the_quirk_pays_more_than_any_grammatical_sentence():
 
 
 def test_observation_is_the_last_tokens_and_the_position():
-    sentence = [T.VOCAB.index(w) for w in "the very good dog ran the cat sat".split()]
+    sentence = [T.VOCAB.index(w) for w in ["the", "very", "good", "dog", "ran", "the", "cat", "sat"]]
     (_, _, _, obs), _ = _play("ppo_jax.envs.tokens:Fluency", np.asarray(sentence)[:, None])
     width = len(T.VOCAB) + 1
     assert env_spec("ppo_jax.envs.tokens:RewardModel").obs_shape == (T.CONTEXT * width + T.LENGTH,)

@@ -32,8 +32,8 @@ def test_vmapped_seed_matches_single_run(env_id):
     batched_state, batched = jax.jit(jax.vmap(train))(keys)
     for i in (0, 2):
         state, single = jax.jit(train)(keys[i])
-        _close(jax.tree.map(lambda x: x[i], batched), single)
-        _close(jax.tree.map(lambda x: x[i], batched_state.params), state.params)
+        _close(jax.tree.map(lambda x, i=i: x[i], batched), single)
+        _close(jax.tree.map(lambda x, i=i: x[i], batched_state.params), state.params)
 
 
 def test_chunked_driver_matches_one_train_call():
@@ -120,7 +120,6 @@ def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
     """Pendulum only truncates (200 steps): every cut step is valued at its pre-reset
     observation (kept in the rollout's cut slots, and checked against a step-by-step
     replay of the same keys and actions), every other step at the next step's observation."""
-    from ppo_jax.envs import NormState
     from ppo_jax.rollout import RolloutOptions, _scan_inputs, collect, cut_final_obs
 
     config = ppo_jax.load_config(
@@ -150,7 +149,7 @@ def test_rollout_bootstraps_truncated_steps_from_the_final_observation():
     step = jax.jit(program.vec_env.step_with)
     env_state, finals = state.env, {}
     for t in range(450):
-        per_step = jax.tree.map(lambda x: x[t], resets)
+        per_step = jax.tree.map(lambda x, t=t: x[t], resets)
         env_state, result = step(step_keys[t], per_step, env_state, traj.action[t])
         for b in np.flatnonzero(np.asarray(result.truncated)):
             finals[(t, int(b))] = np.asarray(result.final_obs[b])

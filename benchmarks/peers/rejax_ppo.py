@@ -96,10 +96,7 @@ def main() -> None:
             algo.env_params.max_steps_in_episode,
         )[1]
 
-    if seeds == 1:
-        returns = final_returns(ts)
-    else:
-        returns = jax.jit(jax.vmap(final_returns))(ts)
+    returns = final_returns(ts) if seeds == 1 else jax.jit(jax.vmap(final_returns))(ts)
     print(
         json.dumps(
             {

@@ -7,7 +7,6 @@ import os
 import platform
 import shlex
 import sys
-from pathlib import Path
 from typing import Sequence
 
 EXIT_USAGE = 2

@@ -22,7 +22,9 @@ def make_loggers(out, seeds, config, start_update: int, *, tensorboard: bool, wa
     from ppo_jax import logs
 
     fresh = start_update == 0
-    loggers = [logs.MetricsCSV(out / "metrics.csv", seeds, keep_before=None if fresh else start_update)]
+    loggers: list[logs.Logger] = [
+        logs.MetricsCSV(out / "metrics.csv", seeds, keep_before=None if fresh else start_update)
+    ]
     if tensorboard:
         purge = None if fresh else start_update * config.batch_size + 1
         loggers.append(logs.TensorBoardLogger(out / "tensorboard", seeds, purge_step=purge))

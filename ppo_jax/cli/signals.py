@@ -36,4 +36,5 @@ class StopOnSignal:
 
     @property
     def name(self) -> str:
+        assert self.signum is not None, "no signal was received"
         return signal.Signals(self.signum).name

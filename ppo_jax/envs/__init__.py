@@ -163,7 +163,7 @@ _MADE: dict = {}
 
 def make(env_id: str, **env_kwargs) -> tuple[Any, Any]:
     """``(env, params)`` of ``env_id``, built with ``env_kwargs``; the same objects for the same arguments."""
-    key = (env_id, _freeze(env_kwargs))
+    key: Optional[tuple] = (env_id, _freeze(env_kwargs))
     try:
         hash(key)
     except TypeError:
@@ -258,7 +258,6 @@ def _replace(params: Any, **changes) -> Any:
 def spec_of(env: Any, params: Any, env_id: str) -> EnvSpec:
     """The ``EnvSpec`` of a built (and wrapped) env; ``EnvError`` for what the trainer cannot use."""
     import jax
-
     from gymnax.environments import spaces
 
     from ppo_jax.envs import wrappers

@@ -122,7 +122,7 @@ class PipelineEnv(environment.Environment):
 
     def _pack(self, inner) -> tuple:
         leaves, treedef = jax.tree.flatten(inner)
-        if treedef != self._treedef:
+        if treedef != self._treedef:  # type: ignore[operator]  # jaxlib's stub leaves PyTreeDef's == out
             raise ValueError(
                 f"{self._name}: the suite's state changed structure in a step ({treedef} != {self._treedef})"
             )
@@ -133,7 +133,7 @@ class PipelineEnv(environment.Environment):
         stored = iter(state.inner)
         leaves = [
             jnp.zeros(*self._empty[i]) if i in self._empty else next(stored)
-            for i in range(self._treedef.num_leaves)
+            for i in range(self._treedef.num_leaves)  # type: ignore[attr-defined]  # as above
         ]
         return jax.tree.unflatten(self._treedef, leaves)
 

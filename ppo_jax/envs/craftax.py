@@ -16,10 +16,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from craftax.craftax_env import make_craftax_env_from_name  # a missing package names the extra
 from flax import struct
 from gymnax.environments import environment, spaces
-
-from craftax.craftax_env import make_craftax_env_from_name  # a missing package names the extra
 
 from ppo_jax.envs import EnvError
 
@@ -113,7 +112,7 @@ def make(name: str, max_steps_in_episode: int | None = None, **env_kwargs):
         raise EnvError(
             f"craftax:{name}: unknown settings {unknown}; Craftax's EnvParams has {sorted(fields)}"
         )
-    params = params.replace(inner=params.inner.replace(**env_kwargs))
+    params = params.replace(inner=params.inner.replace(**env_kwargs))  # type: ignore[attr-defined]  # flax.struct
     if max_steps_in_episode is not None:
         if int(max_steps_in_episode) < 1:
             raise EnvError(

@@ -21,14 +21,12 @@ import inspect
 from typing import Any
 
 import chex
-import jax
 import jax.numpy as jnp
 import jumanji
 from flax import struct
 from gymnax.environments import environment, spaces
 from jumanji import specs
 from jumanji.types import StepType
-
 
 DEFAULT_TIME_LIMIT = 1000  # for envs without a time_limit of their own; max_episode_steps overrides it
 _NEVER = 2**31 - 1

@@ -147,7 +147,7 @@ class Tokens(environment.Environment[EnvState, EnvParams]):
         return jnp.concatenate([context, position]).astype(jnp.float32)
 
     def is_terminal(self, state: EnvState, params: EnvParams) -> jax.Array:
-        return state.time >= LENGTH
+        return jnp.asarray(state.time >= LENGTH)
 
     def action_space(self, params=None) -> spaces.Discrete:
         return spaces.Discrete(len(VOCAB))

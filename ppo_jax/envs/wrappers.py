@@ -52,7 +52,7 @@ def _take_mask(obs: Any) -> tuple[Any, Optional[chex.Array]]:
         mask = getattr(obs, MASK_KEY)
         if hasattr(obs, "_replace"):  # NamedTuple
             return obs._replace(**{MASK_KEY: None}), mask
-        if dataclasses.is_dataclass(obs):
+        if dataclasses.is_dataclass(obs) and not isinstance(obs, type):
             return dataclasses.replace(obs, **{MASK_KEY: None}), mask
     return obs, None
 

@@ -123,10 +123,7 @@ class ActorCritic(nn.Module):
 
     def __call__(self, obs: chex.Array) -> tuple[Distribution, chex.Array]:
         actor_features = self.actor_torso(obs)
-        if self.shared_torso:
-            value = self.value_head(actor_features)[..., 0]
-        else:
-            value = self.value(obs)
+        value = self.value_head(actor_features)[..., 0] if self.shared_torso else self.value(obs)
         return self._distribution(actor_features), value
 
 
