@@ -566,8 +566,9 @@ def sweep(
       devices: the devices to split the runs over (default: all, on every process;
         call ``jax.distributed.initialize`` first for several hosts).
       on_chunk: called on the host after each log point.
-      init_from, reference: fine-tune every run from these parameters, under a
-        KL leash to this reference (see ``ppo_jax.train.build``).
+      init_from: fine-tune every run from these parameters and statistics (see
+        ``ppo_jax.train.build``).
+      reference: the frozen policy of every run's KL leash (see ``ppo_jax.train.build``).
 
     Raises:
       ConfigError: a bad grid, a bad value, or no seeds; before anything compiles.

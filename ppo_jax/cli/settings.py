@@ -47,7 +47,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     return [
         (
             f.name,
-            _default(f.default),
+            _default(f.default if f.default_factory is dataclasses.MISSING else f.default_factory()),
             _type_name(hints[f.name]),
             "traced" if f.metadata["traced"] else "static",
             f.metadata["help"],
