@@ -287,6 +287,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PPOConfig:
       path: a YAML file of ``setting: value`` lines, or None for the defaults.
       **overrides: settings that replace the file's.
 
+    Returns:
+      The validated, frozen ``PPOConfig``.
+
     Raises:
       ConfigError: unreadable or malformed file, unknown keys, bad values; the
         message names where the bad value came from (the file or the keyword).

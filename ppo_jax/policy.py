@@ -47,6 +47,14 @@ def make_act(networks: Networks, vec_env: VecEnv, normalize_obs: bool) -> Act:
     one it is a sample. Continuous actions come clipped to the env's bounds,
     ready to step the env. A recurrent policy's ``act`` takes and returns its
     carry (see ``_make_recurrent_act``).
+
+    Args:
+      networks: the policy's ``Networks``.
+      vec_env: the vectorized env, for its spec and action bounds.
+      normalize_obs: whether observations are standardized with the saved statistics.
+
+    Returns:
+      ``act(params: PolicyParams, obs, key=None, action_mask=None) -> action``.
     """
 
     if isinstance(networks, RecurrentNetworks):
@@ -172,8 +180,16 @@ def load_run(
 ) -> LoadedRun:
     """Load the latest checkpoint of ``run_dir`` (or the one after ``update`` updates).
 
-    ``env``/``env_params``: the instance a run was trained on with
-    ``make_train(config, env=...)`` (runs of an id, import paths included, rebuild theirs).
+    Args:
+      run_dir: a directory written by ``ppo-jax train``.
+      update: load the checkpoint after this many updates (default: the latest).
+      env: the instance a run was trained on with ``make_train(config, env=...)``
+        (runs of an id, import paths included, rebuild theirs).
+      env_params: that env's params.
+
+    Returns:
+      A ``LoadedRun``: ``config``, ``seeds``, ``update``, ``state``, ``params``, and
+      ``act`` / ``params_of(seed)`` / ``policy(seed)`` for acting with a seed's policy.
 
     Raises:
       ppo_jax.checkpoint.RunDirError: not a run directory, or no usable checkpoint.

@@ -84,6 +84,10 @@ def make_grid(config: PPOConfig, grid: Optional[Mapping[str, Any]] = None) -> Gr
       ConfigError: a static or unknown setting, an empty list, a repeated value,
         null mixed with numbers in ``vf_clip``/``target_kl``, or a value that
         fails validation (each point's config is validated in full).
+
+    Returns:
+      The ``Grid``: its ``axes``, its ``points`` (one ``{setting: value}`` each,
+      the first setting varying slowest) and each point's validated ``configs``.
     """
     grid = dict(grid or {})
     axes: dict[str, tuple] = {}
@@ -562,6 +566,7 @@ def sweep(
       config: the settings shared by every run.
       grid: {traced setting: list of values}; the product of the lists is the grid.
       seeds: a number of seeds (``first_seed, first_seed+1, ...``) or the seeds themselves.
+      first_seed: the first seed when ``seeds`` is a number.
       log_points: chunks of updates; each is reduced to one point of the curves.
       devices: the devices to split the runs over (default: all, on every process;
         call ``jax.distributed.initialize`` first for several hosts).
@@ -569,6 +574,10 @@ def sweep(
       init_from: fine-tune every run from these parameters and statistics (see
         ``ppo_jax.train.build``).
       reference: the frozen policy of every run's KL leash (see ``ppo_jax.train.build``).
+
+    Returns:
+      A ``SweepResult``: per-run curves ``[points, seeds, log points]``, final returns
+      ``[points, seeds]`` and non-finite flags, with the grid's points and the seeds.
 
     Raises:
       ConfigError: a bad grid, a bad value, or no seeds; before anything compiles.

@@ -44,6 +44,7 @@ METRIC_NAMES = (
     "kl_ref",
     "kl_ref_coef",
 )
+"""The per-update metrics ``train`` returns and every run logs, in their column order (see the metrics glossary)."""
 
 
 @struct.dataclass
@@ -104,6 +105,18 @@ def build(
     on every device: the parameters and optimizer state (gradients are
     averaged), the normalization statistics and the key the next update's
     keys come from. The metrics are those of the whole batch.
+
+    Args:
+      config: the run's settings.
+      env: a gymnax ``Environment`` to train instead of ``config.env_id``.
+      env_params: its params (default: ``env.default_params``).
+      init_from: a ``Start`` to begin from.
+      reference: a ``Reference`` for the KL penalty.
+      shards: an ``EnvShards`` for data-parallel training, or None.
+
+    Returns:
+      ``Program(init, step)``: ``init(key, hp) -> TrainState`` and
+      ``step(state, hp) -> (TrainState, metrics of one update)``, both pure.
     """
     validate(config, env=env, env_params=env_params)
     num_envs = check_shards(config, shards)
@@ -376,6 +389,20 @@ def make_train(
     ``init_from`` and ``reference`` (see ``build``) fine-tune a trained policy
     under a KL leash; ``ppo_jax.reference.load_start`` / ``load_reference``
     read them from a run directory.
+
+    Args:
+      config: the run's settings (``load_config`` or ``PPOConfig``).
+      env: a gymnax ``Environment`` to train instead of ``config.env_id``.
+      env_params: its params (default: ``env.default_params``).
+      init_from: a ``Start``: network parameters and statistics to begin from.
+      reference: a ``Reference``: the frozen policy of the KL penalty.
+
+    Returns:
+      ``train(key, hp=None)``, pure, returning ``(TrainState, metrics)`` with
+      ``metrics[name]`` of shape ``[num_updates]``.
+
+    Raises:
+      ConfigError: the config, env, start or reference do not fit; before anything compiles.
     """
     program = build(config, env, env_params, init_from=init_from, reference=reference)
     require_reference([config], reference)

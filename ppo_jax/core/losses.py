@@ -73,14 +73,39 @@ def value_loss(
 
 
 def approx_kl(log_prob: chex.Array, old_log_prob: chex.Array) -> chex.Array:
-    """KL(π_old ‖ π) estimated as mean((ρ − 1) − log ρ): unbiased and ≥ 0."""
+    """KL(π_old ‖ π) estimated from samples of π_old: unbiased and ≥ 0.
+
+    ρ = exp(log π(a|s) − log π_old(a|s));
+    KL ≈ mean((ρ − 1) − log ρ).
+
+    Each term is ≥ 0 (log ρ ≤ ρ − 1), and its expectation under π_old is the KL,
+    since E[ρ] = 1 (Schulman's "k3" estimator).
+
+    Args:
+      log_prob: ``[N]`` log-probabilities under the current policy.
+      old_log_prob: ``[N]`` log-probabilities under the collecting policy.
+
+    Returns:
+      Scalar estimate.
+    """
     chex.assert_equal_shape([log_prob, old_log_prob])
     log_ratio = log_prob - old_log_prob
     return jnp.mean(jnp.expm1(log_ratio) - log_ratio)
 
 
 def clip_fraction(log_prob: chex.Array, old_log_prob: chex.Array, clip_eps: chex.Numeric) -> chex.Array:
-    """Fraction of samples whose ratio lies outside [1 − ε, 1 + ε]."""
+    """Fraction of samples whose ratio lies outside [1 − ε, 1 + ε].
+
+    mean(|ρ − 1| > ε), with ρ = exp(log π(a|s) − log π_old(a|s)).
+
+    Args:
+      log_prob: ``[N]`` log-probabilities under the current policy.
+      old_log_prob: ``[N]`` log-probabilities under the collecting policy.
+      clip_eps: ε > 0.
+
+    Returns:
+      Scalar fraction in [0, 1].
+    """
     chex.assert_equal_shape([log_prob, old_log_prob])
     ratio = jnp.exp(log_prob - old_log_prob)
     return jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(ratio.dtype))
@@ -89,10 +114,19 @@ def clip_fraction(log_prob: chex.Array, old_log_prob: chex.Array, clip_eps: chex
 def explained_variance(
     predictions: chex.Array, targets: chex.Array, axis_name: Optional[str] = None
 ) -> chex.Array:
-    """1 − Var(R − V) / Var(R); NaN where the targets have no variance.
+    """How much of the targets' variance the predictions explain.
 
-    ``axis_name``: the arrays are this device's equal share of data split over
-    that mapped axis; the variances are those of the whole.
+    EV = 1 − Var(R − V) / Var(R): 1 for perfect predictions, 0 for a constant,
+    negative for worse than a constant.
+
+    Args:
+      predictions: ``[...]`` value predictions V.
+      targets: ``[...]`` value targets R, shaped like ``predictions``.
+      axis_name: the arrays are this device's equal share of data split over
+        that mapped axis; the variances are those of the whole.
+
+    Returns:
+      Scalar EV; NaN where the targets have no variance.
     """
     chex.assert_equal_shape([predictions, targets])
     axes = tuple(range(targets.ndim))
@@ -105,8 +139,19 @@ def explained_variance(
 def normalize_advantages(
     advantages: chex.Array, eps: float = 1e-8, axis_name: Optional[str] = None
 ) -> chex.Array:
-    """Zero mean, unit standard deviation over all elements (of every device's
-    share, with ``axis_name``)."""
+    """Zero mean, unit standard deviation over all elements.
+
+    Â = (A − mean(A)) / (std(A) + eps).
+
+    Args:
+      advantages: ``[...]`` advantages.
+      eps: added to the standard deviation.
+      axis_name: the array is this device's equal share of data split over that
+        mapped axis; the moments are those of the whole.
+
+    Returns:
+      The normalized advantages, shaped like ``advantages``.
+    """
     mean, var = pooled_moments(advantages, tuple(range(advantages.ndim)), axis_name)
     return (advantages - mean) / (jnp.sqrt(var) + eps)
 

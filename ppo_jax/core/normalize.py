@@ -15,13 +15,25 @@ import jax.numpy as jnp
 
 
 class RunningMeanStd(NamedTuple):
+    """Running mean and population variance of a stream of samples (Chan et al.'s merge)."""
+
     mean: chex.Array  # [*shape] float32
     var: chex.Array  # [*shape] float32, population variance
     count: chex.Array  # [] float32, number of samples merged (starts at ε)
 
 
 def rms_init(shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> RunningMeanStd:
-    """Zero mean, unit variance, with a pseudo-count ε so the first merge dominates."""
+    """Statistics before any sample: zero mean, unit variance, a pseudo-count ε.
+
+    The tiny count makes the first merged batch dominate the statistics.
+
+    Args:
+      shape: the shape of one sample.
+      epsilon: the pseudo-count.
+
+    Returns:
+      A ``RunningMeanStd`` of float32 arrays.
+    """
     return RunningMeanStd(
         mean=jnp.zeros(shape, jnp.float32),
         var=jnp.ones(shape, jnp.float32),
@@ -50,10 +62,20 @@ def pooled_moments(
 
 
 def rms_update(state: RunningMeanStd, batch: chex.Array, axis_name: Optional[str] = None) -> RunningMeanStd:
-    """Merge a batch ``[..., *shape]``; every leading axis is a sample axis.
+    """Merge a batch into the statistics (parallel-variance formula).
 
-    ``axis_name``: the batch is this device's equal share of one batch split
-    over the devices of that mapped axis; every device merges the whole.
+    With n = count, m = batch count, δ = mean_batch − mean:
+    mean' = mean + δ·m / (n + m);
+    var' = (var·n + var_batch·m + δ²·n·m / (n + m)) / (n + m).
+
+    Args:
+      state: the statistics so far.
+      batch: ``[..., *shape]`` samples; every leading axis is a sample axis.
+      axis_name: the batch is this device's equal share of one batch split
+        over the devices of that mapped axis; every device merges the whole.
+
+    Returns:
+      The merged ``RunningMeanStd``.
     """
     feature_ndim = state.mean.ndim
     sample_axes = tuple(range(batch.ndim - feature_ndim))
@@ -74,7 +96,17 @@ def rms_update(state: RunningMeanStd, batch: chex.Array, axis_name: Optional[str
 
 
 def normalize(state: RunningMeanStd, x: chex.Array, clip: float = 10.0, eps: float = 1e-8) -> chex.Array:
-    """(x − μ) / √(σ² + eps), clipped to [−clip, clip]."""
+    """Standardize ``x`` with the statistics: clip((x − μ) / √(σ² + eps), −clip, clip).
+
+    Args:
+      state: the statistics (``[*shape]``).
+      x: ``[..., *shape]`` samples.
+      clip: bound of the result's magnitude.
+      eps: added to the variance.
+
+    Returns:
+      float32 array shaped like ``x``.
+    """
     # Explicit broadcast: x may carry leading sample axes ([..., *shape]).
     mean = jnp.broadcast_to(state.mean, x.shape)
     var = jnp.broadcast_to(state.var, x.shape)

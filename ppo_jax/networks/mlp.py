@@ -183,6 +183,20 @@ def make_networks(
     shared_torso: bool = False,
     log_std_init: float = 0.0,
 ) -> Networks:
+    """The feed-forward actor-critic of an env, as pure ``(init, apply, value)`` functions.
+
+    Args:
+      spec: what the networks need to know of the env (observation shape, actions).
+      network: ``mlp``, or ``cnn`` (one 3×3 convolution before the MLP) for image observations.
+      hidden_sizes: widths of the torso's dense layers.
+      activation: the torso's nonlinearity (``tanh`` or ``relu``).
+      shared_torso: one torso for actor and critic instead of two.
+      log_std_init: initial log standard deviation of a continuous policy.
+
+    Returns:
+      ``Networks``: ``init(key) -> params``, ``apply(params, obs) -> (distribution, value)``
+      and ``value(params, obs) -> value``.
+    """
     module = ActorCritic(
         action_dim=spec.action_dim,
         discrete=spec.discrete,
