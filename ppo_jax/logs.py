@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence
+from typing import Any, Iterable, Literal, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 import yaml
@@ -361,7 +361,14 @@ class WandbLogger:
     """Weights & Biases: the mean over seeds of every metric, and each seed's
     return. ``mode="offline"`` writes under ``<run_dir>/wandb`` without a network."""
 
-    def __init__(self, run_dir: Path, seeds: list[int], name: str, mode: str, project: str = "ppo_jax"):
+    def __init__(
+        self,
+        run_dir: Path,
+        seeds: list[int],
+        name: str,
+        mode: Literal["online", "offline"],
+        project: str = "ppo_jax",
+    ):
         import wandb
 
         self.seeds = seeds
