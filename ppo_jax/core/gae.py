@@ -26,9 +26,9 @@ def gae(
 ) -> tuple[chex.Array, chex.Array]:
     """Advantages and value targets for one time-major stream of transitions.
 
-    δ_t = r_t + γ (1 − term_t) V(s'_t) − V(s_t)
-    A_t = δ_t + γ λ (1 − done_t) A_{t+1},   A_T = 0
-    returns_t = A_t + V(s_t)
+        δ_t = r_t + γ (1 − term_t) V(s'_t) − V(s_t)
+        A_t = δ_t + γ λ (1 − done_t) A_{t+1},   A_T = 0
+        returns_t = A_t + V(s_t)
 
     Args:
       rewards: ``[T, ...]`` rewards r_t.

@@ -19,8 +19,8 @@ def clipped_surrogate_loss(
 ) -> chex.Array:
     """The clipped surrogate objective, negated so that it is a loss.
 
-    ρ = exp(log π(a|s) − log π_old(a|s));
-    L = −mean(min(ρ A, clip(ρ, 1 − ε, 1 + ε) A)).
+        ρ = exp(log π(a|s) − log π_old(a|s))
+        L = −mean(min(ρ A, clip(ρ, 1 − ε, 1 + ε) A))
 
     The ratio is formed in log space. Where the clipped term is the smaller one
     (the pessimistic bound) its gradient is exactly zero.
@@ -49,8 +49,8 @@ def value_loss(
 ) -> chex.Array:
     """Squared-error value loss, optionally clipped around the old values.
 
-    Plain:   0.5 · mean((V − R)²)
-    Clipped: 0.5 · mean(max((V − R)², (V_old + clip(V − V_old, −c, c) − R)²))
+        Plain:   0.5 · mean((V − R)²)
+        Clipped: 0.5 · mean(max((V − R)², (V_old + clip(V − V_old, −c, c) − R)²))
 
     Args:
       values: ``[N]`` predictions of the current critic.
@@ -75,8 +75,8 @@ def value_loss(
 def approx_kl(log_prob: chex.Array, old_log_prob: chex.Array) -> chex.Array:
     """KL(π_old ‖ π) estimated from samples of π_old: unbiased and ≥ 0.
 
-    ρ = exp(log π(a|s) − log π_old(a|s));
-    KL ≈ mean((ρ − 1) − log ρ).
+        ρ = exp(log π(a|s) − log π_old(a|s))
+        KL ≈ mean((ρ − 1) − log ρ)
 
     Each term is ≥ 0 (log ρ ≤ ρ − 1), and its expectation under π_old is the KL,
     since E[ρ] = 1 (Schulman's "k3" estimator).
@@ -96,7 +96,7 @@ def approx_kl(log_prob: chex.Array, old_log_prob: chex.Array) -> chex.Array:
 def clip_fraction(log_prob: chex.Array, old_log_prob: chex.Array, clip_eps: chex.Numeric) -> chex.Array:
     """Fraction of samples whose ratio lies outside [1 − ε, 1 + ε].
 
-    mean(|ρ − 1| > ε), with ρ = exp(log π(a|s) − log π_old(a|s)).
+        mean(|ρ − 1| > ε),   ρ = exp(log π(a|s) − log π_old(a|s))
 
     Args:
       log_prob: ``[N]`` log-probabilities under the current policy.
@@ -116,8 +116,9 @@ def explained_variance(
 ) -> chex.Array:
     """How much of the targets' variance the predictions explain.
 
-    EV = 1 − Var(R − V) / Var(R): 1 for perfect predictions, 0 for a constant,
-    negative for worse than a constant.
+        EV = 1 − Var(R − V) / Var(R)
+
+    1 for perfect predictions, 0 for a constant, negative for worse than a constant.
 
     Args:
       predictions: ``[...]`` value predictions V.
@@ -141,7 +142,7 @@ def normalize_advantages(
 ) -> chex.Array:
     """Zero mean, unit standard deviation over all elements.
 
-    Â = (A − mean(A)) / (std(A) + eps).
+        Â = (A − mean(A)) / (std(A) + eps)
 
     Args:
       advantages: ``[...]`` advantages.

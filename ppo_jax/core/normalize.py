@@ -65,8 +65,9 @@ def rms_update(state: RunningMeanStd, batch: chex.Array, axis_name: Optional[str
     """Merge a batch into the statistics (parallel-variance formula).
 
     With n = count, m = batch count, δ = mean_batch − mean:
-    mean' = mean + δ·m / (n + m);
-    var' = (var·n + var_batch·m + δ²·n·m / (n + m)) / (n + m).
+
+        mean' = mean + δ·m / (n + m)
+        var'  = (var·n + var_batch·m + δ²·n·m / (n + m)) / (n + m)
 
     Args:
       state: the statistics so far.
@@ -96,7 +97,9 @@ def rms_update(state: RunningMeanStd, batch: chex.Array, axis_name: Optional[str
 
 
 def normalize(state: RunningMeanStd, x: chex.Array, clip: float = 10.0, eps: float = 1e-8) -> chex.Array:
-    """Standardize ``x`` with the statistics: clip((x − μ) / √(σ² + eps), −clip, clip).
+    """Standardize ``x`` with the statistics.
+
+        clip((x − μ) / √(σ² + eps), −clip, clip)
 
     Args:
       state: the statistics (``[*shape]``).
