@@ -1,5 +1,6 @@
 """What the documentation promises and the code must keep: the environment file the guide
-tells users to copy trains as it is, and the README's test command is the one CI runs."""
+tells users to copy trains as it is, the README's test command is the one CI runs, and the API
+reference lists every public name."""
 
 import importlib.util
 import re
@@ -37,3 +38,9 @@ def test_the_readme_test_command_is_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
     assert ci in commands, f"README.md should show .ci/run's command as a bash block: {ci}"
+
+
+def test_every_public_name_is_in_the_api_reference():
+    page = (ROOT / "docs" / "api.md").read_text()
+    missing = [name for name in ppo_jax.__all__ if f"::: ppo_jax.{name}\n" not in page]
+    assert not missing, f"add these to docs/api.md as '::: ppo_jax.NAME': {missing}"
