@@ -199,15 +199,24 @@ def matmul_rate(n: int, repeats: int = 10) -> dict:
     return {"matmul_n": n, "matmul_seconds": round(best, 5), "matmul_flops_per_second": 2 * n**3 / best}
 
 
+# The job's matmul precision (``--matmul-precision``), given to ppo_jax as its setting: a
+# program applies its config's ``matmul_precision`` over jax's global default.
+_PRECISION: dict = {}
+
+
+def _config(path, **overrides):
+    return ppo_jax.load_config(path, **{**_PRECISION, **overrides})
+
+
 def job_throughput(a: dict) -> None:
     """Rows of train vs floor steps/s over ``num_envs``, and the machine's matmul rate."""
     if a.get("matmul_n"):
         emit({"kind": "matmul", "device": str(jax.devices()[0].device_kind), **matmul_rate(a["matmul_n"])})
     for n in a["num_envs"]:
-        base = ppo_jax.load_config(a["config"])
+        base = _config(a["config"])
         batch = n * base.num_steps
         steps = max(a["min_updates"] * batch, (a["env_steps"] // batch) * batch)
-        config = ppo_jax.load_config(a["config"], num_envs=n, total_timesteps=steps)
+        config = _config(a["config"], num_envs=n, total_timesteps=steps)
         row = {
             "kind": a.get("kind", "throughput"),
             **({"suite": a["suite"]} if a.get("suite") else {}),
@@ -229,7 +238,7 @@ def job_throughput(a: dict) -> None:
 
 def job_speed(a: dict) -> None:
     """One training-speed measurement at given settings (the peers' comparison)."""
-    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    config = _config(a["config"], **a.get("overrides", {}))
     emit(
         {
             "kind": "speed",
@@ -258,7 +267,7 @@ def job_solve(a: dict) -> None:
     of it then. With ``stop_when_all_reached`` training stops after the chunk in
     which the last seed reached.
     """
-    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    config = _config(a["config"], **a.get("overrides", {}))
     seeds = list(range(a["seeds"]))
     threshold, window = a["threshold"], a["window"]
     start = time.perf_counter()
@@ -315,7 +324,7 @@ def job_solve(a: dict) -> None:
 
 def job_seeds(a: dict) -> None:
     """``jax.jit(jax.vmap(train))`` over n seeds: compile, run, memory."""
-    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    config = _config(a["config"], **a.get("overrides", {}))
     train = ppo_jax.make_train(config)
     for n in a["counts"]:
         keys = seed_keys(list(range(n)))
@@ -339,7 +348,7 @@ def job_seeds(a: dict) -> None:
                 "peak_rss_mib": peak_rss_mib(),
                 "device_peak_bytes": _device_peak_bytes(),
                 "device": str(jax.devices()[0].device_kind),
-                "matmul_precision": str(jax.config.jax_default_matmul_precision),
+                "matmul_precision": config.matmul_precision,
             }
         )
 
@@ -355,7 +364,7 @@ def job_cores(a: dict) -> None:
     set ``--xla_force_host_platform_device_count``: the suite sets it, so this
     does not depend on the CLI's own device option. CPU time ÷ wall time says
     how many cores were busy."""
-    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    config = _config(a["config"], **a.get("overrides", {}))
     seeds = list(range(a["seeds"]))
     start = time.perf_counter()
     run = ChunkedRun(config, seeds, target_chunks=a.get("target_chunks", 5))
@@ -391,7 +400,7 @@ def job_peer_seeds(a: dict) -> None:
     devices whose count divides the seeds (the suite sets
     ``--xla_force_host_platform_device_count`` in this process: 1 or 2).
     Compile (with init) apart; the run timed as the median of ``repeats``."""
-    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    config = _config(a["config"], **a.get("overrides", {}))
     seeds = list(range(a["seeds"]))
     start = time.perf_counter()
     run = ChunkedRun(config, seeds, target_chunks=1)
@@ -432,7 +441,7 @@ def job_data_parallel(a: dict) -> None:
     split, gradients averaged). Both compiled in this process first, then run
     alternately ``repeats`` times, so that load from elsewhere falls on both
     alike; one row per way with the median and every run's steps/s."""
-    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    config = _config(a["config"], **a.get("overrides", {}))
     devices = jax.local_device_count()
     ways = {"one device": None, f"data-parallel over {devices} devices": devices}
     runs = {}
@@ -491,7 +500,7 @@ def job_compile(a: dict) -> None:
     second, separate lowering of the longest chunk, after the compile)."""
     jax.config.update("jax_compilation_cache_dir", a["cache_dir"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    config = _config(a["config"], **a.get("overrides", {}))
     start = time.perf_counter()
     run = ChunkedRun(config, list(range(a.get("seeds", 1))))
     run.compile()
@@ -546,10 +555,10 @@ def job_memory(a: dict) -> None:
     minibatch copies, GAE, pre-drawn randomness), the intercept what does not
     grow with it. From them: the largest num_envs × seeds whose program fits in
     each memory size of ``a["memory_gib"]``, at the preset's num_steps."""
-    base = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
+    base = _config(a["config"], **a.get("overrides", {}))
     points = []
     for num_envs, seeds in a["sizes"]:
-        config = ppo_jax.load_config(
+        config = _config(
             a["config"],
             **{
                 **a.get("overrides", {}),
@@ -684,13 +693,12 @@ def job_agreement(a: dict) -> None:
     twice on the default device (bitwise equal?), with matmul precision
     ``tensorfloat32`` and ``float32``, and on the CPU; the largest relative
     difference of each from the CPU run."""
-    config = ppo_jax.load_config(a["config"], **a.get("overrides", {}))
-    train = ppo_jax.make_train(config)
+    config = _config(a["config"], **a.get("overrides", {}))
     keys = seed_keys(list(range(a.get("seeds", 4))))
-    run = jax.jit(jax.vmap(train))
 
     def params(device, precision):
-        with jax.default_matmul_precision(precision), jax.default_device(device):
+        run = jax.jit(jax.vmap(ppo_jax.make_train(config.replace(matmul_precision=precision))))
+        with jax.default_device(device):
             out = run(jax.device_put(keys, device))
         state = out[0]
         return np.concatenate([np.ravel(np.asarray(x)) for x in jax.tree.leaves(state.params)])
@@ -731,6 +739,8 @@ JOBS = {
 if __name__ == "__main__":
     _args = json.loads(sys.argv[2])
     if _args.get("matmul_precision"):
-        # "highest": true float32 matmuls; jax's default on recent NVIDIA GPUs is TF32
+        # "highest": true float32 matmuls; jax's default on recent NVIDIA GPUs is TF32. The
+        # global flag covers the jobs' own matmuls (matmul, cnn), the setting ppo_jax's programs.
         jax.config.update("jax_default_matmul_precision", _args["matmul_precision"])
+        _PRECISION["matmul_precision"] = _args["matmul_precision"]
     JOBS[sys.argv[1]](_args)

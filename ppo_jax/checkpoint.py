@@ -148,6 +148,19 @@ def latest_checkpoint(run_dir: str | Path, update: Optional[int] = None) -> tupl
     return update, meta
 
 
+def check_prng_impl(run_dir: str | Path, meta: dict[str, Any]) -> None:
+    """``RunDirError`` unless this process uses the PRNG implementation the run saved
+    its keys with: they are its raw key data, which another would refuse (another key
+    shape) or read as other keys."""
+    saved = meta.get("prng_impl", "threefry2x32")  # checkpoints from before it was recorded
+    current = jax.config.jax_default_prng_impl
+    if saved != current:
+        raise RunDirError(
+            f"{run_dir}: the run drew its random numbers with JAX's {saved!r} PRNG, but this process "
+            f"uses {current!r}; set JAX_DEFAULT_PRNG_IMPL={saved} to load or resume it."
+        )
+
+
 def state_nbytes(state: Any) -> int:
     """Bytes of the arrays of ``state`` (arrays or ShapeDtypeStructs)."""
     return int(sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(state)))
@@ -195,6 +208,7 @@ class Checkpointer:
             **meta,
             "format": FORMAT_VERSION,
             "update": int(update),
+            "prng_impl": jax.config.jax_default_prng_impl,  # the keys in the state are its raw data
             "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         try:

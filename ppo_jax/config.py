@@ -14,6 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Optional
 
+import jax
 import jax.numpy as jnp
 import yaml
 from flax import struct
@@ -72,6 +73,12 @@ class PPOConfig:
     )
     normalize_advantages: bool = _static(True, "per-minibatch advantage normalization")
     anneal_lr: bool = _static(True, "linear learning-rate decay to 0")
+    matmul_precision: str = _static(
+        "highest",
+        "float32 matmul/conv precision of the whole program, env included, as JAX names it: 'highest' "
+        "(full float32), 'tensorfloat32' or 'bfloat16' (faster on GPUs/TPUs, may change learning), "
+        "'default' (the backend's own), or a jax.lax.DotAlgorithmPreset name",
+    )
 
     # --- traced: numbers that may be vmapped as a grid ---------------------
     learning_rate: float = _traced(2.5e-4, "Adam step size")
@@ -123,6 +130,11 @@ class PPOConfig:
     def replace(self, **changes) -> "PPOConfig":
         return from_dict({**self.to_dict(), **changes})
 
+
+# The values jax_default_matmul_precision takes: the precision names, then the dot algorithm presets.
+MATMUL_PRECISIONS = ("highest", "float32", "high", "tensorfloat32", "bfloat16", "default") + tuple(
+    name for name in jax.lax.DotAlgorithmPreset.__members__ if name != "DEFAULT"
+)
 
 STATIC_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig) if not f.metadata["traced"])
 TRACED_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig) if f.metadata["traced"])
@@ -415,6 +427,13 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
     if config.network not in ("mlp", "cnn"):
         fail(f"'network' must be 'mlp' or 'cnn', got {config.network!r}.")
     _validate_recurrent(config, fail)
+    if config.matmul_precision not in MATMUL_PRECISIONS:
+        close = difflib.get_close_matches(config.matmul_precision, MATMUL_PRECISIONS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        fail(
+            f"'matmul_precision' must be one of JAX's names for a matmul precision, got "
+            f"{config.matmul_precision!r}.{hint} Valid: {', '.join(MATMUL_PRECISIONS)}."
+        )
     if config.batch_size % config.num_minibatches:
         fail(
             f"num_envs × num_steps = {config.num_envs} × {config.num_steps} = {config.batch_size} "

@@ -208,6 +208,7 @@ def load_run(
     config = from_dict(
         meta["config"], where=f"{run_dir} (checkpoint {update})", env=env, env_params=env_params
     )
+    checkpoint.check_prng_impl(run_dir, meta)
     seeds = [int(s) for s in meta["seeds"]]
     try:
         program = build(config, env, env_params)

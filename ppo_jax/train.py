@@ -8,6 +8,7 @@ jitted chunks with IO between them; the results are the same.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import chex
@@ -266,7 +267,27 @@ def build(
         )
         return new_state, metrics
 
-    return Program(init=init, step=step, networks=networks, vec_env=vec_env, config=config)
+    precision = config.matmul_precision
+    return Program(
+        init=_under_precision(init, precision),
+        step=_under_precision(step, precision),
+        networks=networks,
+        vec_env=vec_env,
+        config=config,
+    )
+
+
+def _under_precision(fn: Callable, precision: str) -> Callable:
+    """``fn`` with every float32 matmul and convolution it traces (networks and env
+    alike) at ``precision``: JAX reads its default precision when an op is traced,
+    so whichever driver jits ``fn``, the lowered program carries it."""
+
+    @functools.wraps(fn)
+    def under(*args):
+        with jax.default_matmul_precision(precision):
+            return fn(*args)
+
+    return under
 
 
 _RECURRENT_KL_REF = (
@@ -315,7 +336,7 @@ def _check_fit(
 ):
     if init_from is None and reference is None:
         return
-    expected = jax.eval_shape(networks.init, jax.ShapeDtypeStruct((2,), jnp.uint32))
+    expected = jax.eval_shape(lambda: networks.init(jax.random.PRNGKey(0)))  # any PRNG impl's key shape
     obs_shape = vec_env.spec.obs_shape
     if init_from is not None:
         check_params(expected, init_from.params, "init_from")

@@ -60,6 +60,14 @@ def environment() -> dict:
     }
 
 
+def numerics(config) -> dict:
+    """What decides a run's numbers beside its settings' values, for its summary: the
+    matmul precision (a setting) and the PRNG implementation (JAX_DEFAULT_PRNG_IMPL)."""
+    import jax
+
+    return {"matmul_precision": config.matmul_precision, "prng_impl": jax.config.jax_default_prng_impl}
+
+
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["ppo-jax"] + sys.argv[1:])
 

@@ -58,6 +58,10 @@ def latest(run_dir: Path, kind: str) -> tuple[int, dict]:
             f"--resume {run_dir}: this is a {saved_kind} directory, not a {kind} one; continue it with: "
             f"ppo-jax {saved_kind} --resume {shlex.quote(str(run_dir))}"
         )
+    try:
+        checkpoint.check_prng_impl(run_dir, meta)
+    except checkpoint.RunDirError as err:
+        raise UserError(f"--resume {err}") from None
     if not os.access(run_dir, os.W_OK) or not os.access(checkpoint.checkpoint_dir(run_dir), os.W_OK):
         raise UserError(
             f"--resume {run_dir}: the run directory is not writable; a resumed run appends to it."

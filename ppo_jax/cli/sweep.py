@@ -348,6 +348,7 @@ def _report(plan: Plan, result, run, session: _Session, err) -> None:
     out = plan.out
     extra = {
         **common.environment(),
+        **common.numerics(run.config),
         "memory_estimate_bytes_per_device": run.memory.per_device_bytes,
         "num_updates": run.config.num_updates,
         "updates_done": run.updates_done,

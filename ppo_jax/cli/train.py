@@ -371,6 +371,7 @@ def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
         "updates_done": run.updates_done,
         "checkpoint": None if last is None else str(checkpoint.checkpoint_dir(out) / str(last)),
         **common.environment(),
+        **common.numerics(config),
         "devices": run.mesh.size,  # the seeds (or with data_parallel, each seed's envs) were split over these
         "data_parallel": run.data_parallel,
         "processes": 1,  # train runs in one process (a sweep can span several)

@@ -117,7 +117,8 @@ class VecEnv:
 
     def reset_bytes(self) -> int:
         """Bytes of one env's reset state (observation and env state), from shapes alone."""
-        shapes = jax.eval_shape(self.reset_states, jax.ShapeDtypeStruct((1, 2), jnp.uint32))  # no eager op
+        keys = lambda: jax.random.split(jax.random.PRNGKey(0), 1)  # the default PRNG impl's key shape
+        shapes = jax.eval_shape(lambda: self.reset_states(keys()))  # no eager op
         return sum(int(np.prod(x.shape[1:])) * x.dtype.itemsize for x in jax.tree.leaves(shapes))
 
     def step_with(
