@@ -32,7 +32,7 @@ import numpy as np
 
 from ppo_jax import sharding
 from ppo_jax.config import STATIC_FIELDS, TRACED_FIELDS, ConfigError, PPOConfig
-from ppo_jax.driver import chunk_plan, run_chunks
+from ppo_jax.driver import chunk_plan_at, run_chunks
 from ppo_jax.sweeps import CURVE_NAMES, SweepRun, _point_config, make_grid
 from ppo_jax.train import TrainState
 
@@ -277,17 +277,12 @@ def pbt_keys(seed: int) -> jax.Array:
 def ready_plan(
     num_updates: int, population: Population, log_points: int = 50
 ) -> list[tuple[int, Optional[int]]]:
-    """Log points as (updates, ready point it ends at or None): every ready point
-    ends a log point; each interval between them is split into about its share of
-    ``log_points``."""
-    bounds = [0] + population.ready_updates(num_updates) + [num_updates]
-    plan = []
-    for k, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
-        target = max(1, round(log_points * (end - start) / num_updates))
-        lengths = chunk_plan(end - start, target)
-        ready = k if end < num_updates else None
-        plan += [(n, None) for n in lengths[:-1]] + [(lengths[-1], ready)]
-    return plan
+    """Log points as (updates, index of the ready point it ends at, or None): every
+    ready point ends a log point (``ppo_jax.driver.chunk_plan_at``)."""
+    ready = population.ready_updates(num_updates)
+    plan = chunk_plan_at(num_updates, ready, log_points)
+    ends = np.cumsum(plan).tolist()
+    return [(n, ready.index(end) if end in ready else None) for n, end in zip(plan, ends)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -577,3 +572,51 @@ def pbt(
     settings = Population(population, ready, fraction, resample, seed, init)
     run = PBTRun(config, explores, settings, log_points=log_points, devices=devices)
     return run.run(run.compile(), on_chunk)
+
+
+# ---------------------------------------------------------------------------
+# Replaying a schedule (train --schedule)
+# ---------------------------------------------------------------------------
+
+
+def load_schedule(path, config: PPOConfig) -> list[tuple[int, Any]]:
+    """A ``best_schedule.yaml`` as ``[(first update, Hyperparams)]`` for ``ChunkedRun(schedule=...)``:
+    from each update on, the config with that entry's settings.
+
+    Raises:
+      ConfigError: an unreadable file, an entry that is not ``update: N`` plus traced
+        settings, updates that do not rise from 0 below ``num_updates``, another env or
+        budget than ``config``'s, or a value that fails validation.
+    """
+    import yaml
+
+    where = f"--schedule {path}"
+    try:
+        data = yaml.safe_load(open(path).read())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{where}: cannot be read as YAML: {err}") from None
+    entries = data.get("schedule") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(
+            f"{where}: expected 'schedule:' with a list of '- update: N' entries (as pbt writes)."
+        )
+    for key, mine in (("env_id", config.env_id), ("num_updates", config.num_updates)):
+        if key in data and data[key] != mine:
+            raise ConfigError(
+                f"{where}: the schedule was found for {key} {data[key]!r}, this config has {mine!r}; "
+                "ready points are counted in updates, so replay it with the config PBT ran."
+            )
+    updates = [e.get("update") for e in entries]
+    if updates[0] != 0 or not all(isinstance(u, int) for u in updates) or updates != sorted(set(updates)):
+        raise ConfigError(f"{where}: updates must be whole numbers rising from 0, got {updates}.")
+    if updates[-1] >= config.num_updates:
+        raise ConfigError(
+            f"{where}: update {updates[-1]} is past this config's {config.num_updates} updates."
+        )
+    out = []
+    for entry in entries:
+        settings = {k: v for k, v in entry.items() if k != "update"}
+        for name in settings:
+            _check_name(config, name, f"{where}, update {entry['update']}")
+        out.append((entry["update"], _point_config(config, settings).hyperparams()))
+    return out

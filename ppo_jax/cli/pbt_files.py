@@ -175,7 +175,7 @@ def schedule_yaml(result, command: str) -> str:
     ]
     for update, settings in result.schedule():
         lines.append(f"  - update: {update}")
-        lines += [f"    {name}: {value!r}" for name, value in settings.items()]
+        lines += [f"    {name}: {value:.9g}" for name, value in settings.items()]
     return "\n".join(lines) + "\n"
 
 
