@@ -252,3 +252,12 @@ def test_bad_explore_text_is_refused(text, message):
     with pytest.raises(ConfigError, match=message):
         pbt_lib.parse_explore(text)
     assert pbt_lib.parse_explore("learning_rate=1e-5:1e-2:log") == Explore("learning_rate", 1e-5, 1e-2, True)
+
+
+def test_ppo_jax_pbt_is_callable_as_the_issue_spells_it():
+    config = ppo_jax.load_config(None, **TINY)
+    assert callable(ppo_jax.pbt) and ppo_jax.pbt.Explore is Explore
+    with pytest.raises(ConfigError, match="static setting"):
+        ppo_jax.pbt(config, {"num_envs": (2, 8)}, population=4, ready=2)
+    with pytest.raises(ConfigError, match="expected \\(low, high\\)"):
+        ppo_jax.pbt(config, {"learning_rate": (1e-4,)}, population=4, ready=2)

@@ -21,11 +21,12 @@ def _worker(out: str) -> None:
     import jax
 
     import ppo_jax
-    from ppo_jax.pbt import pbt
 
     config = ppo_jax.load_config(None, **CONFIG)
     explore = {"learning_rate": (1e-4, 1e-2, "log"), "clip_eps": (0.05, 0.3)}
-    result = pbt(config, explore, population=6, ready=2, fraction=0.34, resample=0.3, seed=2, init="uniform")
+    result = ppo_jax.pbt(
+        config, explore, population=6, ready=2, fraction=0.34, resample=0.3, seed=2, init="uniform"
+    )
     np.savez(
         out,
         devices=np.asarray(len(jax.devices())),
