@@ -52,6 +52,16 @@ def chunk_plan(num_updates: int, target_chunks: int = 50) -> list[int]:
     return [length] * full + ([rest] if rest else [])
 
 
+def chunk_plan_at(num_updates: int, bounds: list[int], target_chunks: int = 50) -> list[int]:
+    """``chunk_plan`` with a chunk boundary at each of ``bounds`` (0 < b < num_updates):
+    each interval between them gets about its share of ``target_chunks``."""
+    edges = [0] + sorted(bounds) + [num_updates]
+    plan = []
+    for start, end in zip(edges[:-1], edges[1:]):
+        plan += chunk_plan(end - start, max(1, round(target_chunks * (end - start) / num_updates)))
+    return plan
+
+
 def compiler_options() -> dict:
     """XLA options for the training programs on this backend.
 
@@ -198,6 +208,8 @@ class ChunkedRun:
     data_parallel: Optional[int] = (
         None  # split each seed's envs over this many devices; None: split the seeds
     )
+    # piecewise-constant settings (train --schedule): (first update, hp), the first at update 0
+    schedule: Optional[list[tuple[int, Hyperparams]]] = None
     program: Program = field(init=False)
     compile_seconds: float = field(init=False, default=0.0)
     cache_hits: list[str] = field(
@@ -210,7 +222,11 @@ class ChunkedRun:
         self.program = build(self.config, init_from=self.init_from, reference=self.reference, shards=shards)
         if self.hp is None:
             self.hp = self.config.hyperparams()
-        self.plan = chunk_plan(self.config.num_updates, self.target_chunks)
+        if self.schedule is None:
+            self.plan = chunk_plan(self.config.num_updates, self.target_chunks)
+        else:  # a chunk ends where the settings change
+            starts = [update for update, _ in self.schedule[1:]]
+            self.plan = chunk_plan_at(self.config.num_updates, starts, self.target_chunks)
         self._compiled: dict[int, Callable] = {}
         if shards is None:  # the seeds split, everything of a seed on its device
             self.mesh = sharding.run_mesh(sharding.devices_dividing(len(self.seeds)))
@@ -292,6 +308,12 @@ class ChunkedRun:
             }
         return compile_cache.open_cache(self.config, self.mesh.devices.flat, args, driver, programs)
 
+    def hp_at(self, update: int) -> Hyperparams:
+        """The settings of the chunk that starts at ``update``."""
+        if self.schedule is None:
+            return self.hp
+        return [hp for start, hp in self.schedule if start <= update][-1]
+
     def remaining_plan(self, start_update: int) -> list[int]:
         """The chunks after ``start_update`` updates; it must be a chunk boundary."""
         bounds = np.cumsum([0] + self.plan)
@@ -340,8 +362,9 @@ class ChunkedRun:
         self.updates_done = start_update
         start = time.perf_counter()
 
-        def step(state, length):
-            return self._compiled[length](state, self.hp)
+        def step(state, item):
+            length, hp = item
+            return self._compiled[length](state, hp)
 
         def on_done(i, host, state) -> bool:
             done, length = int(firsts[i]), plan[i]
@@ -365,8 +388,9 @@ class ChunkedRun:
                 return True
             return False
 
+        items = [(length, self.hp_at(int(first))) for length, first in zip(plan, firsts)]
         state, self.host_times = run_chunks(
-            step, state, plan, jax.device_get, on_done, pipeline=self.pipeline
+            step, state, items, jax.device_get, on_done, pipeline=self.pipeline
         )
         jax.block_until_ready(state)
         self.train_seconds = time.perf_counter() - start

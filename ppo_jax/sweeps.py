@@ -334,10 +334,13 @@ class SweepRun:
         init_from: Optional[Start] = None,
         reference: Optional[Reference] = None,
         pipeline: bool = True,
+        plan: Optional[Sequence[int]] = None,
     ):
         """``pipeline``: dispatch log point k+1 before the host's IO for k
         (``ppo_jax.driver.run_chunks``); False donates the state instead, one
-        train state less on the device."""
+        train state less on the device. ``plan``: the updates of each log point
+        (default ``chunk_plan(num_updates, log_points)``); any lengths share the
+        one program (``ppo_jax.pbt`` ends log points at its ready points)."""
         self.grid = grid
         self.pipeline = pipeline
         self.seeds = [int(s) for s in seeds]
@@ -356,7 +359,11 @@ class SweepRun:
         self.num_points = len(grid.points)
         self.num_runs = self.num_points * len(self.seeds)
         self.padded_runs = sharding.padded_size(self.num_runs, self.num_devices)
-        self.plan = chunk_plan(self.config.num_updates, log_points)
+        self.plan = chunk_plan(self.config.num_updates, log_points) if plan is None else list(plan)
+        if sum(self.plan) != self.config.num_updates or min(self.plan) < 1:
+            raise ConfigError(
+                f"plan {self.plan}: log points of ≥ 1 update summing to {self.config.num_updates}."
+            )
         self.memory = estimate_memory(self.program, self.num_runs, self.num_devices, len(self.plan), pipeline)
         self.compile_seconds = 0.0
         self.train_seconds = 0.0
@@ -414,6 +421,11 @@ class SweepRun:
         jax.block_until_ready(state)
         self.compile_seconds = time.perf_counter() - start
         return state
+
+    def log_point(self, state, hp, length: int):
+        """Dispatch one log point of ``length`` updates (a length of the plan) with
+        per-run settings ``hp`` (sharded as ``compile`` left them); returns at once."""
+        return self._compiled(state, hp, self._lengths[length])
 
     def _executable_cache(self, args, donate) -> tuple[Optional[compile_cache.ExecutableCache], dict]:
         """The executable cache and the two programs' keys, or (None, {})."""

@@ -14,6 +14,8 @@ from ppo_jax.cli.common import EXIT_NONFINITE, UserError
 from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 
+SCHEDULE_FILE = "schedule.yaml"  # the --schedule a run was started with, for --resume
+
 
 @dataclasses.dataclass
 class Plan:
@@ -26,6 +28,7 @@ class Plan:
     keep: int
     start_update: int = 0  # > 0: resuming from the checkpoint after this many updates
     first_command: str = ""  # the command that started the run (kept across resumes)
+    schedule: Optional[list] = None  # --schedule: [(first update, Hyperparams)]
 
     @property
     def fresh(self) -> bool:
@@ -74,6 +77,12 @@ def add_parser(sub) -> None:
         "(off by default: on a 2-core CPU it was slower for the CartPole and Breakout presets; "
         "see benchmarks, Cores)",
     )
+    train.add_argument(
+        "--schedule",
+        metavar="FILE",
+        help="traced settings that change at given updates (piecewise constant), e.g. a pbt run's "
+        "best_schedule.yaml",
+    )
     train.set_defaults(func=run)
 
 
@@ -100,11 +109,24 @@ def plan_fresh(args) -> Plan:
     out = Path(args.out) if args.out else default_out(args.config or args.env)
     prepare_out_dir(out, args.overwrite)
     every, keep = resume.checkpoint_options(args, config)
-    return Plan(config, seeds, out, every, keep, first_command=common.command_line())
+    schedule = _schedule(args.schedule, config)
+    return Plan(config, seeds, out, every, keep, first_command=common.command_line(), schedule=schedule)
+
+
+def _schedule(path: Optional[str], config) -> Optional[list]:
+    from ppo_jax.config import ConfigError
+    from ppo_jax.pbt import load_schedule
+
+    try:
+        return None if path is None else load_schedule(path, config)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
 
 
 def _refuse_options_with_resume(args) -> None:
-    resume.refuse_options(args.resume, resume.shared_options(args) + [("--env", args.env)])
+    resume.refuse_options(
+        args.resume, resume.shared_options(args) + [("--env", args.env), ("--schedule", args.schedule)]
+    )
 
 
 def plan_resume(args) -> Plan:
@@ -115,7 +137,10 @@ def plan_resume(args) -> Plan:
         run_dir, update, meta, f"Evaluate it with: ppo-jax eval {shlex.quote(str(run_dir))}"
     )
     every, keep = resume.checkpoint_options(args, saved, meta)
-    return Plan(saved, [int(s) for s in meta["seeds"]], run_dir, every, keep, update, meta.get("command", ""))
+    kept = run_dir / SCHEDULE_FILE  # a --schedule run keeps its schedule beside its config
+    schedule = _schedule(str(kept), saved) if kept.is_file() else None
+    seeds = [int(s) for s in meta["seeds"]]
+    return Plan(saved, seeds, run_dir, every, keep, update, meta.get("command", ""), schedule)
 
 
 # ---------------------------------------------------------------------------
@@ -294,11 +319,14 @@ def _train(args, plan: Plan, err):
         init_from=tune.start,
         reference=tune.reference,
         data_parallel=args.data_parallel,
+        schedule=plan.schedule,
     )
     restored = _check_space_and_restore(run, plan, not args.no_tensorboard)
     if plan.fresh:
         _start_dir(plan, args.overwrite)
         tune.save(plan.out)
+        if args.schedule is not None:
+            shutil.copyfile(args.schedule, plan.out / SCHEDULE_FILE)
     loggers = make_loggers(
         plan.out,
         plan.seeds,

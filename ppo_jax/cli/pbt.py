@@ -1,0 +1,359 @@
+"""``ppo-jax pbt``: population-based training in one compiled program, with its lineage.
+
+    ppo-jax pbt CONFIG --population N --explore KEY=LOW:HIGH[:log] [--explore ...] --ready UPDATES
+        [--fraction 0.25] [--resample 0.25] [--init config|uniform] [--seed S] [--out DIR]
+    ppo-jax pbt --resume DIR
+
+Writes pbt.json, results.csv, lineage.csv, report.md, curves.png and best_schedule.yaml
+(replay it with ``ppo-jax train CONFIG --schedule DIR/best_schedule.yaml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+from ppo_jax.cli import common, resume
+from ppo_jax.cli.common import UserError
+from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
+from ppo_jax.cli.rundir import default_out, prepare_out_dir
+
+DEFAULT_POPULATION = 16
+
+
+@dataclasses.dataclass
+class Plan:
+    """What ``pbt`` will do, settled (and checked) before anything compiles."""
+
+    config: Any
+    explores: tuple
+    population: Any
+    out: Path
+    checkpoint_every: int
+    keep: int
+    start_update: int = 0
+    log_points_done: int = 0
+    devices: Optional[int] = None
+    log_plan: Optional[list] = None
+    first_command: str = ""
+
+    @property
+    def fresh(self) -> bool:
+        return self.start_update == 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "pbt",
+        help="population-based training in one compiled program",
+        description="Train a population side by side in one compiled program; every --ready updates the "
+        "bottom --fraction copies the whole train state of a member of the top --fraction and perturbs its "
+        "explored settings, on the devices. Writes pbt.json, results.csv, lineage.csv, report.md, "
+        "curves.png and best_schedule.yaml.",
+    )
+    p.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cartpole.yaml")
+    p.add_argument("--population", type=int, metavar="N", help=f"members (default {DEFAULT_POPULATION})")
+    p.add_argument(
+        "--explore",
+        action="append",
+        metavar="KEY=LOW:HIGH[:log]",
+        help="a traced setting and its range (repeatable), e.g. learning_rate=1e-5:1e-2:log",
+    )
+    p.add_argument("--ready", type=int, metavar="UPDATES", help="updates between exploit/explore steps")
+    p.add_argument(
+        "--fraction", type=float, help="bottom fraction replaced by the top fraction (default 0.25)"
+    )
+    p.add_argument("--resample", type=float, help="probability of a fresh draw instead of ×0.8/×1.25 (0.25)")
+    p.add_argument(
+        "--init",
+        choices=("config", "uniform"),
+        help="members start from the config's value (default) or a draw from the range",
+    )
+    p.add_argument("--seed", type=int, help="member i uses seed SEED+i (default 0)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    p.add_argument("--out", help="directory (default: runs/pbt-<config>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    p.add_argument("--resume", metavar="PBT_DIR", help="continue a stopped run from its latest checkpoint")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="UPDATES",
+        help=f"checkpoint the population every UPDATES updates (default: about {DEFAULT_CHECKPOINTS_PER_RUN} "
+        "per run; 0: only at the end and on SIGINT/SIGTERM)",
+    )
+    p.add_argument("--keep", type=int, metavar="N", help="keep the last N checkpoints (default 3)")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    resume.add_cpu_devices(p)
+    p.set_defaults(func=run)
+
+
+def _population(args, config, seed: int):
+    from ppo_jax.pbt import Population
+
+    if args.ready is None:
+        raise UserError(
+            "pbt: give --ready UPDATES, the updates between exploit/explore steps, e.g. --ready 25."
+        )
+    return Population(
+        size=DEFAULT_POPULATION if args.population is None else args.population,
+        ready=args.ready,
+        fraction=0.25 if args.fraction is None else args.fraction,
+        resample=0.25 if args.resample is None else args.resample,
+        seed=seed,
+        init=args.init or "config",
+    ).check(config.num_updates)
+
+
+def _plan_fresh(args) -> Plan:
+    if args.config is None:
+        raise UserError("pbt: give a CONFIG.yaml to start, or --resume PBT_DIR to continue a run.")
+    overrides = common.parse_sets(args.set or [])
+    out = Path(args.out) if args.out else default_out(args.config, prefix="pbt-")
+    prepare_out_dir(out, args.overwrite)
+
+    from ppo_jax.config import ConfigError, load_config_from
+    from ppo_jax.pbt import check_explores, parse_explore
+
+    try:
+        config = load_config_from(args.config, overrides)
+        explores = check_explores(config, [parse_explore(e) for e in args.explore or []])
+        population = _population(args, config, 0 if args.seed is None else args.seed)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+    every, keep = resume.checkpoint_options(args, config)
+    return Plan(config, explores, population, out, every, keep, first_command=common.command_line())
+
+
+def _plan_resume(args) -> Plan:
+    given = [("CONFIG", args.config), ("--set", args.set), ("--out", args.out), ("--seed", args.seed)]
+    given += [
+        (f"--{n}", getattr(args, n)) for n in ("population", "explore", "ready", "fraction", "resample")
+    ]
+    given += [("--init", args.init), ("--overwrite", args.overwrite or None)]
+    resume.refuse_options(args.resume, given, what="pbt run")
+    out = Path(args.resume)
+    update, meta = resume.latest(out, "pbt")
+    config = resume.saved_config(
+        out, update, meta, f"Its results are in {out / 'results.csv'}.", what="pbt run"
+    )
+
+    from ppo_jax.config import ConfigError
+    from ppo_jax.pbt import Population, check_explores, parse_explore
+
+    try:
+        explores = check_explores(config, [parse_explore(e) for e in meta["explore"]])
+        population = Population(**meta["population"]).check(config.num_updates)
+    except ConfigError as err:
+        raise UserError(f"--resume {out}: the saved run: {err}") from None
+    every, keep = resume.checkpoint_options(args, config, meta)
+    return Plan(
+        config,
+        explores,
+        population,
+        out,
+        every,
+        keep,
+        update,
+        int(meta["log_points_done"]),
+        int(meta["devices"]),
+        meta.get("plan"),
+        meta.get("command", ""),
+    )
+
+
+class _Session:
+    """The host side between log points: progress, checkpoints, signals."""
+
+    def __init__(self, plan: Plan, run, progress, checkpointer, stop):
+        self.plan, self.run, self.progress = plan, run, progress
+        self.checkpointer, self.stop = checkpointer, stop
+        self.last_return = float("nan")
+        self.failure: list = []
+        self.meta = {
+            "kind": "pbt",
+            "config": plan.config.to_dict(),
+            "explore": [e.describe() for e in plan.explores],
+            "population": dataclasses.asdict(plan.population),
+            "num_updates": plan.config.num_updates,
+            "devices": run.num_devices,
+            "plan": run.plan,
+            "checkpoint_every": plan.checkpoint_every,
+            "keep": plan.keep,
+            "command": plan.first_command,
+        }
+
+    def on_chunk(self, updates_done, point, seconds):
+        import numpy as np
+
+        batch = self.plan.config.batch_size
+        if np.isfinite(point["episode_return"]).any():
+            self.last_return = float(np.nanmean(point["episode_return"]))
+        done_here = (updates_done - self.plan.start_update) * batch
+        self.progress.update(
+            updates_done * batch, done_here * self.run.num_runs / max(seconds, 1e-9), self.last_return
+        )
+
+    def on_state(self, updates_done, carry, pieces) -> bool:
+        from ppo_jax import checkpoint
+
+        stopping = self.stop.signum is not None  # read once: no stop without its save
+        last = self.checkpointer.last_saved or 0
+        every = self.plan.checkpoint_every
+        due = (
+            stopping
+            or updates_done == self.plan.config.num_updates
+            or (every > 0 and updates_done - last >= every)
+        )
+        if due:
+            try:
+                meta = {**self.meta, "log_points_done": len(pieces)}
+                self.checkpointer.save(updates_done, self.run.checkpoint_tree(carry, pieces), meta)
+            except checkpoint.CheckpointError as error:
+                self.failure.append(error)
+                return True
+        return stopping
+
+
+def _restore(run, plan: Plan, carry):
+    """Refuse a disk too small for the checkpoints; return (carry, log points) to start from."""
+    import jax
+
+    from ppo_jax import checkpoint
+    from ppo_jax.sweeps import log_points_of
+
+    per_checkpoint = checkpoint.state_nbytes(run.checkpoint_target(carry, len(run.plan)))
+    try:
+        checkpoint.check_free_space(
+            plan.out,
+            per_checkpoint * (plan.keep + 1) + 2**20,
+            f"this pbt run ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)})",
+        )
+        if plan.fresh:
+            return carry, []
+        restored = checkpoint.restore_state(
+            plan.out, plan.start_update, run.checkpoint_target(carry, plan.log_points_done)
+        )
+    except checkpoint.CheckpointError as err:
+        raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None
+    saved = (restored["runs"], restored["hp"], restored["fitness"])
+    return jax.device_put(saved, jax.tree.map(lambda x: x.sharding, carry)), log_points_of(restored)
+
+
+def _train(args, plan: Plan, run, err):
+    from ppo_jax import checkpoint
+    from ppo_jax.cli.console import Progress
+    from ppo_jax.cli.signals import StopOnSignal
+
+    config = plan.config
+    err.print("compiling…")
+    carry = run.compile()
+    err.print(f"compiled in {run.compile_seconds:.1f} s")
+    carry, pieces = _restore(run, plan, carry)
+    checkpointer = checkpoint.Checkpointer(plan.out, plan.keep)
+    checkpointer.last_saved = plan.start_update or None
+    progress = Progress(
+        config.env_steps,
+        enabled=not args.no_progress,
+        console=err,
+        start=plan.start_update * config.batch_size,
+    )
+    with StopOnSignal(err) as stop:
+        session = _Session(plan, run, progress, checkpointer, stop)
+        try:
+            result = run.run(carry, session.on_chunk, pieces=pieces, on_state=session.on_state)
+        finally:
+            progress.close()
+            checkpointer.close()
+    return result, session
+
+
+def _header(run, plan: Plan, err) -> None:
+    import jax
+
+    from ppo_jax.cli.console import header_lines
+
+    config = plan.config
+    what = f"ppo-jax pbt: {config.env_id}, a population of {run.num_runs}"
+    if not plan.fresh:
+        what = f"ppo-jax pbt: resuming {plan.out} after update {plan.start_update}: a population of {run.num_runs}"
+    ready = len(run.ready_updates)
+    detail = (
+        f"each {config.env_steps:,} env steps; {ready} ready point(s), every {plan.population.ready} updates; "
+        f"exploring {', '.join(e.describe() for e in plan.explores)}; all in 1 compiled program"
+    )
+    if run.padded_runs > run.num_runs:
+        detail += f" (+{run.padded_runs - run.num_runs} padding runs)"
+    for line in header_lines(what, detail, run.num_devices, jax.devices()[0].platform):
+        err.print(line, soft_wrap=True)
+
+
+def _start_dir(plan: Plan, overwrite: bool) -> None:
+    from ppo_jax import checkpoint, logs
+
+    plan.out.mkdir(parents=True, exist_ok=True)
+    if overwrite and (plan.out / checkpoint.CHECKPOINT_DIR).is_dir():
+        shutil.rmtree(plan.out / checkpoint.CHECKPOINT_DIR)
+    logs.write_config(plan.out / "config.yaml", plan.config.to_dict())
+
+
+def _stopped(run, session) -> Optional[dict]:
+    if session.failure:
+        return {"reason": "checkpoint write failed", "update": run.updates_done}
+    if run.stopped_early:
+        return {"reason": session.stop.name, "update": run.updates_done}
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
+    plan = _plan_fresh(args) if args.resume is None else _plan_resume(args)
+
+    from rich.console import Console
+
+    from ppo_jax.cli import pbt_files
+    from ppo_jax.pbt import PBTRun
+
+    common.enable_compile_cache()
+    pbt_run = PBTRun(plan.config, plan.explores, plan.population)
+    if plan.devices is not None and plan.devices != pbt_run.num_devices:
+        raise UserError(
+            f"--resume {plan.out}: the run used {plan.devices} device(s), this process has "
+            f"{pbt_run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
+        )
+    if plan.log_plan is not None and list(plan.log_plan) != list(pbt_run.plan):
+        raise UserError(
+            f"--resume {plan.out}: its log points are not those of this version; it cannot be resumed."
+        )
+    err = Console(stderr=True)
+    if plan.fresh:
+        _start_dir(plan, args.overwrite)
+    _header(pbt_run, plan, err)
+    result, session = _train(args, plan, pbt_run, err)
+    stopped = _stopped(pbt_run, session)
+    extra = {
+        **common.environment(),
+        "updates_done": pbt_run.updates_done,
+        "num_updates": plan.config.num_updates,
+    }
+    if not plan.fresh:
+        extra["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
+    if stopped:
+        extra["stopped"] = stopped
+    pbt_files.write_dir(
+        plan.out, result, plan.first_command or common.command_line(), extra, finished=not stopped
+    )
+    if not stopped:
+        for line in pbt_files.summary_lines(result):
+            err.print(line, soft_wrap=True)
+    print(f"pbt written to {plan.out}")
+    hint = f"ppo-jax pbt --resume {shlex.quote(str(plan.out))}"
+    last = session.checkpointer.last_saved
+    saved = f"the population's state saved in {plan.out / 'checkpoints' / str(last)}"
+    code = resume.report_interruption(
+        err, session, pbt_run, what="The pbt run", num_updates=plan.config.num_updates, saved=saved, hint=hint
+    )
+    return 0 if code is None else code
