@@ -475,6 +475,7 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
         fail(f"'log_std_init' must be finite, got {config.log_std_init}.")
     if config.max_episode_steps is not None and config.max_episode_steps <= 0:
         fail(f"'max_episode_steps' must be a positive integer or null, got {config.max_episode_steps}.")
+    _validate_env_kwargs(config.env_kwargs, fail)
     _validate_env(config, fail, env, env_params)
 
 
@@ -517,6 +518,24 @@ def _validate_recurrent(config: PPOConfig, fail) -> None:
                 else "."
             )
         )
+
+
+def _validate_env_kwargs(env_kwargs: Any, fail) -> None:
+    """Refuse a key without a value: YAML reads ``{length:8}`` (no space) as ``{'length:8': None}``."""
+    if env_kwargs is None:
+        return
+    if not isinstance(env_kwargs, dict):
+        fail(f"'env_kwargs' must be a mapping of argument: value, got {type(env_kwargs).__name__}.")
+    for key, value in env_kwargs.items():
+        if value is None:
+            hint = ""
+            if isinstance(key, str) and ":" in key:
+                name, _, rest = key.partition(":")
+                hint = f" (YAML reads '{key}' without a space as one key: write '{name}: {rest}')"
+            fail(
+                f"'env_kwargs' key {key!r} has no value{hint}. YAML needs a space after the colon, "
+                "as in env_kwargs={length: 8}; leave a key out to keep its default."
+            )
 
 
 def _validate_env(config: PPOConfig, fail, env: Any = None, env_params: Any = None) -> None:

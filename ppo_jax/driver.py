@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -180,6 +181,29 @@ class NonFinite:
     @property
     def quantity(self) -> str:
         return describe_nonfinite(self.code)
+
+
+class DroppedCutsWarning(UserWarning):
+    """An env truncated episodes sooner than its declared time limit allows the rollout to record."""
+
+
+def warn_dropped_cuts(cuts_dropped: np.ndarray, seeds, first_update: int) -> bool:
+    """Warn (once) where a chunk's ``cuts_dropped`` ``[seeds, updates]`` is non-zero; whether it warned."""
+    bad = np.argwhere(np.asarray(cuts_dropped) > 0)
+    if not len(bad):
+        return False
+    seed_index, update = bad[np.argmin(bad[:, 1])]
+    warnings.warn(
+        f"seed {seeds[seed_index]}, update {first_update + int(update)}: "
+        f"{int(np.asarray(cuts_dropped)[seed_index, update])} episodes were cut by the time limit sooner "
+        "than the env's declared limit allows (its is_truncated fired before max_steps_in_episode steps), "
+        "so their final observations found no slot and were bootstrapped from the next episode's reset "
+        "observation. Declare the true limit: the params' max_steps_in_episode, or max_episode_steps in "
+        "the config. The metric cuts_dropped counts them per update.",
+        DroppedCutsWarning,
+        stacklevel=2,
+    )
+    return True
 
 
 @dataclass
@@ -358,6 +382,7 @@ class ChunkedRun:
         firsts = start_update + np.cumsum([0] + plan[:-1])
         pieces = []
         self.nonfinite = None
+        self.warned_cuts = False
         self.stopped_early = False
         self.updates_done = start_update
         start = time.perf_counter()
@@ -373,6 +398,8 @@ class ChunkedRun:
             pieces.append(host)
             if on_chunk is not None:
                 on_chunk(done, host, time.perf_counter() - start)
+            if not self.warned_cuts:
+                self.warned_cuts = warn_dropped_cuts(host["cuts_dropped"], self.seeds, done)
             bad = np.argwhere(host["nonfinite"] != 0)
             if len(bad):
                 seed_index, update = bad[np.argmin(bad[:, 1])]

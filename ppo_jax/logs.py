@@ -458,6 +458,22 @@ def _smooth(y: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def format_steps(steps: float, _position=None) -> str:
+    """A step count as it reads at a glance on an axis: 0, 500, 50k, 1.25M, 2B."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(steps) >= scale:
+            return f"{steps / scale:.3g}{suffix}"
+    return f"{steps:.3g}"
+
+
+def step_axis(ax) -> None:
+    """Env steps on ``ax``'s x axis: at most 5 ticks, each label short (``format_steps``)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
+
+
 def plot_curves(path: Path, metrics: dict[str, np.ndarray], seeds: Iterable[int], title: str) -> None:
     """``curves.png``: episode return vs env steps (seeds faint, mean bold) and the losses."""
     import matplotlib
@@ -488,6 +504,7 @@ def plot_curves(path: Path, metrics: dict[str, np.ndarray], seeds: Iterable[int]
         ax.plot(steps, mean, color="C0", linewidth=2.2, label=f"mean of {len(seeds)} seeds")
         ax.set_title(label)
         ax.set_xlabel("env steps (per seed)")
+        step_axis(ax)
         ax.grid(alpha=0.3)
         if name == "episode_return":
             ax.legend(loc="lower right")

@@ -112,6 +112,12 @@ class FineTune:
             (Path(out) / SOURCES_FILE).write_text(json.dumps(self.sources, indent=2) + "\n")
 
 
+def _wants_reference(configs: Sequence[PPOConfig]) -> bool:
+    """Penalized, or measurable: a feed-forward run measures ``kl_ref`` at any β."""
+    leashed = any(c.kl_ref_coef > 0 or c.kl_ref_target is not None for c in configs)
+    return leashed or not any(c.recurrent for c in configs)
+
+
 def for_run(
     configs: Sequence[PPOConfig],
     init_from: Optional[str] = None,
@@ -121,9 +127,10 @@ def for_run(
 ) -> FineTune:
     """Resolve the CLI's fine-tuning options for a run (or sweep) of ``configs``.
 
-    The reference is ``kl_ref`` if given, else the ``init_from`` run (same seed),
-    and is loaded only when some config penalizes the KL (``kl_ref_coef`` > 0 or
-    an adaptive ``kl_ref_target``) or ``kl_ref`` is given. ``resume``: a run
+    The reference is ``kl_ref`` if given, else the ``init_from`` run (same seed).
+    It is loaded whenever there is one, at β = 0 too, so that ``kl_ref`` measures
+    how far even an unleashed fine-tune drifts (RLHF's baseline); only recurrent
+    runs, which cannot measure it yet, load it just when some config penalizes the KL. ``resume``: a run
     directory whose saved sources are used (its state holds the start already).
 
     Raises:
@@ -144,18 +151,17 @@ def for_run(
         if init_from is not None and kl_ref is None:
             kl_ref = init_from
         reference = None
-        if kl_ref is not None and any(c.kl_ref_coef > 0 or c.kl_ref_target is not None for c in configs):
+        if kl_ref is not None and _wants_reference(configs):
             reference = load_reference(kl_ref, config, init_seed if kl_ref == init_from else None)
         require_reference(list(configs), reference)
         return FineTune(reference=reference, sources=sources)
     if init_seed is not None and init_from is None:
         raise ConfigError("--init-seed picks a seed of the --init-from run; give --init-from RUN_DIR too.")
     start = load_start(init_from, config, init_seed) if init_from is not None else None
-    leashed = any(c.kl_ref_coef > 0 or c.kl_ref_target is not None for c in configs)
     reference = None
     if kl_ref is not None:
         reference = load_reference(kl_ref, config)
-    elif init_from is not None and leashed:
+    elif init_from is not None and _wants_reference(configs):
         reference = load_reference(init_from, config, init_seed)
     require_reference(list(configs), reference)
     sources = None

@@ -119,6 +119,7 @@ def plot(path: Path, result: SweepResult, summary: SweepStats, title: str) -> No
         )
         curves_ax.plot(steps, summary.curve_iqm[p], color=color(p), lw=1.8, label=label(result, p))
     curves_ax.set_xlabel("env steps (per run)")
+    logs.step_axis(curves_ax)
     curves_ax.set_ylabel("episode return")
     curves_ax.set_title(f"IQM over {len(result.seeds)} seeds, 95% bootstrap CI")
     curves_ax.grid(alpha=0.3)

@@ -57,6 +57,9 @@ class EpisodeStats(NamedTuple):
     count: chex.Array  # float32
     return_sum: chex.Array  # float32, raw undiscounted returns
     length_sum: chex.Array  # float32
+    # Time-limit cuts that found no free slot (an env that truncates before its declared
+    # limit): their final observation was lost and V(s'_t) came from the next episode's reset.
+    cuts_dropped: chex.Array  # float32
 
 
 class RolloutOptions(NamedTuple):
@@ -148,7 +151,11 @@ class _Cuts(NamedTuple):
 
     obs: chex.Array  # [B, S, *obs] raw final observations
     step: chex.Array  # [B, S] int32, T where unused
-    count: chex.Array  # [B] int32, cuts recorded so far
+    count: chex.Array  # [B] int32, cuts seen so far (recorded or not)
+
+    def dropped(self) -> chex.Array:
+        """How many cuts found no free slot, over all envs (float32)."""
+        return jnp.sum(jnp.maximum(self.count - self.step.shape[1], 0)).astype(jnp.float32)
 
 
 def cut_slots(num_steps: int, max_episode_steps: int) -> int:
@@ -157,8 +164,9 @@ def cut_slots(num_steps: int, max_episode_steps: int) -> int:
     gymnax's ``is_truncated`` is ``time >= max_steps_in_episode`` (and our
     ``EnvSpec.max_episode_steps`` is that limit), so two cuts of one env are
     at least that many steps apart. A cut beyond the slots (an env that
-    truncates earlier than its declared limit) would fall back to the next
-    observation's value: declare the true limit.
+    truncates earlier than its declared limit) falls back to the next
+    observation's value; the rollout counts those (``EpisodeStats.cuts_dropped``,
+    the metric ``cuts_dropped``) and the run warns of them: declare the true limit.
     """
     return -(-num_steps // max_episode_steps)
 
@@ -338,7 +346,7 @@ def collect(
     last_value = networks.value(params, _observe(norm, env_state.obs, options.normalize_obs))
     value_of = lambda obs, rows: networks.value(params, _observe(norm, obs, options.normalize_obs))
     traj = traj._replace(next_value=_next_values(traj, last_value, value_of))
-    new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, options)
+    new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, cuts.dropped(), options)
     return env_state, new_norm, traj, stats
 
 
@@ -348,7 +356,9 @@ def _scan_inputs(key: chex.PRNGKey, vec_env: VecEnv, options: RolloutOptions, nu
     return (jnp.arange(options.num_steps, dtype=jnp.int32),) + drawn
 
 
-def _finish(norm: NormState, traj: Transition, extras, discounted_return, options: RolloutOptions):
+def _finish(
+    norm: NormState, traj: Transition, extras, discounted_return, cuts_dropped, options: RolloutOptions
+):
     """Merge this rollout's normalization statistics, scale its rewards, sum its episodes."""
     raw_obs, returns_seen, ep_return, ep_length, done = extras
     new_obs_rms = core.rms_update(norm.obs, raw_obs, options.axis_name) if options.normalize_obs else norm.obs
@@ -369,6 +379,7 @@ def _finish(norm: NormState, traj: Transition, extras, discounted_return, option
         count=jnp.sum(done_f),
         return_sum=jnp.sum(ep_return),
         length_sum=jnp.sum(ep_length.astype(jnp.float32)),
+        cuts_dropped=cuts_dropped,
     )
     if options.axis_name is not None:
         stats = jax.lax.psum(stats, options.axis_name)
@@ -434,5 +445,5 @@ def collect_recurrent(
         return networks.value(params, carry, _observe(norm, obs, options.normalize_obs))
 
     traj = traj._replace(next_value=_next_values(traj, last_value, value_of))
-    new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, options)
+    new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, cuts.dropped(), options)
     return env_state, Memory(carry=rnn_carry, start=start), new_norm, traj, stats

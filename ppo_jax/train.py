@@ -44,6 +44,7 @@ METRIC_NAMES = (
     "reward_penalized",
     "kl_ref",
     "kl_ref_coef",
+    "cuts_dropped",
 )
 """The per-update metrics ``train`` returns and every run logs, in their column order (see the metrics glossary)."""
 
@@ -243,6 +244,7 @@ def build(
             "episode_return": jnp.where(count > 0, episodes.return_sum / safe, jnp.nan),
             "episode_length": jnp.where(count > 0, episodes.length_sum / safe, jnp.nan),
             "episodes": count,
+            "cuts_dropped": episodes.cuts_dropped,
             "explained_variance": core.explained_variance(
                 batch.value.reshape(-1), batch.target.reshape(-1), axis_name
             ),

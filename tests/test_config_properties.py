@@ -3,6 +3,7 @@ with ConfigError — never another exception."""
 
 import jax
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,7 @@ _FIELDS = {
     "num_steps": (st.integers(1, 12), st.integers(-1, 0)),
     "num_minibatches": (st.sampled_from([1, 2]), st.integers(-1, 0)),
     "update_epochs": (st.integers(1, 2), st.integers(-1, 0)),
-    "network": (st.just("mlp"), st.sampled_from(["cnn", "transformer"])),
+    "network": (st.just("mlp"), st.sampled_from(["transformer", "MLP"])),
     "hidden_sizes": (
         st.lists(st.integers(1, 16), min_size=1, max_size=2),
         st.lists(st.integers(-2, 0), min_size=0, max_size=2),
@@ -38,24 +39,42 @@ _FIELDS = {
 
 @st.composite
 def _values(draw):
-    """Valid values, then (half of the time) one setting replaced by an invalid one."""
+    """Valid values, then (half of the time) one setting replaced by an invalid one: ``(values, broken)``."""
     values = {name: draw(valid) for name, (valid, _) in _FIELDS.items()}
     broken = draw(st.sampled_from([None] * len(_FIELDS) + sorted(_FIELDS)))
     if broken is not None:
         values[broken] = draw(_FIELDS[broken][1])
-    return values
+    return values, broken
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(values=_values())
-def test_config_trains_one_update_or_is_refused(values):
+@given(drawn=_values())
+def test_config_trains_one_update_or_is_refused(drawn):
+    """An invalid value is refused (never silently accepted); valid ones may still be refused
+    together (e.g. a batch that num_minibatches does not divide)."""
+    values, broken = drawn
     try:
         config = ppo_jax.load_config(None, **values)
     except ConfigError:
         event("refused with ConfigError")
         return
+    assert broken is None, f"invalid {broken} = {values[broken]!r} was accepted"
     event("trained one update")
     config = config.replace(total_timesteps=config.batch_size)  # exactly one update
     _, metrics = jax.jit(ppo_jax.make_train(config))(jax.random.PRNGKey(0))
     assert metrics["policy_loss"].shape == (1,)
     assert np.isfinite(np.asarray(metrics["value_loss"])).all()
+
+
+@pytest.mark.parametrize("name", sorted(_FIELDS))
+def test_every_invalid_value_alone_is_refused(name):
+    """Each invalid value on an otherwise valid CartPole config, a few draws each."""
+    invalid = _FIELDS[name][1]
+
+    @settings(max_examples=4, deadline=None)
+    @given(value=invalid)
+    def check(value):
+        with pytest.raises(ConfigError):
+            ppo_jax.load_config(None, **{name: value})
+
+    check()

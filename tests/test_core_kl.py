@@ -20,7 +20,7 @@ def reference_penalty(r, log_p, ref_log_p, beta):
 
 def reference_controller(beta, kl, target, n_steps, horizon):
     error = min(max(kl / target - 1.0, -0.2), 0.2)
-    return beta * (1.0 + error * n_steps / horizon)
+    return beta * np.exp(error * n_steps / horizon)
 
 
 def random_inputs(seed, shape):
@@ -72,9 +72,35 @@ def test_controller_matches_numpy(seed):
 
 
 def test_controller_moves_beta_toward_target_and_clips_the_error():
-    # KL above target: β grows, by at most a factor 1 + 0.2·n/horizon; below: it shrinks.
+    # KL above target: β grows, by at most a factor exp(0.2·n/horizon); below: it shrinks.
     up = adaptive_kl_coef(0.5, 10.0, 0.1, 1000.0, 10_000.0)
-    np.testing.assert_allclose(up, 0.5 * 1.02, rtol=1e-6)
+    np.testing.assert_allclose(up, 0.5 * np.exp(0.02), rtol=1e-6)
     down = adaptive_kl_coef(0.5, 0.0, 0.1, 1000.0, 10_000.0)
-    np.testing.assert_allclose(down, 0.5 * 0.98, rtol=1e-6)
+    np.testing.assert_allclose(down, 0.5 * np.exp(-0.02), rtol=1e-6)
     assert adaptive_kl_coef(0.5, 0.1, 0.1, 1000.0, 10_000.0) == pytest.approx(0.5)
+
+
+def test_controller_at_the_papers_gain_is_the_papers_linear_step():
+    # lm-human-preferences: 512 steps a batch, horizon 10,000 (K_β ≈ 0.05).
+    for kl in (0.0, 0.05, 0.1, 0.15, 1.0):
+        linear = 0.1 * (1.0 + np.clip(kl / 0.1 - 1.0, -0.2, 0.2) * 512 / 10_000)
+        np.testing.assert_allclose(adaptive_kl_coef(0.1, kl, 0.1, 512.0, 10_000.0), linear, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kl", [0.0, 1.0])
+def test_controller_keeps_beta_positive_at_a_gpu_sized_batch(kl):
+    # 512 envs × 128 steps with the default horizon: K_β = 6.55, where the linear
+    # factor 1 − 0.2·K_β is −0.31 and flips β's sign in one update.
+    n_steps, horizon = 512.0 * 128.0, 10_000.0
+    step = jax.jit(adaptive_kl_coef)
+    beta = jnp.float32(0.1)
+    want = 0.1
+    for _ in range(5):
+        beta = step(beta, kl, 0.1, n_steps, horizon)
+        want = reference_controller(want, kl, 0.1, n_steps, horizon)
+        assert beta > 0
+        np.testing.assert_allclose(beta, want, rtol=1e-5)
+    betas = jax.vmap(adaptive_kl_coef, in_axes=(0, None, None, None, None))(
+        jnp.array([0.01, 0.1, 1.0]), kl, 0.1, n_steps, horizon
+    )
+    assert np.all(np.asarray(betas) > 0)

@@ -72,8 +72,23 @@ def test_reset_states_any_batch_shape():
 
 
 def test_env_with_own_step_is_refused():
+    """``VecEnv.step_with`` reimplements gymnax's ``Environment.step``, so a user env whose own
+    ``step`` does more would have that skipped silently: it is refused before anything compiles."""
+    import gymnax
     from gymnax.environments.environment import Environment
 
-    assert all(type(VecEnv(env_id).env).step is Environment.step for env_id in ENVS), (
-        "VecEnv.step_with reimplements gymnax's Environment.step; an env with its own step needs its own path"
-    )
+    import ppo_jax
+    from ppo_jax.config import ConfigError
+
+    cartpole, _ = gymnax.make("CartPole-v1")
+
+    class LoggingCartPole(type(cartpole)):
+        def step(self, key, state, action, params=None):
+            return super().step(key, state, action, params)
+
+    config = ppo_jax.PPOConfig(env_id="mine", num_envs=2, num_steps=8, total_timesteps=16, num_minibatches=1)
+    with pytest.raises(ConfigError, match="LoggingCartPole overrides Environment.step"):
+        ppo_jax.build(config, env=LoggingCartPole())
+    ppo_jax.build(config, env=type(cartpole)())  # the same class without its own step trains
+    # The built-in envs checked above use Environment.step itself, so step_with is theirs.
+    assert all(type(VecEnv(env_id).env).step is Environment.step for env_id in ENVS)

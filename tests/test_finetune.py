@@ -177,12 +177,12 @@ def test_adaptive_beta_moves_toward_the_target_gaussian_vmapped():
     state, metrics = jax.jit(jax.vmap(train))(seed_keys([0, 1, 0, 1]), hp)
     kl = np.asarray(metrics["kl_ref"])
     assert np.all(kl > 0.3) and np.all(kl < 3)  # so the clipped error is +0.2 or -0.2 every update
-    factor = 1 + 0.2 * config.batch_size / config.kl_ref_horizon  # 1.02 per update
+    factor = np.exp(0.2 * config.batch_size / config.kl_ref_horizon)  # about 1.02 per update
     n = np.arange(config.num_updates)
     np.testing.assert_allclose(
         metrics["kl_ref_coef"][:2], np.broadcast_to(0.1 * factor**n, (2, n.size)), rtol=1e-5
     )
-    down = 2 - factor
+    down = 1 / factor
     np.testing.assert_allclose(
         metrics["kl_ref_coef"][2:], np.broadcast_to(0.1 * down**n, (2, n.size)), rtol=1e-5
     )
@@ -294,3 +294,19 @@ def test_cli_fine_tune_under_a_leash(saved_run, tmp_path, capsys):
     shutil.rmtree(checkpoint.checkpoint_dir(out) / "2")
     assert cli.main(["train", "--resume", str(out), "--no-progress", "--no-tensorboard"]) == 0
     _bits_equal(ppo_jax.load_run(out).state, finished.state)
+
+
+def test_kl_ref_is_measured_at_beta_zero_too(saved_run):
+    """``--init-from RUN --set kl_ref_coef=0``: the unleashed baseline of an RLHF comparison
+    still logs how far it drifted from the run it started from (the reward is untouched)."""
+    from ppo_jax.reference import for_run
+
+    run_dir, config, _ = saved_run
+    tuned = for_run([config.replace(kl_ref_coef=0.0)], init_from=str(run_dir), init_seed=1)
+    assert tuned.reference is not None
+    _, metrics = jax.jit(ppo_jax.make_train(config, init_from=tuned.start, reference=tuned.reference))(
+        jax.random.PRNGKey(4)
+    )
+    kl = np.asarray(metrics["kl_ref"])
+    assert np.isfinite(kl).all() and kl[0] == pytest.approx(0.0, abs=1e-6) and (kl[1:] != 0).any()
+    np.testing.assert_array_equal(metrics["reward_penalized"], metrics["reward_raw"])

@@ -40,16 +40,31 @@ def _with_fresh_statistics(run):
     return dataclasses.replace(run, params=run.params.replace(obs_norm=fresh))
 
 
-def test_act_uses_the_saved_statistics(cartpole_run):
-    run = ppo_jax.load_run(cartpole_run)
-    assert run.config.env_id == "CartPole-v1" and run.seeds == [0] and run.update == run.config.num_updates
-    obs = jax.random.normal(jax.random.PRNGKey(1), (32, 4))
+def test_act_uses_the_saved_statistics(tmp_path, cli_env):
+    """A run with normalize_obs: act sees the observation through the run's own statistics
+    (the same action as the network on the normalized observation), and those statistics
+    matter (the network on the raw observation acts differently somewhere)."""
+    out = _train(
+        tmp_path / "normalized",
+        "configs/cartpole.yaml",
+        "normalize_obs=true",
+        "total_timesteps=2048",
+        "num_envs=4",
+        "num_steps=64",
+        env=cli_env,
+    )
+    run = ppo_jax.load_run(out)
+    assert run.config.normalize_obs and run.seeds == [0] and run.update == run.config.num_updates
     params = run.params_of(0)
-    dist, _ = run.networks.apply(params.network, obs)
+    assert np.abs(np.asarray(params.obs_norm.mean)).max() > 1e-3  # not the fresh statistics
+    obs = 2.0 * jax.random.normal(jax.random.PRNGKey(1), (256, 4))
+    dist, _ = run.networks.apply(params.network, core.normalize(params.obs_norm, obs))
     np.testing.assert_array_equal(jax.jit(run.act)(params, obs), dist.mode())
     np.testing.assert_array_equal(run.policy()(obs), dist.mode())
+    raw, _ = run.networks.apply(params.network, obs)
+    assert (np.asarray(raw.mode()) != np.asarray(dist.mode())).any()
     sampled = run.policy(stochastic=True)(obs, jax.random.PRNGKey(2))
-    assert sampled.shape == (32,) and set(np.unique(sampled)) <= {0, 1}
+    assert sampled.shape == (256,) and set(np.unique(sampled)) <= {0, 1}
 
 
 def test_eval_reproduces_the_training_rollouts_with_saved_statistics(tmp_path, cli_env, capsys):

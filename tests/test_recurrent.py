@@ -351,12 +351,17 @@ def test_action_masks_reach_the_recurrent_rollout_update_and_act():
     masked_entropy = -np.sum(np.where(mask, p * np.log(np.where(mask, p, 1.0)), 0.0), -1).mean()
     np.testing.assert_allclose(float(aux["entropy"]), masked_entropy, rtol=1e-4, atol=1e-5)
     act = make_act(networks, vec_env, normalize_obs=False)
-    obs, _ = vec_env.env.reset_env(jax.random.PRNGKey(2), vec_env.params)
-    greedy, carry = act(
-        PolicyParams(params, None), jax.tree.map(lambda x: x[None], obs), networks.initial_carry((1,))
-    )
-    assert bool(np.asarray(obs.action_mask)[int(greedy[0])])
-    assert jax.tree.structure(carry) == jax.tree.structure(networks.initial_carry((1,)))
+    # 64 reset states, some at the left edge where the favourite action 2 is invalid
+    keys = jax.random.split(jax.random.PRNGKey(2), 64)
+    obs, _ = jax.vmap(vec_env.env.reset_env, in_axes=(0, None))(keys, vec_env.params)
+    valid = np.asarray(obs.action_mask)
+    edge = ~valid[:, 2]
+    assert edge.any() and (~edge).any()
+    greedy, carry = act(PolicyParams(params, None), obs, networks.initial_carry((64,)))
+    greedy = np.asarray(greedy)
+    assert valid[np.arange(64), greedy].all()
+    assert (greedy[~edge] == 2).all() and (greedy[edge] != 2).all()  # the bias rules where it may
+    assert jax.tree.structure(carry) == jax.tree.structure(networks.initial_carry((64,)))
 
 
 @pytest.mark.slow

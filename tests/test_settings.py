@@ -71,3 +71,29 @@ def test_rounding_notice_only_when_total_timesteps_is_rounded():
     assert rounding_notice(load_config(None, total_timesteps=4 * 128 * 10)) is None
     note = rounding_notice(load_config(None, total_timesteps=500_000))
     assert "500,000 rounded down to 499,712" in note and "976 whole rollouts" in note
+
+
+def test_every_default_shown_is_the_real_one(capsys):
+    """The default column reads back as PPOConfig()'s value for every field (a field with a
+    default_factory, such as env_kwargs, included)."""
+    import yaml
+
+    assert cli.main(["settings", "--markdown"]) == 0
+    rows = {line.split("|")[1].strip(" `"): line for line in capsys.readouterr().out.splitlines()[2:]}
+    defaults = PPOConfig()
+    for f in dataclasses.fields(PPOConfig):
+        cell = rows[f.name].split("|")[2].strip(" `")
+        value = getattr(defaults, f.name)
+        assert "object at" not in cell and "MISSING" not in cell, (f.name, cell)
+        if isinstance(value, bool) or value is None:
+            assert yaml.safe_load(cell) == value, (f.name, cell)
+        elif isinstance(value, int):
+            assert int(cell.replace(",", "")) == value, (f.name, cell)
+        elif isinstance(value, float):
+            assert float(cell) == value, (f.name, cell)
+        elif isinstance(value, (tuple, list, dict)):
+            want = list(value) if isinstance(value, tuple) else value
+            assert yaml.safe_load(cell) == want, (f.name, cell)
+        else:
+            assert cell == str(value), (f.name, cell)
+    assert "mapping" in rows["env_kwargs"]

@@ -57,7 +57,9 @@ def test_each_grid_point_matches_its_single_run():
                     atol=2e-6,
                     err_msg=f"{name} at {point}, seed {seed}",
                 )
-            final = logs.final_returns({k: np.asarray(v)[None] for k, v in metrics.items()})[0]
+            # 5% of 7 updates rounds to 0: the final window is the last update alone.
+            last_count = float(metrics["episodes"][-1])
+            final = float(metrics["episode_return"][-1]) if last_count > 0 else np.nan
             np.testing.assert_allclose(result.final_return[p, s], final, rtol=2e-5)
     assert train._cache_size() == 1
     assert (result.nonfinite == 0).all() and (result.first_nonfinite_update == -1).all()
@@ -156,3 +158,28 @@ def test_curve_bands_carry_a_run_forward_over_gaps():
     assert np.isnan(iqm[0, 0])  # seed 1 has no value yet
     np.testing.assert_allclose(iqm[0, 1:], [1.5, 2.5])
     assert (low[0, 1:] <= iqm[0, 1:]).all() and (iqm[0, 1:] <= high[0, 1:]).all()
+
+
+def test_final_returns_by_hand_over_100_updates():
+    """The number every learning bar reads: over the last 5 of 100 updates (5%), the mean of
+    the episodes that finished there, each update weighted by its episode count; NaN for a
+    seed with none there (whatever it did before); the NaN returns of empty updates ignored."""
+    rng = np.random.default_rng(0)
+    episodes = rng.integers(0, 4, size=(3, 100)).astype(np.float64)
+    episodes[1, -5:] = 0  # seed 1 finishes nothing in the window
+    episodes[2, -5:] = [0, 3, 0, 1, 2]
+    returns = np.where(episodes > 0, rng.uniform(-5, 50, size=(3, 100)), np.nan)
+    got = logs.final_returns({"episode_return": returns, "episodes": episodes})
+    want = []
+    for seed in range(3):
+        total = count = 0.0
+        for update in range(95, 100):
+            if episodes[seed, update] > 0:
+                total += returns[seed, update] * episodes[seed, update]
+                count += episodes[seed, update]
+        want.append(total / count if count else np.nan)
+    assert np.isnan(got[1]) and np.isnan(want[1])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    r, e = returns[2, 95:], episodes[2, 95:]
+    np.testing.assert_allclose(got[2], (3 * r[1] + r[3] + 2 * r[4]) / 6, rtol=1e-12)
+    assert got[2] != np.nanmean(r)  # weighted by episodes, not a mean of the updates

@@ -85,7 +85,18 @@ def test_an_unknown_task_is_refused():
         T.Tokens("poetry")
 
 
-@pytest.mark.parametrize("name", ["tokens_pretrain", "tokens_rlhf"])
-def test_the_rlhf_stage_configs_load_and_build(name):
+@pytest.mark.parametrize("name, task", [("tokens_pretrain", "Fluency"), ("tokens_rlhf", "RewardModel")])
+def test_the_rlhf_stage_configs_load_and_build(name, task):
+    """Stage 1 learns fluency with no leash; stage 2 optimizes the reward model's score with a
+    KL penalty, on the same sentences (the networks of stage 1 load into stage 2)."""
     config = ppo_jax.load_config(Path(__file__).parent.parent / "configs" / "rlhf" / f"{name}.yaml")
-    ppo_jax.build(config)
+    assert config.env_id == f"ppo_jax.envs.tokens:{task}"
+    assert (config.kl_ref_coef > 0) == (task == "RewardModel")
+    program = ppo_jax.build(config)
+    spec = program.vec_env.spec
+    assert spec.discrete and spec.action_dim == len(T.VOCAB)
+    assert spec.obs_shape == (T.CONTEXT * (len(T.VOCAB) + 1) + T.LENGTH,)
+    assert config.num_steps % T.LENGTH == 0  # rollouts hold whole sentences
+    params = program.networks.init(jax.random.PRNGKey(0))
+    dist, value = program.networks.apply(params, jnp.zeros((3,) + spec.obs_shape))
+    assert dist.logits.shape == (3, len(T.VOCAB)) and value.shape == (3,)

@@ -26,6 +26,8 @@ def _type_name(kind) -> str:
         return f"{_type_name(next(a for a in args if a is not type(None)))} or null"
     if typing.get_origin(kind) is tuple:
         return "list of int"
+    if typing.get_origin(kind) is dict:
+        return "mapping"
     return {bool: "bool", int: "int", float: "float", str: "str"}.get(kind, str(kind))
 
 
@@ -34,8 +36,10 @@ def _default(value) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return str(list(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_default(v)}" for k, v in value.items()) + "}"
     return f"{value:_}".replace("_", ",") if isinstance(value, int) else str(value)
 
 
@@ -44,10 +48,11 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     from ppo_jax.config import PPOConfig
 
     hints = typing.get_type_hints(PPOConfig)
+    defaults = PPOConfig()  # a field with a default_factory has no f.default
     return [
         (
             f.name,
-            _default(f.default if f.default_factory is dataclasses.MISSING else f.default_factory()),
+            _default(getattr(defaults, f.name)),
             _type_name(hints[f.name]),
             "traced" if f.metadata["traced"] else "static",
             f.metadata["help"],

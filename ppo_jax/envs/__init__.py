@@ -99,11 +99,19 @@ def parse_env_id(env_id: str) -> EnvId:
     if env_id.count(":") == 1 and _MODULE.match(prefix) and "." not in prefix and not _importable(prefix):
         import difflib
 
+        import os
+
         close = difflib.get_close_matches(prefix, list(SUITES), n=1)
-        hint = f" Did you mean '{close[0]}:{name}'?" if close else ""
+        if close:
+            raise EnvError(
+                f"'env_id' {env_id!r}: unknown suite '{prefix}'. Did you mean '{close[0]}:{name}'? "
+                f"Suites: {', '.join(SUITES)} (e.g. 'jumanji:Snake-v1'); a user env is "
+                "'package.module:ClassOrFactory'."
+            )
         raise EnvError(
-            f"'env_id' {env_id!r}: unknown suite '{prefix}'.{hint} Suites: {', '.join(SUITES)} "
-            "(e.g. 'jumanji:Snake-v1'); a user env is 'package.module:ClassOrFactory'."
+            f"'env_id' {env_id!r}: cannot import {prefix!r} (looked in {os.getcwd()} and on the import "
+            f"path), and it is no suite ({', '.join(SUITES)}). If it is your own module, run from the "
+            f"directory that contains {prefix}.py (or add that directory to PYTHONPATH)."
         )
     if _IMPORT_PATH.match(env_id):
         return EnvId("user", prefix, name)
@@ -180,15 +188,20 @@ def make(env_id: str, **env_kwargs) -> tuple[Any, Any]:
     else:
         from ppo_jax.envs import user
 
-        made = _checked(env_id, user.make(parsed.prefix, parsed.name, **env_kwargs))
+        made = _checked(env_id, user.make(parsed.prefix, parsed.name, **env_kwargs), own=True)
     if key is not None:
         _MADE[key] = made
     return made
 
 
-def _checked(env_id: str, made: Any) -> tuple[Any, Any]:
-    """``(env, params)`` from an adapter's or user factory's result, or an ``EnvError``."""
+def _checked(env_id: str, made: Any, own: bool = False) -> tuple[Any, Any]:
+    """``(env, params)`` from an adapter's or user factory's result, or an ``EnvError``.
+    ``own``: a user's env, held to gymnax's ``Environment`` itself (``user.check_class``)."""
     env, params = made if isinstance(made, tuple) and len(made) == 2 else (made, None)
+    if own:
+        from ppo_jax.envs import user
+
+        user.check_class(env, env_id)
     missing = [m for m in ("reset_env", "step_env", "action_space") if not callable(getattr(env, m, None))]
     if missing:
         raise EnvError(
@@ -197,6 +210,8 @@ def _checked(env_id: str, made: Any) -> tuple[Any, Any]:
         )
     if params is None:
         params = env.default_params
+    if own:
+        user.check_params(env, params, env_id)
     return env, params
 
 
@@ -231,7 +246,7 @@ def from_config(config, env: Any = None, env_params: Any = None) -> tuple[Any, A
             raise EnvError("env_params were given without an env; pass env= too.")
         env, env_params = make(config.env_id, **dict(config.env_kwargs or {}))
     else:
-        env, env_params = _checked(f"the env given for {config.env_id!r}", (env, env_params))
+        env, env_params = _checked(f"the env given for {config.env_id!r}", (env, env_params), own=True)
     env = wrappers.FlattenObservation.if_needed(env, env_params)
     if config.obs_indices is not None:
         problem = wrappers.SelectObservation.check(env, env_params, tuple(config.obs_indices))
@@ -351,9 +366,16 @@ def check_config(config, env: Any = None, env_params: Any = None) -> EnvSpec:
             raise EnvError(
                 f"{config.env_id}: building it with env_kwargs {config.env_kwargs or {}} failed: {err}"
             ) from None
+        own = parsed.kind == "user"
     else:
         env, env_params = from_config(config, env, env_params)
-    return spec_of(env, env_params, config.env_id)
+        own = True
+    spec = spec_of(env, env_params, config.env_id)
+    if own:
+        from ppo_jax.envs import user
+
+        user.check_traced(env, env_params, config.env_id)
+    return spec
 
 
 _make = make  # the older private name
