@@ -92,6 +92,7 @@ def versions(
         "torch",
         "stable_baselines3",
         "gymnasium",
+        "skrl",
     ),
 ) -> dict:
     out = {}
@@ -179,6 +180,31 @@ def _jsonable(x):
     except ImportError:
         pass
     return str(x)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def commit() -> dict:
+    """The git commit of the checkout that ran, and whether its tracked files differed from it."""
+
+    def git(*args):
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def load() -> list[float]:
+    """The 1-, 5- and 15-minute load averages now."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def peak_rss_mib() -> float:

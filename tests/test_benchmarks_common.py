@@ -100,3 +100,60 @@ def test_sb3_settings_translate_value_coefficient_and_schedule():
         remaining = 1.0 - (k + 1) / n  # SB3: progress after the k-th rollout's steps are counted
         assert kw["learning_rate"](remaining) == pytest.approx(1e-3 * (1.0 - k / n))
     assert kw["batch_size"] == 16 * 128 // s["num_minibatches"]
+
+
+def test_batched_pendulum_matches_gymnasium_step_for_step():
+    """benchmarks/vec_envs.Pendulum is gymnasium's Pendulum-v1 over a batch: from the same
+    states, under random torques (clipped alike), the same observations, rewards and
+    200-step truncation."""
+    gym = pytest.importorskip("gymnasium")
+    from benchmarks.vec_envs import Pendulum
+
+    rng = np.random.default_rng(0)
+    batched = Pendulum(3)
+    batched.reset(seed=1)
+    singles = [gym.make("Pendulum-v1") for _ in range(3)]
+    for i, env in enumerate(singles):
+        env.reset(seed=i)
+        env.unwrapped.state = batched.state[:, i].copy()
+    for t in range(200):
+        u = rng.uniform(-3, 3, size=(3, 1)).astype(np.float32)
+        obs, reward, term, trunc, final = batched.step(u)
+        for i, env in enumerate(singles):
+            o, r, te, tr, _ = env.step(u[i])
+            np.testing.assert_allclose(final[i], o, rtol=1e-5, atol=1e-5)
+            assert reward[i] == pytest.approx(r, rel=1e-5, abs=1e-5)
+            assert (bool(term[i]), bool(trunc[i])) == (te, tr)
+    assert trunc.all() and not (obs == final).all()  # reset in the step that ended them
+    assert (batched.steps == 0).all()
+
+
+def test_cartpole_vector_env_resets_in_the_same_step():
+    """gymnasium's CartPoleVectorEnv with the same-step autoreset of benchmarks/vec_envs:
+    a finished env's final observation is returned apart, its next observation is a fresh
+    start (|x| ≤ 0.05), no reset step is wasted, and the dynamics are gymnasium's CartPole-v1."""
+    gym = pytest.importorskip("gymnasium")
+    from benchmarks.vec_envs import CartPole
+
+    env = CartPole(4)
+    obs = env.reset(seed=0)
+    single = gym.make("CartPole-v1")
+    single.reset(seed=0)
+    single.unwrapped.state = obs[0].astype(np.float64)
+    rng = np.random.default_rng(1)
+    ended, steps = 0, 0
+    for _ in range(400):
+        action = rng.integers(0, 2, size=4)
+        obs, reward, term, trunc, final = env.step(action)
+        steps += 1
+        if ended == 0:
+            o, r, te, _, _ = single.step(int(action[0]))
+            np.testing.assert_allclose(final[0], o, rtol=1e-5, atol=1e-6)
+            assert bool(term[0]) == te and reward[0] == r
+        done = term | trunc
+        assert (reward == 1.0).all()  # never a zero-reward reset step
+        if done.any():
+            assert (np.abs(obs[done]) <= 0.05).all() and not np.allclose(obs[done], final[done])
+            np.testing.assert_array_equal(obs[~done], final[~done])
+        ended += int(done[0])
+    assert ended > 5
