@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.common import agent_main, cpu_seconds
+from benchmarks.common import agent_main, cpu_seconds, reach
 from benchmarks.torch_ppo import load_settings
 
 
@@ -37,15 +37,16 @@ class _Recorder(gymnasium.vector.VectorWrapper):
     """Wraps a gymnasium vector env: finished episodes' raw returns, and every
     ``every`` steps a row (seconds since start, env steps, episodes, return sum)."""
 
-    def __init__(self, env, start: float, every: int, time_limit: float):
+    def __init__(self, env, start: float, every: int, time_limit: float, stop_at=None):
         super().__init__(env)
-        self.start, self.every, self.time_limit = start, every, time_limit
+        self.start, self.every, self.time_limit, self.stop_at = start, every, time_limit, stop_at
+        self.reached = False
         self.returns = np.zeros(env.num_envs)
         self.rows, self.steps, self.count, self.total = [], 0, 0.0, 0.0
         self.stopped_by_limit = False
 
     def step(self, action):
-        if self.stopped_by_limit:
+        if self.stopped_by_limit or self.reached:
             raise _TimeUp
         out = self.env.step(action)
         _, reward, term, trunc, _ = out
@@ -61,6 +62,7 @@ class _Recorder(gymnasium.vector.VectorWrapper):
             self.count = self.total = 0.0
             # skrl updates after this step; the next step is refused
             self.stopped_by_limit = elapsed > self.time_limit
+            self.reached = self.stop_at is not None and reach(self.rows, self.stop_at) is not None
         return out
 
 
@@ -112,7 +114,7 @@ def _models(env, s: dict, device: str) -> dict:
     return {"policy": Policy().to(device), "value": Value().to(device)}
 
 
-def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
+def train(s: dict, seed: int, device: str, time_limit: float, stop_at=None) -> dict:
     from skrl.agents.torch.ppo import PPO, PPO_CFG
     from skrl.envs.wrappers.torch import wrap_env
     from skrl.memories.torch import RandomMemory
@@ -126,7 +128,7 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
     start, cpu0 = time.perf_counter(), cpu_seconds()
     set_seed(seed)
     recorder = _Recorder(
-        gymnasium.make_vec(s["env_id"], num_envs=s["num_envs"]), start, cfg.rollouts, time_limit
+        gymnasium.make_vec(s["env_id"], num_envs=s["num_envs"]), start, cfg.rollouts, time_limit, stop_at
     )
     env = wrap_env(recorder, wrapper="gymnasium")
     memory = RandomMemory(memory_size=cfg.rollouts, num_envs=env.num_envs, device=device)
@@ -168,6 +170,7 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
         "steps_per_second": round(env_steps / seconds) if seconds else None,
         "cpu_over_wall": round((cpu_seconds() - cpu0) / seconds, 3),
         "stopped_by_time_limit": recorder.stopped_by_limit and env_steps < timesteps * s["num_envs"],
+        "stopped_at_threshold": recorder.reached,
         "rollouts": recorder.rows,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

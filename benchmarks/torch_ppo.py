@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from benchmarks import vec_envs
-from benchmarks.common import agent_main, cpu_seconds
+from benchmarks.common import agent_main, cpu_seconds, reach
 
 DEFAULTS = dict(
     total_timesteps=500_000,
@@ -375,7 +375,9 @@ def setup(s: dict, seed: int, device: str, compile_steps: bool):
     return env, model, optimizer, act, update, state, store
 
 
-def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bool = False) -> dict:
+def train(
+    s: dict, seed: int, device: str, time_limit: float, compile_update: bool = False, stop_at=None
+) -> dict:
     # torch.optim imports torch._dynamo on first use (~2 s): an import, kept out
     # of the timed run as imports are for every implementation.
     torch.optim.Adam([nn.Parameter(torch.zeros(1))])
@@ -401,6 +403,8 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
         if time.perf_counter() - start > time_limit:
             stopped_by_limit = k + 1 < num_updates
             break
+        if stop_at is not None and reach(rollouts, stop_at):
+            break
     seconds = time.perf_counter() - start
     return {
         "implementation": "torch_compile" if compile_update else "torch",
@@ -417,6 +421,7 @@ def train(s: dict, seed: int, device: str, time_limit: float, compile_update: bo
         "seconds_in": {k: round(v, 3) for k, v in timer.seconds.items()},
         "cpu_over_wall": round((cpu_seconds() - cpu0) / seconds, 3),
         "stopped_by_time_limit": stopped_by_limit,
+        "stopped_at_threshold": stop_at is not None and bool(reach(rollouts, stop_at)),
         "rollouts": [[round(t, 3), n, c, r] for t, n, c, r in rollouts],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

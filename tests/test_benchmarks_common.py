@@ -157,3 +157,58 @@ def test_cartpole_vector_env_resets_in_the_same_step():
             np.testing.assert_array_equal(obs[~done], final[~done])
         ended += int(done[0])
     assert ended > 5
+
+
+def test_median_interval_by_order_statistics():
+    from math import comb
+
+    from benchmarks.common import median_ci
+
+    rng = np.random.default_rng(3)
+    for n in (6, 10, 13, 30):
+        x = rng.normal(size=n)
+        out = median_ci(list(x))
+        s = np.sort(x)
+        assert out["median"] == pytest.approx(np.median(x), abs=1e-3)
+        # the interval [s_k, s_{n-k+1}] covers the median with P = 1 - 2 P(B <= k-1) >= 95%,
+        # and k is the largest such
+        k = next(i for i in range(1, n) if np.isclose(s[i - 1], out["low"], atol=1e-3))
+        assert out["high"] == pytest.approx(s[n - k], abs=1e-3)
+        tail = lambda k: sum(comb(n, i) for i in range(k)) / 2**n
+        assert 1 - 2 * tail(k) >= 0.95 and 1 - 2 * tail(k + 1) < 0.95
+    assert median_ci([1.0, 2.0, 3.0])["low"] is None  # too few for 95%
+    # runs that never reached count as +inf: the median stays while fewer than half did not
+    out = median_ci([5.0, 1.0, None, 2.0, 3.0, 4.0, None, 6.0, 7.0, None])
+    assert out["median"] == pytest.approx(5.5) and out["high"] is None and out["low"] == 2.0
+    assert median_ci([None, None, 1.0])["median"] is None
+
+
+def test_gpu_torch_jobs_run_on_cuda_at_tf32_unpinned(tmp_path):
+    """--gpu's PyTorch jobs, as the suite builds them (no CUDA needed to check the command):
+    on cuda, TF32 as jax's default there, torch.compile for the compiled row, not pinned."""
+    from benchmarks.run import Suite
+
+    suite = Suite("gpu", tmp_path, "test", "tensorfloat32")
+    e = suite.sizes["torch"]["envs"]["CartPole-v1"]
+    assert set(e["caps"]) == {"torch", "torch_compile"}
+    argv, _, kw = suite._agent_spec("torch_compile", e, 0, 45, "python", None, None, tmp_path / "c")
+    assert argv[argv.index("--device") + 1] == "cuda" and "--compile" in argv
+    assert argv[argv.index("--matmul-precision") + 1] == "high" and kw["cpus"] is None
+    assert kw["env"]["TORCHINDUCTOR_CACHE_DIR"].startswith(str(tmp_path))
+
+
+def test_torch_ppo_learning_rate_stays_a_float_with_fused_adam():
+    """The learning rate is annealed as a Python float on a fused Adam that is never
+    compiled: no tensor rate, so CUDA's optimizers need no capturable mode under --compile."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.torch_ppo import DEFAULTS, ActorCritic, make_optimizer, make_steps
+
+    model = ActorCritic(4, 2, True, DEFAULTS)
+    opt = make_optimizer(model.parameters(), 1e-3, "cpu")
+    assert opt.defaults["fused"] and isinstance(opt.param_groups[0]["lr"], float)
+    _, update = make_steps(model, opt, {**DEFAULTS, "vf_clip": None}, compile_steps=False)
+    obs = torch.randn(8, 4)
+    batch = (obs, torch.randint(0, 2, (8,)), torch.zeros(8), torch.zeros(8), torch.randn(8), torch.randn(8))
+    before = [p.detach().clone() for p in model.parameters()]
+    update(*batch)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
