@@ -45,8 +45,8 @@ SUITE_ROWS = {
     "craftax": ("craftax", "configs/gpu/craftax_classic.yaml"),
 }
 
-# Sizes. "full" took 64 minutes on the quiet 2-core CPU VM (2026-11-28; PyTorch, SB3
-# and sbx runs are capped by time, not budget); "quick" is
+# Sizes. "full" took 64 minutes on the quiet 2-core CPU VM (2026-11-28), before the torch
+# section's 10 seeds per implementation (about 3 h more, estimated); "quick" is
 # the CI smoke run (< 3 minutes); "gpu" fits one 8-minute call on a GPU.
 SIZES = {
     "full": {
@@ -67,8 +67,9 @@ SIZES = {
         "suites_cap": 600,
         # One agent each on one core, seeds interleaved (seed 0: every implementation, then
         # seed 1, ...), each to the preset's env-step budget or its cap (s); then the whole
-        # machine. Expected: about 2 h 10 min on 2 quiet cores (estimated from the loaded
-        # 2026-12-04 smoke runs and the 2026-11-28 rates; not yet measured).
+        # machine. Expected: about 3 h on 2 quiet cores (CartPole ~1.4 h, Pendulum ~1.5 h,
+        # whole machine a few minutes), estimated from the 2026-11-28 rates and the loaded
+        # 2026-12-04 smoke runs, not yet measured.
         "torch": {
             "seeds": 10,
             "envs": {
@@ -91,12 +92,12 @@ SIZES = {
                     # the preset's 2M steps take SB3 ~15 min a run: time to −200 needs only the start
                     "stop_at_threshold": True,
                     "caps": {
-                        "ppo_jax": 240,
-                        "torch": 300,
-                        "torch_compile": 300,
-                        "sb3": 300,
-                        "sbx": 300,
-                        "skrl": 300,
+                        "ppo_jax": 180,
+                        "torch": 240,
+                        "torch_compile": 240,
+                        "sb3": 240,
+                        "sbx": 240,
+                        "skrl": 180,
                     },
                 },
             },
@@ -140,7 +141,9 @@ SIZES = {
         ],
         "memory_gib": [24, 80],
         "cnn": {"sizes": [[1, 1024], [8, 1024], [64, 512]], "repeats": 5},
-        "budget": 80 * 60,  # the 2026-11-28 full run took 64 min on the quiet 2-core VM
+        # the 2026-11-28 full run took 64 min on the quiet 2-core VM; the torch section's 10
+        # seeds per implementation (2026-12-04) add about 2.5 h to it (estimated)
+        "budget": 6 * 3600,
     },
     "quick": {
         "throughput": [{"config": "configs/cartpole.yaml", "num_envs": [64], "env_steps": 2**14}],
@@ -535,6 +538,8 @@ class Suite:
             argv += ["--set", *(f"{k}={v}" for k, v in e["overrides"].items())]
         # torch.compile's caches in the run's own directory: the first run of a seed is cold
         env = {"TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TRITON_CACHE_DIR": str(cache / "triton")}
+        if impl == "sbx" and cpus:
+            env["XLA_FLAGS"] = ONE_CORE_XLA_FLAGS  # sbx is jax: one core, as ppo_jax
         # the cap stops training after the update that passes it; this limit guards against a hang
         return (
             argv,

@@ -212,3 +212,53 @@ def test_torch_ppo_learning_rate_stays_a_float_with_fused_adam():
     before = [p.detach().clone() for p in model.parameters()]
     update(*batch)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def _agent_job(seconds_to_reach, seed, steps_per_second=1000.0):
+    """A one-core job as the suite saves it: 10 rollouts, reaching 475 at the given second."""
+    rollouts = [
+        [(t + 1) * seconds_to_reach / 5, 1000 * (t + 1), 20.0, 20.0 * (500.0 if t >= 4 else 100.0)]
+        for t in range(10)
+    ]
+    row = {
+        "rollouts": rollouts,
+        "steps_per_second": steps_per_second,
+        "cpu_over_wall": 0.98,
+        "env_steps": 10000,
+    }
+    return {"status": "ok", "rows": [row], "cpus": [0], "seed": seed}
+
+
+def test_torch_report_gives_medians_intervals_and_says_when_presets_changed(tmp_path):
+    pytest.importorskip("matplotlib")
+    import yaml
+
+    from benchmarks import report
+    from benchmarks.common import REPO
+
+    preset = yaml.safe_load((REPO / "configs/cartpole.yaml").read_text())
+    times = {"torch": [10.0 + i for i in range(10)], "sb3": [30.0 + 2 * i for i in range(10)]}
+    d = {
+        "format": 2,
+        "seeds": 10,
+        "window": 20,
+        "order": "interleaved",
+        "one_core": {"cpus": [0], "xla_flags": "x"},
+        "presets": {"configs/cartpole.yaml": {**preset, "clip_eps": 0.2}},
+        "envs": {
+            "CartPole-v1": {
+                "threshold": 475.0,
+                "config": "configs/cartpole.yaml",
+                "overrides": {},
+                "one_core": {n: [_agent_job(t, i) for i, t in enumerate(ts)] for n, ts in times.items()},
+            }
+        },
+    }
+    body, facts = report.torch_section(d, tmp_path, "")
+    # 10 runs: the median of the 5th and 6th, the interval from the 2nd and 9th (order statistics)
+    assert facts["CartPole-v1"]["torch"]["time"]["median"] == pytest.approx(14.5)
+    assert "14.5 [11.0, 18.0]" in body and "39.0 [32.0, 46.0]" in body
+    assert "Settings differ from today's presets" in body and "clip_eps 0.2 → 0.1" in body
+    assert (tmp_path / "returns-CartPole-v1.png").exists()
+    d["presets"]["configs/cartpole.yaml"] = preset
+    assert "differ" not in report.torch_section(d, tmp_path, "")[0]
