@@ -548,19 +548,24 @@ def _whole_machine_table(whole: dict, threshold: float, window: int) -> list[str
 
 def _torch_section_v2(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
     pin = d.get("one_core", {})
+    where = (
+        f"Every process is pinned to core {pin['cpus']} from its start (`os.sched_setaffinity`: every thread "
+        f"it starts stays there); ppo_jax runs with `XLA_FLAGS={pin.get('xla_flags')}`, PyTorch, SB3 and skrl "
+        "with one torch thread. CPU ÷ wall is the process's CPU time over its wall time while training: at "
+        "most 1 here; below 1, the core was shared."
+        if pin.get("cpus")
+        else "Not pinned to a core (the accelerator does the work); one torch thread."
+    )
     out = [
         f"**One agent each on one core**, {d['seeds']} seed(s) per implementation, run {d['order']} "
-        "(so that the machine's drift falls on all alike). Every process is pinned to core "
-        f"{pin.get('cpus')} from its start (`os.sched_setaffinity`: every thread it starts stays there); "
-        f"ppo_jax runs with `XLA_FLAGS={pin.get('xla_flags')}`, PyTorch, SB3 and skrl with one torch thread. "
-        "CPU ÷ wall is the process's CPU time over its wall time while training: at most 1 here; below 1, "
-        "the core was shared. Every implementation gets the preset's env-step budget. Reached = at the end "
-        f"of a rollout, the mean return of the last ≥{d['window']} finished episodes is at or above the "
-        "threshold (`benchmarks/common.py: reach`); times from before the env and networks are made "
-        "(imports excluded), compile included for every side that compiles; ppo_jax learns of it at the end "
-        "of a chunk (1/50 of the run). Medians with a distribution-free 95% interval (order statistics; a run "
-        "that never reached counts as +∞; — where the interval needs more runs). skrl runs its own PPO "
-        "settings, not the preset's (`benchmarks/skrl_ppo.py`).\n"
+        f"(so that the machine's drift falls on all alike). {where} Every implementation gets the "
+        "preset's env-step budget. Reached = at the end of a rollout, the mean return of the last "
+        f"≥{d['window']} finished episodes is at or above the threshold (`benchmarks/common.py: reach`); "
+        "times from before the env and networks are made (imports excluded), compile included for every "
+        "side that compiles; ppo_jax learns of it at the end of a chunk (1/50 of the run). Medians with a "
+        "distribution-free 95% interval (order statistics; a run that never reached counts as +∞; — where "
+        "the interval needs more runs). skrl runs its own PPO settings, not the preset's "
+        "(`benchmarks/skrl_ppo.py`).\n"
     ]
     for key, what in (("skipped", "PyTorch and SB3"), ("sbx_skipped", "sbx"), ("skrl_skipped", "skrl")):
         if d.get(key):

@@ -2,7 +2,7 @@
 
     python -m benchmarks.run [--quick] [--only SECTION[,SECTION]] [--out DIR] [--gpu]
 
-Sections: throughput, torch (PyTorch, SB3, sbx), peers (rejax), seeds, cores,
+Sections: throughput, torch (PyTorch, skrl, SB3, sbx), peers (rejax), seeds, cores,
 compile, memory, cnn; with --gpu, on a CUDA device: seeds (the 2048-agent
 headline first), torch on CUDA, throughput, memory, cnn. Every measurement runs in its own subprocess with a time cap; each
 section writes ``<out>/results/<section>.json`` (``<out>/results/gpu/`` with
