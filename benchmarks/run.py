@@ -233,7 +233,7 @@ SIZES = {
                     "config": "configs/cartpole.yaml",
                     "overrides": {},
                     "stop_at_threshold": False,
-                    "caps": {"torch": 45, "torch_compile": 90},
+                    "caps": {"torch": 45, "torch_compile": 45},
                 }
             },
             "whole_machine": None,
