@@ -225,9 +225,7 @@ def _impl_runs(env: dict, impl: str) -> list[dict]:
 
 def torch_section(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
     """The torch section: the one-core / whole-machine layout (format 2), or the older one."""
-    note = _stale_note(d)
-    body, facts = (_torch_section_v2 if d.get("format") == 2 else _torch_section_v1)(d, res, prefix)
-    return note + body, facts
+    return (_torch_section_v2 if d.get("format") == 2 else _torch_section_v1)(d, res, prefix)
 
 
 def _torch_section_v1(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
@@ -375,9 +373,10 @@ def _stale_note(d: dict) -> str:
         if not changed:
             return ""
         return (
-            f"**Stale: this section records no resolved settings and no commit, and "
-            f"{', '.join(f'`{c}`' for c in changed)} changed after it was measured ({d.get('date', '')[:10]}); "
-            "its numbers are not those of today's presets. Rerun: `python -m benchmarks.run --only torch`.**\n\n"
+            f"**Possibly stale: this section's JSON records no settings to compare, and "
+            f"{', '.join(f'`{c}`' for c in changed)} changed in git after it was measured "
+            f"({d.get('date', '')[:10]}): it ran with the preset as it was then. Rerun: "
+            f"`python -m benchmarks.run --only {d.get('section', 'SECTION')}`.**\n\n"
         )
     lines = []
     for config, then in d["presets"].items():
@@ -395,7 +394,9 @@ def _stale_note(d: dict) -> str:
         return ""
     return (
         "**Settings differ from today's presets** (measured with the first, the file says the second "
-        "now): " + " · ".join(lines) + ". Rerun: `python -m benchmarks.run --only torch`.\n\n"
+        "now): "
+        + " · ".join(lines)
+        + f". Rerun: `python -m benchmarks.run --only {d.get('section', 'SECTION')}`.\n\n"
     )
 
 
@@ -406,7 +407,9 @@ def _yaml(path: Path):
 
 
 def _section_configs(d: dict) -> list[str]:
-    return sorted({env["config"] for env in d.get("envs", {}).values() if env.get("config")})
+    import re
+
+    return sorted(set(re.findall(r"configs/[\w/.-]+?\.yaml", json.dumps(d))))
 
 
 def _changed_since(config: str, date: str) -> bool:
@@ -1332,6 +1335,7 @@ def write(out: Path) -> Path:
             parts.append(f"Not yet run: `python -m benchmarks.run --only {name}`.\n")
             continue
         parts.append(_provenance(d))
+        parts.append(_stale_note(d))
         modes.add(d["mode"])
         if d.get("skipped") and name != "torch":
             parts.append(f"\n**{d['skipped']}**\n")
@@ -1368,7 +1372,7 @@ def write(out: Path) -> Path:
         device = d["machine"].get("gpu") or next(
             (r.get("device") for r in (gfacts or {}).get("rows", [])), None
         )
-        gpu_parts.append(f"### GPU ({device}): {name}\n\n{_provenance(d)}\n{body}")
+        gpu_parts.append(f"### GPU ({device}): {name}\n\n{_provenance(d)}\n{_stale_note(d)}{body}")
         if name == "seeds":
             # The target: 2048 agents × the CartPole preset's 5e5 steps (499,712 whole rollouts).
             big = [r for r in gfacts["rows"] if r["seeds"] == 2048 and r["env_steps_per_seed"] >= 499_712]

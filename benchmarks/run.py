@@ -273,6 +273,12 @@ def _env_id(e: dict) -> str:
     return yaml.safe_load((REPO / e["config"]).read_text())["env_id"]
 
 
+def _configs_named(body: dict) -> list[str]:
+    import re
+
+    return sorted(set(re.findall(r"configs/[\w/.-]+?\.yaml", json.dumps(body))))
+
+
 def _preset(config: str) -> dict:
     """A preset's settings as its file says them now (the report compares them later)."""
     import yaml
@@ -328,6 +334,9 @@ class Suite:
             **common.commit(),
             **body,
         }
+        # every preset the section's jobs name, as its file reads now: the report says later
+        # where today's presets differ
+        body.setdefault("presets", {c: _preset(c) for c in _configs_named(body) if (REPO / c).exists()})
         path = self.results / f"{section}.json"
         path.write_text(json.dumps(body, indent=1) + "\n")
         print(f"  wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}", flush=True)

@@ -258,7 +258,21 @@ def test_torch_report_gives_medians_intervals_and_says_when_presets_changed(tmp_
     # 10 runs: the median of the 5th and 6th, the interval from the 2nd and 9th (order statistics)
     assert facts["CartPole-v1"]["torch"]["time"]["median"] == pytest.approx(14.5)
     assert "14.5 [11.0, 18.0]" in body and "39.0 [32.0, 46.0]" in body
-    assert "Settings differ from today's presets" in body and "clip_eps 0.2 → 0.1" in body
+    note = report._stale_note(d)
+    assert "Settings differ from today's presets" in note and "clip_eps 0.2 → 0.1" in note
     assert (tmp_path / "returns-CartPole-v1.png").exists()
     d["presets"]["configs/cartpole.yaml"] = preset
-    assert "differ" not in report.torch_section(d, tmp_path, "")[0]
+    assert report._stale_note(d) == ""
+
+
+def test_every_section_records_commit_load_and_the_presets_it_names(tmp_path):
+    import json
+
+    from benchmarks.run import Suite
+
+    suite = Suite("quick", tmp_path, "python -m benchmarks.run --quick")
+    suite.save("compile", {"jobs": [{"command": "python -m benchmarks.jobs compile configs/acrobot.yaml"}]})
+    d = json.loads((tmp_path / "compile.json").read_text())
+    assert len(d["commit"]) == 40 and isinstance(d["dirty"], bool)
+    assert len(d["load_at_start"]) == 3 and len(d["load_at_end"]) == 3
+    assert d["presets"]["configs/acrobot.yaml"]["env_id"] == "Acrobot-v1"
