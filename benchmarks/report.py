@@ -601,6 +601,34 @@ def _torch_section_v2(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
     return "\n".join(out), facts
 
 
+def _short(name: str) -> str:
+    return ONE_CORE_NAMES.get(name, name).split(" (")[0]
+
+
+def _rate_line(f: dict) -> list[str]:
+    """Training steps/s of one agent each on one core, ppo_jax's (compile apart) against each."""
+    rates = {
+        n: v["steps_per_second"]
+        for n, v in f.items()
+        if n != "ppo_jax" and isinstance(v, dict) and v.get("steps_per_second")
+    }
+    mine = rates.get("ppo_jax_warm") or rates.get("ppo_jax_cold")
+    if not mine:
+        return []
+    theirs = [
+        f"{_short(n)} {r:,.0f} (ppo_jax {mine / r:.1f}×)"
+        for n, r in rates.items()
+        if not n.startswith("ppo_jax")
+    ]
+    if not theirs:
+        return []
+    return [
+        f"  - training steps/s, one agent each on one core (ppo_jax's without its compile): ppo_jax {mine:,.0f}; "
+        + "; ".join(theirs)
+        + "."
+    ]
+
+
 def _headline(facts: dict) -> str:
     lines = ["\n#### Headline: wall-clock to the threshold, one agent each on one core\n"]
     for env_id, f in facts.items():
@@ -611,6 +639,7 @@ def _headline(facts: dict) -> str:
         if not parts:
             continue
         lines.append(f"- **{env_id}** (median [95% CI]): " + "; ".join(parts) + ".")
+        lines += _rate_line(f)
         others = {
             n: t["median"]
             for n, t in times.items()
