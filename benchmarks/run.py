@@ -228,6 +228,7 @@ SIZES = {
             "seeds": 1,
             "pin": False,
             "device": "cuda",
+            "warm": False,  # the 400 s budget: the compiled row cold only
             "envs": {
                 "CartPole-v1": {
                     "config": "configs/cartpole.yaml",
@@ -503,7 +504,10 @@ class Suite:
             for impl in impls:
                 cap = e["caps"][impl]
                 cache = tmp / f"{env_id}-{impl}-{seed}"
-                for phase in ("cold", "warm") if impl in ("ppo_jax", "torch_compile") else (None,):
+                compiles = impl in ("ppo_jax", "torch_compile")
+                for phase in (
+                    (("cold", "warm") if spec.get("warm", True) else ("cold",)) if compiles else (None,)
+                ):
                     name = f"{impl}_{phase}" if phase else impl
                     print(f"  {name} {env_id} seed {seed} (cap {cap} s)", flush=True)
                     if impl == "ppo_jax":

@@ -195,6 +195,18 @@ def test_gpu_torch_jobs_run_on_cuda_at_tf32_unpinned(tmp_path):
     assert argv[argv.index("--device") + 1] == "cuda" and "--compile" in argv
     assert argv[argv.index("--matmul-precision") + 1] == "high" and kw["cpus"] is None
     assert kw["env"]["TORCHINDUCTOR_CACHE_DIR"].startswith(str(tmp_path))
+    # which runs --gpu makes (the agents stubbed): eager, and compiled cold only, unpinned
+    made = []
+    suite._agent = lambda impl, e, seed, cap, python, sbx, cpus, cache: (
+        made.append((impl, cpus)) or {"rows": []}
+    )
+    runs = suite._one_core_runs(
+        "CartPole-v1", e, ["torch", "torch_compile"], suite.sizes["torch"], "py", None, tmp_path
+    )
+    assert list(runs) == ["torch", "torch_compile_cold"] and made == [
+        ("torch", None),
+        ("torch_compile", None),
+    ]
 
 
 def test_torch_ppo_learning_rate_stays_a_float_with_fused_adam():
