@@ -93,6 +93,7 @@ def versions(
         "torch",
         "stable_baselines3",
         "gymnasium",
+        "skrl",
     ),
 ) -> dict:
     out = {}
@@ -118,28 +119,44 @@ def run_job(
     python: Optional[str] = None,
     env: Optional[dict] = None,
     cwd: Optional[Path] = None,
+    cpus: Optional[Sequence[int]] = None,
 ) -> dict:
     """Run ``python argv...`` with a time cap; collect the JSON lines it prints.
 
     Returns ``{"status": "ok" | "timeout" | "error", "command", "rows": [...],
-    "seconds", "stderr_tail"}``. Rows printed before a timeout are kept. Jobs
-    report their own peak memory (``peak_rss_mib``) in their rows.
+    "seconds", "stderr_tail", "load_start", "load_end"}`` (the load averages when it
+    started and ended; ``cpus``, when given: the cores it was pinned to). Rows printed
+    before a timeout are kept. Jobs report their own peak memory (``peak_rss_mib``).
     """
-    cmd = [python or sys.executable, *argv]
-    full_env = {**os.environ, **(env or {})}
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=full_env,
-        cwd=str(cwd or REPO),
-        start_new_session=True,
-    )
+    return run_jobs([(argv, timeout, dict(python=python, env=env, cwd=cwd, cpus=cpus))])[0]
+
+
+def run_jobs(specs: Sequence[tuple]) -> list[dict]:
+    """Several jobs at once, each ``(argv, timeout, {python, env, cwd, cpus})``; each
+    pinned to its ``cpus`` (``os.sched_setaffinity``) from before its first
+    instruction, so every thread it starts stays there. Their results, in order."""
+    started = []
+    for argv, timeout, kw in specs:
+        cmd = [kw.get("python") or sys.executable, *argv]
+        cpus = kw.get("cpus")
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(kw.get("env") or {})},
+            cwd=str(kw.get("cwd") or REPO),
+            start_new_session=True,
+            preexec_fn=(lambda c=tuple(cpus): os.sched_setaffinity(0, c)) if cpus else None,
+        )
+        started.append((proc, cmd, time.monotonic() + timeout, time.perf_counter(), load(), cpus))
+    return [_finish(*item) for item in started]
+
+
+def _finish(proc, cmd, deadline: float, start: float, load_start: list, cpus) -> dict:
     status = "ok"
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         stdout, stderr = proc.communicate()
@@ -153,13 +170,18 @@ def run_job(
         if line.startswith("{"):
             with contextlib.suppress(json.JSONDecodeError):
                 rows.append(json.loads(line))
-    return {
+    out = {
         "status": status,
         "command": " ".join(str(c) for c in cmd),
         "rows": rows,
         "seconds": round(seconds, 2),
         "stderr_tail": "" if status == "ok" else stderr[-2000:],
+        "load_start": load_start,
+        "load_end": load(),
     }
+    if cpus:
+        out["cpus"] = list(cpus)
+    return out
 
 
 def emit(row: dict) -> None:
@@ -178,6 +200,31 @@ def _jsonable(x):
     except ImportError:
         pass
     return str(x)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def commit() -> dict:
+    """The git commit of the checkout that ran, and whether its tracked files differed from it."""
+
+    def git(*args):
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def load() -> list[float]:
+    """The 1-, 5- and 15-minute load averages now."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def peak_rss_mib() -> float:
@@ -217,6 +264,28 @@ def reach(
         if n >= window and s / n >= threshold:
             return {"seconds": round(float(seconds), 3), "env_steps": int(env_steps)}
     return None
+
+
+def median_ci(values: Sequence[Optional[float]], level: float = 0.95) -> dict:
+    """The median of ``values`` and a distribution-free ``level`` interval for it (order
+    statistics: the k-th smallest and k-th largest, k the largest with
+    P(Binomial(n, ½) < k) ≤ (1 − level)/2; with n = 10: the 2nd and 9th). ``None`` (a run that
+    never reached) counts as +∞: the median exists while fewer than half are None, an interval
+    end is None where it falls on one. Returns ``{"median", "low", "high", "n", "level"}``;
+    low/high are None when n is too small for the level (n < 6 at 95%)."""
+    import math
+
+    n = len(values)
+    xs = sorted(math.inf if v is None else float(v) for v in values)
+    fin = lambda x: None if x is None or math.isinf(x) else round(x, 3)
+    if n == 0:
+        return {"median": None, "low": None, "high": None, "n": 0, "level": level}
+    mid = (xs[(n - 1) // 2] + xs[n // 2]) / 2
+    tail, k = (1 - level) / 2, 0
+    while sum(math.comb(n, i) for i in range(k + 1)) / 2**n <= tail:
+        k += 1  # now P(B <= k-1) <= tail < P(B <= k): the k-th order statistic (1-indexed)
+    low, high = (xs[k - 1], xs[n - k]) if k >= 1 else (None, None)
+    return {"median": fin(mid), "low": fin(low), "high": fin(high), "n": n, "level": level}
 
 
 def final_return(rollouts: Sequence[Sequence[float]], fraction: float = FINAL_FRACTION) -> Optional[float]:
@@ -262,7 +331,14 @@ def agent_main(description: str, train, load_settings) -> None:
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings (YAML values)"
     )
     parser.add_argument(
-        "--compile", action="store_true", help="torch_ppo only: torch.compile the minibatch step"
+        "--compile",
+        action="store_true",
+        help="torch_ppo only: torch.compile the action step and the minibatch loss + backward",
+    )
+    parser.add_argument(
+        "--stop-at-threshold",
+        action="store_true",
+        help="stop after the rollout at which the agent reached its env's threshold (benchmarks.common.reach)",
     )
     parser.add_argument(
         "--matmul-precision",
@@ -276,6 +352,9 @@ def agent_main(description: str, train, load_settings) -> None:
     overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     torch.set_num_threads(args.threads)
     extra = {"compile_update": True} if args.compile else {}
-    result = train(load_settings(args.config, overrides), args.seed, args.device, args.time_limit, **extra)
+    settings = load_settings(args.config, overrides)
+    if args.stop_at_threshold:
+        extra["stop_at"] = THRESHOLDS[settings["env_id"]]
+    result = train(settings, args.seed, args.device, args.time_limit, **extra)
     result["float32_matmul_precision"] = torch.get_float32_matmul_precision()
     print(json.dumps(result), flush=True)

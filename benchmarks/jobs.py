@@ -265,12 +265,22 @@ def job_solve(a: dict) -> None:
     Times count from before ``build`` (so compile is included) to the end of
     the chunk in which a seed's data showed it reached: the host only learns
     of it then. With ``stop_when_all_reached`` training stops after the chunk in
-    which the last seed reached.
+    which the last seed reached. ``first_seed``: the seeds are
+    ``first_seed .. first_seed + seeds − 1``. ``cache_dir``: the persistent and
+    executable caches there, as the CLI keeps them (a warm start when an earlier
+    process filled it; a fresh directory is a cold start); without it nothing is cached.
     """
+    if a.get("cache_dir"):
+        import os
+
+        from ppo_jax import compile_cache
+
+        os.environ[compile_cache.CACHE_DIR_ENV] = a["cache_dir"]
+        compile_cache.enable()
     config = _config(a["config"], **a.get("overrides", {}))
-    seeds = list(range(a["seeds"]))
+    seeds = list(range(a.get("first_seed", 0), a.get("first_seed", 0) + a["seeds"]))
     threshold, window = a["threshold"], a["window"]
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
     run = ChunkedRun(config, seeds, target_chunks=a.get("target_chunks", 50))
     state = run.compile()
     compile_seconds = time.perf_counter() - start
@@ -301,12 +311,17 @@ def job_solve(a: dict) -> None:
         "implementation": "ppo_jax",
         "env_id": config.env_id,
         "config": a["config"],
+        "settings": config.to_dict(),
         "seeds": len(seeds),
+        "seed_list": seeds,
+        "devices_used": int(run.mesh.devices.size),
+        "cache_hits": list(getattr(run, "cache_hits", [])),
         "budget_env_steps": config.env_steps,
         "env_steps": env_steps,
         "compile_seconds": round(compile_seconds, 3),
         "seconds": round(seconds, 3),
         "steps_per_second": round(len(seeds) * env_steps / (seconds - compile_seconds)),
+        "cpu_over_wall": round((_cpu_seconds() - cpu0) / seconds, 3),
         "stopped_when_all_reached": stopped_early,
         "reached": reached,
         "final_return": [final_return(r) for r in records],

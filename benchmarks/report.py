@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from benchmarks.common import THRESHOLDS, final_return, machine_line, reach
+from benchmarks.common import REPO, THRESHOLDS, final_return, machine_line, median_ci, reach
 
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 IMPL_NAMES = {
@@ -28,6 +28,8 @@ IMPL_NAMES = {
     "torch_compile": "PyTorch + torch.compile (torch_ppo.py --compile)",
     "sb3": "Stable-Baselines3",
     "sbx": "sbx (SB3's JAX port, same jax)",
+    "skrl": "skrl's PPO at its own defaults",
+    "ppo_jax": "ppo_jax",
 }
 GPU_COMMAND = "python -m benchmarks.run --gpu"
 
@@ -222,6 +224,11 @@ def _impl_runs(env: dict, impl: str) -> list[dict]:
 
 
 def torch_section(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
+    """The torch section: the one-core / whole-machine layout (format 2), or the older one."""
+    return (_torch_section_v2 if d.get("format") == 2 else _torch_section_v1)(d, res, prefix)
+
+
+def _torch_section_v1(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
     facts = {}
     out = [
         f"Reached = at the end of a rollout, the mean return of the last ≥{d['window']} finished "
@@ -344,6 +351,362 @@ def torch_section(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
         out.append(headline_text(head, facts.get("CartPole-v1", {}), facts))
         out.append(_failures([head]))
     return "\n".join(out), facts
+
+
+ONE_CORE_NAMES = {
+    "ppo_jax_cold": "ppo_jax, cold (compile included, empty cache)",
+    "ppo_jax_warm": "ppo_jax, warm (compiled programs loaded from its cache)",
+    "torch": "PyTorch, expert eager (benchmarks/torch_ppo.py)",
+    "torch_compile_cold": "PyTorch + torch.compile, cold (compile included)",
+    "torch_compile_warm": "PyTorch + torch.compile, warm (inductor cache filled)",
+    "sb3": "Stable-Baselines3",
+    "sbx": "sbx (SB3's JAX port, same jax)",
+    "skrl": "skrl's PPO at its own defaults",
+}
+COLORS = {"ppo_jax": "C0", "torch": "C1", "torch_compile": "C3", "sb3": "C2", "sbx": "C4", "skrl": "C5"}
+
+
+def _stale_note(d: dict) -> str:
+    """A line saying where the settings this section ran with differ from today's presets."""
+    if d.get("presets") is None:
+        changed = [c for c in _section_configs(d) if _changed_since(c, d.get("date", ""))]
+        if not changed:
+            return ""
+        return (
+            f"**Possibly stale: this section's JSON records no settings to compare, and "
+            f"{', '.join(f'`{c}`' for c in changed)} changed in git after it was measured "
+            f"({d.get('date', '')[:10]}): it ran with the preset as it was then. Rerun: "
+            f"`python -m benchmarks.run --only {d.get('section', 'SECTION')}`.**\n\n"
+        )
+    lines = []
+    for config, then in d["presets"].items():
+        path = REPO / config
+        now = _yaml(path) if path.exists() else None
+        if now != then:
+            keys = sorted(set(then or {}) | set(now or {}))
+            diff = [
+                f"{k} {then.get(k)!r} → {now.get(k)!r}"
+                for k in keys
+                if (then or {}).get(k) != (now or {}).get(k)
+            ]
+            lines.append(f"`{config}`: {'; '.join(diff) if now is not None else 'no longer exists'}")
+    if not lines:
+        return ""
+    return (
+        "**Settings differ from today's presets** (measured with the first, the file says the second "
+        "now): "
+        + " · ".join(lines)
+        + f". Rerun: `python -m benchmarks.run --only {d.get('section', 'SECTION')}`.\n\n"
+    )
+
+
+def _yaml(path: Path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def _section_configs(d: dict) -> list[str]:
+    import re
+
+    return sorted(set(re.findall(r"configs/[\w/.-]+?\.yaml", json.dumps(d))))
+
+
+def _changed_since(config: str, date: str) -> bool:
+    """Whether git has a commit of ``config`` after ``date`` (ISO)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%cI", "--", config],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if not out or not date:
+        return False
+    from datetime import datetime
+
+    return datetime.fromisoformat(out) > datetime.fromisoformat(date)
+
+
+def _as_agent(job: dict) -> list[dict]:
+    """A job's runs in the agents' format; ppo_jax's solve rows split per seed."""
+    out = []
+    for r in job.get("rows", []):
+        if r.get("kind") != "solve":
+            out.append(r)
+            continue
+        for i, rollouts in enumerate(r.get("rollouts", [])):
+            out.append(
+                {
+                    "rollouts": rollouts,
+                    "env_steps": r["env_steps"],
+                    "budget_env_steps": r["budget_env_steps"],
+                    "steps_per_second": r["steps_per_second"] / r["seeds"],
+                    "cpu_over_wall": r.get("cpu_over_wall"),
+                    "compile_seconds": r["compile_seconds"],
+                    "stopped_by_time_limit": False,
+                }
+            )
+    return out
+
+
+def _interval(c: dict, digits: int = 1) -> str:
+    if c["median"] is None:
+        return "—"
+    return f"{_fmt(c['median'], digits)} [{_fmt(c['low'], digits)}, {_fmt(c['high'], digits)}]"
+
+
+def _one_core_table(env: dict, window: int) -> tuple[list[str], dict, list[dict]]:
+    threshold = env["threshold"]
+    out = [
+        "| implementation | runs | reached | time to threshold (s), median [95% CI] | env steps to it, median | "
+        "steps/s, median | CPU ÷ wall, median | env / action step / learner (s), median | compile (s) | "
+        "final return, median | capped |",
+        "|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    facts, csv_rows = {}, []
+    for name, jobs in env.get("one_core", {}).items():
+        runs = [r for j in jobs for r in _as_agent(j)]
+        failed = sum(1 for j in jobs if j.get("status") != "ok")
+        reached = [reach(r["rollouts"], threshold, window) for r in runs]
+        t = median_ci([x and x["seconds"] for x in reached])
+        steps = median_ci([x and x["env_steps"] for x in reached])
+        finals = [final_return(r["rollouts"]) for r in runs]
+        med = lambda key: (
+            float(np.median([r[key] for r in runs if r.get(key) is not None]))
+            if any(r.get(key) is not None for r in runs)
+            else None
+        )
+        parts = [r.get("seconds_in") for r in runs if r.get("seconds_in")]
+        split = (
+            " / ".join(_fmt(float(np.median([p[k] for p in parts])), 1) for k in ("env", "act", "learn"))
+            if parts
+            else "—"
+        )
+        out.append(
+            f"| {ONE_CORE_NAMES.get(name, name)} | {len(runs)}{f' ({failed} failed)' if failed else ''} | "
+            f"{sum(x is not None for x in reached)} of {len(runs)} | {_interval(t)} | {_fmt(steps['median'])} | "
+            f"{_fmt(med('steps_per_second'))} | {_fmt(med('cpu_over_wall'), 2)} | {split} | "
+            f"{_fmt(med('compile_seconds'), 1)} | {_fmt(float(np.median([f for f in finals if f is not None])) if any(f is not None for f in finals) else None, 1)} | "
+            f"{sum(bool(r.get('stopped_by_time_limit')) for r in runs)} |"
+        )
+        facts[name] = {
+            "reached": reached,
+            "final": finals,
+            "seeds": len(runs),
+            "time": t,
+            "steps_per_second": med("steps_per_second"),
+            "compile_median": med("compile_seconds"),
+        }
+        csv_rows += [
+            {
+                "implementation": name,
+                "seed": i,
+                "reached_seconds": x and x["seconds"],
+                "reached_env_steps": x and x["env_steps"],
+                "steps_per_second": r.get("steps_per_second"),
+                "cpu_over_wall": r.get("cpu_over_wall"),
+                "final_return": f,
+            }
+            for i, (r, x, f) in enumerate(zip(runs, reached, finals))
+        ]
+    return out, facts, csv_rows
+
+
+def _whole_machine_table(whole: dict, threshold: float, window: int) -> list[str]:
+    out = [
+        f"\nThe whole machine ({whole.get('cores')} cores): ppo_jax's seeds over one forced host device per core "
+        "in one process; PyTorch and SB3 one agent per core, all at once, each pinned to its core.\n",
+        "| side | agents | aggregate steps/s | cores busy (CPU ÷ wall, summed over its processes) | reached | last to reach (s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for impl, jobs in whole.items():
+        if impl == "cores":
+            continue
+        jobs = jobs if isinstance(jobs, list) else [jobs]
+        rows = [r for j in jobs for r in j.get("rows", [])]
+        if impl == "ppo_jax":
+            agents = sum(r["seeds"] for r in rows)
+            sps = sum(r["steps_per_second"] for r in rows)
+        else:
+            agents, sps = len(rows), sum(r["steps_per_second"] for r in rows)
+        runs = [r for j in jobs for r in _as_agent(j)]
+        reached = [reach(r["rollouts"], threshold, window) for r in runs]
+        cpu = [r.get("cpu_over_wall") for r in rows if r.get("cpu_over_wall") is not None]
+        last = max((x["seconds"] for x in reached if x), default=None) if all(reached) else None
+        out.append(
+            f"| {IMPL_NAMES.get(impl, impl)} | {agents} | {_fmt(sps)} | "
+            f"{_fmt(sum(cpu) if impl != 'ppo_jax' else (cpu[0] if cpu else None), 2)} | "
+            f"{sum(x is not None for x in reached)} of {len(runs)} | {_fmt(last, 1)} |"
+        )
+        if _failures(jobs):
+            out.append(_failures(jobs))
+    return out
+
+
+def _torch_section_v2(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
+    pin = d.get("one_core", {})
+    where = (
+        f"Every process is pinned to core {pin['cpus']} from its start (`os.sched_setaffinity`: every thread "
+        f"it starts stays there); ppo_jax runs with `XLA_FLAGS={pin.get('xla_flags')}`, PyTorch, SB3 and skrl "
+        "with one torch thread. CPU ÷ wall is the process's CPU time over its wall time while training: at "
+        "most 1 here; below 1, the core was shared."
+        if pin.get("cpus")
+        else "Not pinned to a core (the accelerator does the work); one torch thread."
+    )
+    out = [
+        f"**One agent each on one core**, {d['seeds']} seed(s) per implementation, run {d['order']} "
+        f"(so that the machine's drift falls on all alike). {where} Every implementation gets the "
+        "preset's env-step budget. Reached = at the end of a rollout, the mean return of the last "
+        f"≥{d['window']} finished episodes is at or above the threshold (`benchmarks/common.py: reach`); "
+        "times from before the env and networks are made (imports excluded), compile included for every "
+        "side that compiles; ppo_jax learns of it at the end of a chunk (1/50 of the run). Medians with a "
+        "distribution-free 95% interval (order statistics; a run that never reached counts as +∞; — where "
+        "the interval needs more runs). skrl runs its own PPO settings, not the preset's "
+        "(`benchmarks/skrl_ppo.py`).\n"
+    ]
+    for key, what in (("skipped", "PyTorch and SB3"), ("sbx_skipped", "sbx"), ("skrl_skipped", "skrl")):
+        if d.get(key):
+            out.append(f"{what}: {d[key]}.\n")
+    if d.get("torch_python"):
+        out.append(f"PyTorch and SB3 ran in {d['torch_python']}.\n")
+    facts, csv_rows = {}, []
+    for env_id, env in d["envs"].items():
+        out.append(
+            f"\n#### {env_id} (threshold {env['threshold']:g}; `{env['config']}`"
+            + (f", overrides {env['overrides']}" if env["overrides"] else "")
+            + ("; each run stops once it reached" if env.get("stop_at_threshold") else "")
+            + ")\n"
+        )
+        table, env_facts, rows = _one_core_table(env, d["window"])
+        out += table
+        out += [_failures(jobs) for jobs in env.get("one_core", {}).values() if _failures(jobs)]
+        csv_rows += [{"env_id": env_id, **r} for r in rows]
+        if env.get("whole_machine"):
+            out += _whole_machine_table(env["whole_machine"], env["threshold"], d["window"])
+        facts[env_id] = {
+            **env_facts,
+            "ppo_jax": env_facts.get("ppo_jax_cold", {}),
+        }
+        _curves_plot(env, d["window"], res / f"returns-{env_id}.png")
+        out.append(f"\n![returns against env steps and wall-clock]({prefix}returns-{env_id}.png)\n")
+    if csv_rows:
+        _write_csv(res / "torch.csv", csv_rows, list(csv_rows[0]))
+    out.append(_headline(facts))
+    return "\n".join(out), facts
+
+
+def _short(name: str) -> str:
+    return ONE_CORE_NAMES.get(name, name).split(" (")[0]
+
+
+def _rate_line(f: dict) -> list[str]:
+    """Training steps/s of one agent each on one core, ppo_jax's (compile apart) against each."""
+    rates = {
+        n: v["steps_per_second"]
+        for n, v in f.items()
+        if n != "ppo_jax" and isinstance(v, dict) and v.get("steps_per_second")
+    }
+    mine = rates.get("ppo_jax_warm") or rates.get("ppo_jax_cold")
+    if not mine:
+        return []
+    theirs = [
+        f"{_short(n)} {r:,.0f} (ppo_jax {mine / r:.1f}×)"
+        for n, r in rates.items()
+        if not n.startswith("ppo_jax")
+    ]
+    if not theirs:
+        return []
+    return [
+        f"  - training steps/s, one agent each on one core (ppo_jax's without its compile): ppo_jax {mine:,.0f}; "
+        + "; ".join(theirs)
+        + "."
+    ]
+
+
+def _headline(facts: dict) -> str:
+    lines = ["\n#### Headline: wall-clock to the threshold, one agent each on one core\n"]
+    for env_id, f in facts.items():
+        times = {
+            n: v["time"] for n, v in f.items() if n != "ppo_jax" and isinstance(v, dict) and v.get("time")
+        }
+        parts = [f"{ONE_CORE_NAMES.get(n, n).split(' (')[0]} {_interval(t)} s" for n, t in times.items()]
+        if not parts:
+            continue
+        lines.append(f"- **{env_id}** (median [95% CI]): " + "; ".join(parts) + ".")
+        lines += _rate_line(f)
+        others = {
+            n: t["median"]
+            for n, t in times.items()
+            if not n.startswith("ppo_jax") and t["median"] is not None
+        }
+        if not others:
+            continue
+        best = min(others, key=others.get)
+        for phase in ("ppo_jax_cold", "ppo_jax_warm"):
+            mine = times.get(phase, {}).get("median")
+            if mine is None:
+                continue
+            ratio = mine / others[best]
+            compile_s = f.get(phase, {}).get("compile_median")
+            lines.append(
+                f"  - {ONE_CORE_NAMES[phase].split(' (')[0]}: {ratio:.2f}× the time of the fastest other "
+                f"({ONE_CORE_NAMES.get(best, best).split(' (')[0]}, {others[best]:.1f} s)"
+                + (
+                    f": slower, and its compile ({compile_s:.1f} s) is part of its time"
+                    if ratio > 1 and compile_s
+                    else ""
+                )
+                + "."
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _curves_plot(env: dict, window: int, path: Path) -> None:
+    """Return against env steps (do they learn alike?) and against wall-clock, side by side."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, jobs in env.get("one_core", {}).items():
+        base = next(
+            (b for b in COLORS if name.startswith(b) and not (b == "torch" and "compile" in name)), "torch"
+        )
+        if name.endswith("_warm"):
+            continue  # the same learning as the cold run, shifted in time
+        for i, r in enumerate(r for j in jobs for r in _as_agent(j)):
+            t, n_steps, y = _smoothed(r["rollouts"], window)
+            label = name.removesuffix("_cold") if i == 0 else None
+            axes[0].plot(n_steps, y, color=COLORS[base], alpha=0.6, lw=0.8, label=label)
+            axes[1].plot(t, y, color=COLORS[base], alpha=0.6, lw=0.8)
+    for ax, xlabel in zip(axes, ("env steps", "wall-clock seconds since start (log)")):
+        ax.axhline(env["threshold"], color="k", ls=":", lw=1)
+        ax.set(xlabel=xlabel, ylabel=f"mean return, last ≥{window} episodes")
+        ax.grid(True, alpha=0.3)
+    axes[1].set_xscale("symlog", linthresh=1.0)
+    axes[1].set_xlim(left=0)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _smoothed(rollouts, window: int):
+    t, steps, y = [], [], []
+    for k in range(1, len(rollouts) + 1):
+        n = s = 0.0
+        for _, _, c, total in reversed(rollouts[:k]):
+            n, s = n + c, s + total
+            if n >= window:
+                break
+        if n > 0:
+            t.append(rollouts[k - 1][0])
+            steps.append(rollouts[k - 1][1])
+            y.append(s / n)
+    return t, steps, y
 
 
 def headline_text(head: dict, cp: dict, facts: dict) -> str:
@@ -1006,6 +1369,7 @@ def write(out: Path) -> Path:
             parts.append(f"Not yet run: `python -m benchmarks.run --only {name}`.\n")
             continue
         parts.append(_provenance(d))
+        parts.append(_stale_note(d))
         modes.add(d["mode"])
         if d.get("skipped") and name != "torch":
             parts.append(f"\n**{d['skipped']}**\n")
@@ -1042,7 +1406,7 @@ def write(out: Path) -> Path:
         device = d["machine"].get("gpu") or next(
             (r.get("device") for r in (gfacts or {}).get("rows", [])), None
         )
-        gpu_parts.append(f"### GPU ({device}): {name}\n\n{_provenance(d)}\n{body}")
+        gpu_parts.append(f"### GPU ({device}): {name}\n\n{_provenance(d)}\n{_stale_note(d)}{body}")
         if name == "seeds":
             # The target: 2048 agents × the CartPole preset's 5e5 steps (499,712 whole rollouts).
             big = [r for r in gfacts["rows"] if r["seeds"] == 2048 and r["env_steps_per_seed"] >= 499_712]

@@ -2,7 +2,7 @@
 
     python -m benchmarks.run [--quick] [--only SECTION[,SECTION]] [--out DIR] [--gpu]
 
-Sections: throughput, torch (PyTorch, SB3, sbx), peers (rejax), seeds, cores,
+Sections: throughput, torch (PyTorch, skrl, SB3, sbx), peers (rejax), seeds, cores,
 compile, memory, cnn; with --gpu, on a CUDA device: seeds (the 2048-agent
 headline first), torch on CUDA, throughput, memory, cnn. Every measurement runs in its own subprocess with a time cap; each
 section writes ``<out>/results/<section>.json`` (``<out>/results/gpu/`` with
@@ -45,8 +45,8 @@ SUITE_ROWS = {
     "craftax": ("craftax", "configs/gpu/craftax_classic.yaml"),
 }
 
-# Sizes. "full" took 64 minutes on the quiet 2-core CPU VM (2026-11-28; PyTorch, SB3
-# and sbx runs are capped by time, not budget); "quick" is
+# Sizes. "full" took 64 minutes on the quiet 2-core CPU VM (2026-11-28), before the torch
+# section's 10 seeds per implementation (about 3 h more, estimated); "quick" is
 # the CI smoke run (< 3 minutes); "gpu" fits one 8-minute call on a GPU.
 SIZES = {
     "full": {
@@ -65,33 +65,49 @@ SIZES = {
         # one row per installed suite: 64 envs (the physics suites and Craftax compile for minutes on a CPU)
         "suites": {name: {"num_envs": [64], "env_steps": 2**15} for name in SUITE_ROWS},
         "suites_cap": 600,
+        # One agent each on one core, seeds interleaved (seed 0: every implementation, then
+        # seed 1, ...), each to the preset's env-step budget or its cap (s); then the whole
+        # machine. Expected: about 3 h on 2 quiet cores (CartPole ~1.4 h, Pendulum ~1.5 h,
+        # whole machine a few minutes), estimated from the 2026-11-28 rates and the loaded
+        # 2026-12-04 smoke runs, not yet measured.
         "torch": {
-            "CartPole-v1": {
-                "config": "configs/cartpole.yaml",
-                "jax_seeds": 4,
-                "torch_seeds": 2,
-                "torch_cap": 90,
-                "torch_compile_seeds": 1,
-                "sb3_seeds": 2,
-                "sb3_cap": 200,
-                "sbx_seeds": 2,
-                "sbx_cap": 200,
-                "overrides": {},
+            "seeds": 10,
+            "envs": {
+                "CartPole-v1": {
+                    "config": "configs/cartpole.yaml",
+                    "overrides": {},
+                    "stop_at_threshold": False,
+                    "caps": {
+                        "ppo_jax": 120,
+                        "torch": 120,
+                        "torch_compile": 180,
+                        "sb3": 200,
+                        "sbx": 200,
+                        "skrl": 200,
+                    },
+                },
+                "Pendulum-v1": {
+                    "config": "configs/pendulum.yaml",
+                    "overrides": {},
+                    # the preset's 2M steps take SB3 ~15 min a run: time to −200 needs only the start
+                    "stop_at_threshold": True,
+                    "caps": {
+                        "ppo_jax": 180,
+                        "torch": 240,
+                        "torch_compile": 240,
+                        "sb3": 240,
+                        "sbx": 240,
+                        "skrl": 180,
+                    },
+                },
             },
-            "Pendulum-v1": {
-                "config": "configs/pendulum.yaml",
-                "jax_seeds": 4,
-                "torch_seeds": 1,
-                "torch_cap": 150,
-                "sb3_seeds": 1,
-                "sb3_cap": 120,
-                "sbx_seeds": 1,
-                "sbx_cap": 120,
-                "overrides": {},
+            "whole_machine": {
+                "env": "CartPole-v1",
+                "ppo_jax_seeds": 8,
+                "impls": ["torch", "sb3"],
+                "cap": 300,
             },
         },
-        "headline_seeds": 32,
-        "headline_cap": 300,
         "peers_steps": 2**19,
         "peers_pinned_row": True,
         # 8 vmapped seeds: rejax's jit(vmap(train)) against ppo_jax on 1 and 2 forced host devices
@@ -125,7 +141,9 @@ SIZES = {
         ],
         "memory_gib": [24, 80],
         "cnn": {"sizes": [[1, 1024], [8, 1024], [64, 512]], "repeats": 5},
-        "budget": 80 * 60,  # the 2026-11-28 full run took 64 min on the quiet 2-core VM
+        # the 2026-11-28 full run took 64 min on the quiet 2-core VM; the torch section's 10
+        # seeds per implementation (2026-12-04) add about 2.5 h to it (estimated)
+        "budget": 6 * 3600,
     },
     "quick": {
         "throughput": [{"config": "configs/cartpole.yaml", "num_envs": [64], "env_steps": 2**14}],
@@ -137,29 +155,29 @@ SIZES = {
         "suites": {name: {"num_envs": [16], "env_steps": 0} for name in ("jumanji", "xminigrid")},
         "suites_cap": 240,
         "torch": {
-            "CartPole-v1": {
-                "config": "configs/cartpole.yaml",
-                "jax_seeds": 2,
-                "torch_seeds": 1,
-                "torch_cap": 4,
-                "sb3_seeds": 1,
-                "sb3_cap": 4,
-                "sbx_seeds": 1,
-                "sbx_cap": 4,
-                "overrides": {"total_timesteps": 16384},
+            "seeds": 1,
+            "envs": {
+                "CartPole-v1": {
+                    "config": "configs/cartpole.yaml",
+                    "overrides": {"total_timesteps": 8192},
+                    "stop_at_threshold": False,
+                    "caps": {"ppo_jax": 120, "torch": 4, "sb3": 4, "skrl": 4},
+                },
+                "Pendulum-v1": {
+                    "config": "configs/pendulum.yaml",
+                    "overrides": {"total_timesteps": 8192},
+                    "stop_at_threshold": False,
+                    "caps": {"ppo_jax": 120, "torch": 4},
+                },
             },
-            "Pendulum-v1": {
-                "config": "configs/pendulum.yaml",
-                "jax_seeds": 1,
-                "torch_seeds": 1,
-                "torch_cap": 4,
-                "sb3_seeds": 1,
-                "sb3_cap": 4,
-                "overrides": {"total_timesteps": 8192},
+            "whole_machine": {
+                "env": "CartPole-v1",
+                "ppo_jax_seeds": 2,
+                "impls": ["torch"],
+                "cap": 120,
+                "overrides": {"total_timesteps": 4096},
             },
         },
-        "headline_seeds": 2,
-        "headline_cap": 60,
         "peers_steps": 2**14,
         "peers_settings": 1,
         "peers_seeds": {"seeds": 8, "steps": 2**12, "settings": 1},
@@ -204,18 +222,22 @@ SIZES = {
         "throughput_cap": 150,
         "suites": {name: {"num_envs": [1024], "env_steps": 2**20} for name in SUITE_ROWS},
         "suites_cap": 150,
-        # PyTorch on CUDA (when this torch has CUDA), one agent, CartPole preset, time-capped.
+        # PyTorch on CUDA (when this torch has CUDA), one agent, CartPole preset, time-capped;
+        # not pinned to a core (the GPU does the work).
         "torch": {
-            "CartPole-v1": {
-                "config": "configs/cartpole.yaml",
-                "jax_seeds": 0,
-                "torch_seeds": 1,
-                "torch_cap": 45,
-                "sb3_seeds": 0,
-                "sb3_cap": 0,
-                "overrides": {},
-                "torch_device": "cuda",
-            }
+            "seeds": 1,
+            "pin": False,
+            "device": "cuda",
+            "warm": False,  # the 400 s budget: the compiled row cold only
+            "envs": {
+                "CartPole-v1": {
+                    "config": "configs/cartpole.yaml",
+                    "overrides": {},
+                    "stop_at_threshold": False,
+                    "caps": {"torch": 45, "torch_compile": 45},
+                }
+            },
+            "whole_machine": None,
         },
         "peers_steps": None,
         # The GPU target first: 2048 CartPole agents × 5e5 steps (the preset) in ≤ 30 s.
@@ -242,6 +264,31 @@ SIZES = {
 }
 
 
+# One agent on one core: the process pinned to this core (every thread it starts stays
+# there), XLA's intra-op threads off, one torch thread.
+ONE_CORE = 0
+ONE_CORE_XLA_FLAGS = "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def _env_id(e: dict) -> str:
+    import yaml
+
+    return yaml.safe_load((REPO / e["config"]).read_text())["env_id"]
+
+
+def _configs_named(body: dict) -> list[str]:
+    import re
+
+    return sorted(set(re.findall(r"configs/[\w/.-]+?\.yaml", json.dumps(body))))
+
+
+def _preset(config: str) -> dict:
+    """A preset's settings as its file says them now (the report compares them later)."""
+    import yaml
+
+    return yaml.safe_load((REPO / config).read_text())
+
+
 def _forced_devices(count: int) -> dict:
     """The environment of a job that sees ``count`` forced host devices (other XLA flags kept)."""
     flags = " ".join(
@@ -256,6 +303,7 @@ class Suite:
     def __init__(self, mode: str, results: Path, command: str, matmul_precision: str | None = None):
         self.mode, self.sizes, self.results, self.command = mode, SIZES[mode], results, command
         self.matmul_precision = matmul_precision
+        self.section_load = common.load()  # reset as each section starts
         self.deadline = time.monotonic() + self.sizes["budget"]
         results.mkdir(parents=True, exist_ok=True)
 
@@ -264,6 +312,7 @@ class Suite:
         return max(1.0, min(seconds, self.deadline - time.monotonic()))
 
     def job(self, name: str, args: dict, cap: float, **kw) -> dict:
+        """A ``benchmarks.jobs`` job (``kw``: ``run_job``'s env, cpus, ...)."""
         if self.deadline - time.monotonic() < 5:
             return {"status": "not run: the suite's time budget was spent", "rows": []}
         if self.matmul_precision:
@@ -281,10 +330,16 @@ class Suite:
             "versions": common.versions(),
             "matmul_precision": self.matmul_precision or "default (float32 on a CPU)",
             # the machine's 1-minute load average when the section was written: timings on a
-            # loaded machine are labelled so
+            # loaded machine are labelled so; the 1-, 5-, 15-minute ones at its start and end
             "load_average": round(os.getloadavg()[0], 2),
+            "load_at_start": self.section_load,
+            "load_at_end": common.load(),
+            **common.commit(),
             **body,
         }
+        # every preset the section's jobs name, as its file reads now: the report says later
+        # where today's presets differ
+        body.setdefault("presets", {c: _preset(c) for c in _configs_named(body) if (REPO / c).exists()})
         path = self.results / f"{section}.json"
         path.write_text(json.dumps(body, indent=1) + "\n")
         print(f"  wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}", flush=True)
@@ -379,80 +434,41 @@ class Suite:
         return out
 
     def torch(self) -> None:
+        """ppo_jax against PyTorch (ours, also compiled; skrl's at its defaults), SB3 and sbx:
+        one agent each on one core, seeds interleaved; then the whole machine."""
         spec = self.sizes["torch"]
-        if spec is None:
-            self.save("torch", {"skipped": "not run in this mode"})
-            return
         python, missing, where = self._torch_python()
         sbx = peers_env.python("sbx", create=self.mode == "full")
-        if self.mode == "gpu" and python:
-            cuda = run_job(
-                ["-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"],
-                120,
-                python=python,
-            )
-            if cuda["status"] != "ok":
-                python = None
+        if self.mode == "gpu" and python and not self._has_cuda(python):
+            python = None
+        available = {"ppo_jax": self.mode != "gpu", "sbx": bool(sbx)}
+        for impl in ("torch", "torch_compile", "sb3", "skrl"):
+            available[impl] = bool(python) and not (impl == "skrl" and common.missing_modules("skrl"))
         envs = {}
-        for env_id, e in spec.items():
-            threshold = THRESHOLDS[env_id]
-            envs[env_id] = {"threshold": threshold, "config": e["config"], "overrides": e["overrides"]}
-            if e["jax_seeds"]:
-                solve = {
+        with tempfile.TemporaryDirectory() as tmp:
+            for env_id, e in spec["envs"].items():
+                impls = [i for i in e["caps"] if available.get(i)]
+                runs = self._one_core_runs(env_id, e, impls, spec, python, sbx, Path(tmp))
+                envs[env_id] = {
+                    "threshold": THRESHOLDS[env_id],
                     "config": e["config"],
-                    "seeds": e["jax_seeds"],
-                    "threshold": threshold,
-                    "window": REACH_WINDOW,
                     "overrides": e["overrides"],
+                    "stop_at_threshold": e["stop_at_threshold"],
+                    "one_core": runs,
                 }
-                envs[env_id]["ppo_jax"] = [self.job("solve", solve, 600)]
-            sets = [f"{k}={v}" for k, v in e["overrides"].items()]
-            device = e.get("torch_device", "cpu")
-            agents = []
-            if python:
-                precision = ["--matmul-precision", "high"] if self.matmul_precision == "tensorfloat32" else []
-                agents.append(
-                    ("torch", python, e["torch_seeds"], e["torch_cap"], ["--device", device, *precision])
+            whole = spec.get("whole_machine")
+            if whole and available["ppo_jax"]:
+                envs[whole["env"]]["whole_machine"] = self._whole_machine(
+                    whole, spec["envs"][whole["env"]], python, available
                 )
-                if e.get("torch_compile_seeds"):
-                    agents.append(
-                        (
-                            "torch_compile",
-                            python,
-                            e["torch_compile_seeds"],
-                            e["torch_cap"],
-                            ["--device", device, "--compile", *precision],
-                        )
-                    )
-                agents.append(("sb3", python, e["sb3_seeds"], e["sb3_cap"], []))
-            if sbx:
-                agents.append(("sbx", sbx, e.get("sbx_seeds", 0), e.get("sbx_cap", 0), []))
-            for impl, exe, seeds, cap, extra in agents:
-                runs = []
-                module = {"torch_compile": "torch", "sbx": "sbx"}.get(impl, impl)
-                for seed in range(seeds):
-                    argv = [
-                        "-m",
-                        f"benchmarks.{module}_ppo",
-                        e["config"],
-                        "--seed",
-                        str(seed),
-                        "--time-limit",
-                        str(cap),
-                        *extra,
-                    ] + (["--set", *sets] if sets else [])
-                    print(f"  {impl} {env_id} seed {seed} (cap {cap} s)", flush=True)
-                    if self.deadline - time.monotonic() < 5:
-                        runs.append({"status": "not run: the suite's time budget was spent", "rows": []})
-                        continue
-                    # The cap stops training after the update that passes it; the
-                    # job's own limit only guards against a hang (and torch.compile's first compile).
-                    runs.append(run_job(argv, self.cap(cap * 1.5 + 120), python=exe))
-                if seeds:
-                    envs[env_id][impl] = runs
         body = {
+            "format": 2,
             "envs": envs,
             "window": REACH_WINDOW,
+            "seeds": spec["seeds"],
+            "order": "interleaved: for each seed, every implementation in turn",
+            "one_core": self._one_core_note(spec),
+            "presets": {e["config"]: _preset(e["config"]) for e in spec["envs"].values()},
             "torch_python": where,
             "sbx_env": peers_env.describe("sbx") if sbx else None,
         }
@@ -464,19 +480,121 @@ class Suite:
             )
         if not sbx and self.mode != "gpu":
             body["sbx_skipped"] = peers_env.missing("sbx")
-        head_seeds = self.sizes.get("headline_seeds")
-        if python and head_seeds:
-            head = {
-                "config": spec["CartPole-v1"]["config"],
-                "seeds": head_seeds,
-                "threshold": THRESHOLDS["CartPole-v1"],
-                "window": REACH_WINDOW,
-                "overrides": spec["CartPole-v1"]["overrides"],
-                "stop_when_all_reached": True,
-                "keep_curves_up_to": 0,
-            }
-            body["headline"] = self.job("solve", head, self.sizes["headline_cap"])
+        if common.missing_modules("skrl") and self.mode != "gpu":
+            body["skrl_skipped"] = 'skipped: skrl not installed (pip install -e ".[bench]")'
         self.save("torch", body)
+
+    def _has_cuda(self, python: str) -> bool:
+        probe = ["-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"]
+        return run_job(probe, 120, python=python)["status"] == "ok"
+
+    def _one_core_note(self, spec: dict) -> dict:
+        pin = spec.get("pin", True)
+        return {
+            "cpus": [ONE_CORE] if pin else None,
+            "xla_flags": ONE_CORE_XLA_FLAGS if pin else None,
+            "torch_threads": 1,
+        }
+
+    def _one_core_runs(self, env_id, e, impls, spec, python, sbx, tmp: Path) -> dict:
+        """Every implementation's runs for ``spec["seeds"]`` seeds, interleaved (seed 0 of each,
+        then seed 1 of each, ...), so that a change in the machine's speed falls on all alike.
+        ppo_jax and torch.compile run twice per seed: cold (a fresh cache), then warm."""
+        runs = {}
+        pin = [ONE_CORE] if spec.get("pin", True) else None
+        for seed in range(spec["seeds"]):
+            for impl in impls:
+                cap = e["caps"][impl]
+                cache = tmp / f"{env_id}-{impl}-{seed}"
+                compiles = impl in ("ppo_jax", "torch_compile")
+                for phase in (
+                    (("cold", "warm") if spec.get("warm", True) else ("cold",)) if compiles else (None,)
+                ):
+                    name = f"{impl}_{phase}" if phase else impl
+                    print(f"  {name} {env_id} seed {seed} (cap {cap} s)", flush=True)
+                    if impl == "ppo_jax":
+                        job = self._ppo_jax_solve(e, seed, 1, cache, cap, pin, ONE_CORE_XLA_FLAGS)
+                    else:
+                        job = self._agent(impl, e, seed, cap, python, sbx, pin, cache)
+                    if phase:
+                        job["phase"] = phase
+                    runs.setdefault(name, []).append(job)
+        return runs
+
+    def _ppo_jax_solve(self, e, first_seed, seeds, cache: Path, cap, cpus, xla_flags) -> dict:
+        args = {
+            "config": e["config"],
+            "seeds": seeds,
+            "first_seed": first_seed,
+            "threshold": THRESHOLDS[_env_id(e)],
+            "window": REACH_WINDOW,
+            "overrides": e["overrides"],
+            "cache_dir": str(cache),
+            "stop_when_all_reached": e["stop_at_threshold"],
+        }
+        job = self.job("solve", args, cap, env={"XLA_FLAGS": xla_flags}, cpus=cpus)
+        job["command"] = job.get("command", "").replace(str(cache.parent), "$TMP")
+        job["xla_flags"] = xla_flags
+        return job
+
+    def _agent_spec(self, impl, e, seed, cap, python, sbx, cpus, cache: Path) -> tuple:
+        module = {"torch_compile": "torch"}.get(impl, impl)
+        argv = ["-m", f"benchmarks.{module}_ppo", e["config"], "--seed", str(seed), "--time-limit", str(cap)]
+        device = self.sizes["torch"].get("device", "cpu")
+        if impl in ("torch", "torch_compile"):
+            argv += ["--device", device]
+            if self.matmul_precision == "tensorfloat32":
+                argv += ["--matmul-precision", "high"]
+        if impl == "torch_compile":
+            argv.append("--compile")
+        if e["stop_at_threshold"]:
+            argv.append("--stop-at-threshold")
+        if e["overrides"]:
+            argv += ["--set", *(f"{k}={v}" for k, v in e["overrides"].items())]
+        # torch.compile's caches in the run's own directory: the first run of a seed is cold
+        env = {"TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TRITON_CACHE_DIR": str(cache / "triton")}
+        if impl == "sbx" and cpus:
+            env["XLA_FLAGS"] = ONE_CORE_XLA_FLAGS  # sbx is jax: one core, as ppo_jax
+        # the cap stops training after the update that passes it; this limit guards against a hang
+        return (
+            argv,
+            self.cap(cap * 1.5 + 120),
+            dict(python=sbx if impl == "sbx" else python, env=env, cpus=cpus),
+        )
+
+    def _agent(self, impl, e, seed, cap, python, sbx, cpus, cache: Path) -> dict:
+        if self.deadline - time.monotonic() < 5:
+            return {"status": "not run: the suite's time budget was spent", "rows": []}
+        argv, limit, kw = self._agent_spec(impl, e, seed, cap, python, sbx, cpus, cache)
+        job = run_job(argv, limit, **kw)
+        job["command"] = job["command"].replace(str(cache.parent), "$TMP")
+        return job
+
+    def _whole_machine(self, whole, e, python, available) -> dict:
+        """Each side on every core: ppo_jax's seeds over one forced host device per core in
+        one process; torch and SB3 one agent per core, all at once, each pinned to its core."""
+        cores = sorted(os.sched_getaffinity(0))
+        e = {**e, "overrides": {**e["overrides"], **whole.get("overrides", {})}, "stop_at_threshold": False}
+        out = {"cores": len(cores)}
+        with tempfile.TemporaryDirectory() as tmp:
+            print(
+                f"  whole machine: ppo_jax, {whole['ppo_jax_seeds']} seeds over {len(cores)} devices",
+                flush=True,
+            )
+            flags = _forced_devices(len(cores))["XLA_FLAGS"]
+            out["ppo_jax"] = self._ppo_jax_solve(
+                e, 0, whole["ppo_jax_seeds"], Path(tmp) / "jax", whole["cap"], None, flags
+            )
+            for impl in whole["impls"]:
+                if not available.get(impl) or self.deadline - time.monotonic() < 5:
+                    continue
+                print(f"  whole machine: {impl}, one agent on each of {len(cores)} cores", flush=True)
+                specs = [
+                    self._agent_spec(impl, e, i, whole["cap"], python, None, [c], Path(tmp) / f"{impl}-{i}")
+                    for i, c in enumerate(cores)
+                ]
+                out[impl] = common.run_jobs(specs)
+        return out
 
     def _torch_python(self):
         """The python that runs torch_ppo.py and sb3_ppo.py: this one when it has
@@ -757,6 +875,7 @@ def main(argv=None) -> int:
     for section in GPU_ORDER if args.gpu else SECTIONS:
         if section in only:
             print(f"[{section}] {time.monotonic() - start:.0f} s", flush=True)
+            suite.section_load = common.load()
             getattr(suite, section)()
     from benchmarks import report
 

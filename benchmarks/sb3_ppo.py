@@ -47,16 +47,17 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from benchmarks.common import agent_main
+from benchmarks.common import agent_main, cpu_seconds, reach
 from benchmarks.torch_ppo import load_settings
 
 
 class Recorder(BaseCallback):
     """Per rollout: seconds since start, env steps, episodes finished, their return sum."""
 
-    def __init__(self, start: float, time_limit: float):
+    def __init__(self, start: float, time_limit: float, stop_at=None):
         super().__init__()
-        self.start, self.time_limit = start, time_limit
+        self.start, self.time_limit, self.stop_at = start, time_limit, stop_at
+        self.reached = False
         self.rollouts, self.count, self.return_sum = [], 0.0, 0.0
         self.stopped_by_limit = False
 
@@ -74,9 +75,11 @@ class Recorder(BaseCallback):
         # The update of this rollout still runs; the next rollout is refused.
         if elapsed > self.time_limit:
             self.stopped_by_limit = True
+        if self.stop_at is not None and reach(self.rollouts, self.stop_at):
+            self.reached = True
 
     def _on_rollout_start(self) -> None:
-        if self.stopped_by_limit:
+        if self.stopped_by_limit or self.reached:
             raise _TimeUp
 
 
@@ -122,9 +125,9 @@ def make_env(s: dict, seed: int):
     return env
 
 
-def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
+def train(s: dict, seed: int, device: str, time_limit: float, stop_at=None) -> dict:
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # import torch._dynamo untimed
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     env = make_env(s, seed)
     model = PPO(
         "MlpPolicy",
@@ -140,14 +143,16 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
         device=device,
         verbose=0,
     )
-    return learn(model, s, seed, device, start, time_limit, "sb3")
+    return learn(model, s, seed, device, (start, cpu0), time_limit, "sb3", stop_at)
 
 
-def learn(model, s: dict, seed: int, device: str, start: float, time_limit: float, name: str) -> dict:
-    """Train ``model`` for the preset's budget (or until the time limit); the JSON result."""
+def learn(model, s: dict, seed: int, device: str, start, time_limit: float, name: str, stop_at=None) -> dict:
+    """Train ``model`` for the preset's budget (or until the time limit, or until it
+    reached ``stop_at``); the JSON result. ``start``: (perf_counter, CPU seconds) at the start."""
+    start, cpu0 = start
     batch_size = s["num_envs"] * s["num_steps"]
     budget = (s["total_timesteps"] // batch_size) * batch_size
-    recorder = Recorder(start, time_limit)
+    recorder = Recorder(start, time_limit, stop_at)
     with contextlib.suppress(_TimeUp):
         model.learn(total_timesteps=budget, callback=recorder)
     seconds = time.perf_counter() - start
@@ -162,7 +167,10 @@ def learn(model, s: dict, seed: int, device: str, start: float, time_limit: floa
         "budget_env_steps": budget,
         "seconds": round(seconds, 3),
         "steps_per_second": round(env_steps / seconds),
+        "settings": {**s, **{k: repr(v) for k, v in matched_kwargs(s).items()}},
+        "cpu_over_wall": round((cpu_seconds() - cpu0) / seconds, 3),
         "stopped_by_time_limit": recorder.stopped_by_limit and env_steps < budget,
+        "stopped_at_threshold": recorder.reached,
         "rollouts": recorder.rollouts,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -29,13 +29,13 @@ import flax.linen as nn
 import jax
 from sbx import PPO
 
-from benchmarks.common import agent_main
+from benchmarks.common import agent_main, cpu_seconds
 from benchmarks.sb3_ppo import learn, make_env, matched_kwargs
 from benchmarks.torch_ppo import load_settings
 
 
-def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
-    start = time.perf_counter()
+def train(s: dict, seed: int, device: str, time_limit: float, stop_at=None) -> dict:
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     env = make_env(s, seed)
     kwargs = {**matched_kwargs(s), "target_kl": None}
     model = PPO(
@@ -51,7 +51,7 @@ def train(s: dict, seed: int, device: str, time_limit: float) -> dict:
         seed=seed,
         verbose=0,
     )
-    result = learn(model, s, seed, device, start, time_limit, "sbx")
+    result = learn(model, s, seed, device, (start, cpu0), time_limit, "sbx", stop_at)
     result.update(device=str(jax.devices()[0].platform), jax=jax.__version__)
     return result
 

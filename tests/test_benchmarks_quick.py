@@ -75,17 +75,31 @@ def test_quick_suite_writes_finite_results(tmp_path):
     assert matmul and _finite(matmul[0]["matmul_flops_per_second"])
 
     torch = json.loads((res / "torch.json").read_text())
-    for env in torch["envs"].values():
-        (solve,) = env["ppo_jax"]
-        assert solve["status"] == "ok", solve
-        (row,) = solve["rows"]
-        assert _finite(row["steps_per_second"]) and row["steps_per_second"] > 0
-        assert len(row["final_return"]) == row["seeds"]
-        if "skipped" not in torch:
-            for impl in ("torch", "sb3") + (("sbx",) if torch.get("sbx_env") else ()):
-                for job in env.get(impl, []):
-                    assert job["status"] == "ok", job
-                    assert all(_finite(r["steps_per_second"]) for r in job["rows"])
+    # provenance: the commit, the load at the section's start and end, every job's settings
+    assert torch["format"] == 2 and torch["commit"] and len(torch["load_at_start"]) == 3
+    assert torch["presets"]["configs/cartpole.yaml"]["env_id"] == "CartPole-v1"
+    for env_id, env in torch["envs"].items():
+        runs = env["one_core"]
+        for name, jobs in runs.items():
+            if name not in ("ppo_jax_cold", "ppo_jax_warm") and "skipped" in torch:
+                continue
+            for job in jobs:
+                assert job["status"] == "ok", job
+                assert job["cpus"] == [0] and len(job["load_start"]) == 3
+                (row,) = job["rows"]
+                assert row["settings"]["env_id"] == env_id and _finite(row["steps_per_second"])
+                # pinned to one core from its start: never more than one core's CPU time
+                assert 0 < row["cpu_over_wall"] <= 1.05, (name, row["cpu_over_wall"])
+        (warm,) = runs["ppo_jax_warm"][0]["rows"]
+        assert warm["cache_hits"], "the warm run loads what the cold one compiled"
+        assert not runs["ppo_jax_cold"][0]["rows"][0]["cache_hits"]
+    whole = torch["envs"]["CartPole-v1"]["whole_machine"]
+    (row,) = whole["ppo_jax"]["rows"]
+    assert row["devices_used"] == 2 and row["seeds"] == 2
+    if "skipped" not in torch:
+        assert [j["cpus"] for j in whole["torch"]] == [[0], [1]]
+        assert all(j["status"] == "ok" for j in whole["torch"]), whole["torch"]
+    assert "One agent each on one core" in report and "The whole machine" in report
 
     peers = json.loads((res / "peers.json").read_text())
     if "skipped" not in peers:
