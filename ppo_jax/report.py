@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ppo_jax import logs, stats
+from ppo_jax.cli import console
 from ppo_jax.sweeps import CURVE_NAMES, SweepResult
 from ppo_jax.update import describe_nonfinite
 
@@ -336,9 +337,7 @@ def too_few_seeds(num_seeds: int) -> Optional[str]:
     )
 
 
-def return_digits(x: float) -> int:
-    """Decimals that show a return: 1 from 10 up (500.0, -155.5), 3 below (NAVIX's 0.955)."""
-    return 1 if not np.isfinite(x) or abs(x) >= 10 else 3
+return_digits = console.return_digits  # one rule for the console, eval and the reports
 
 
 def format_interval(interval: stats.Interval, digits: int = 1, with_interval: bool = True) -> str:

@@ -221,7 +221,8 @@ def _header(run, plan: Plan, err) -> None:
     detail = f"each {config.env_steps:,} env steps, all in 1 compiled program"
     if run.padded_runs > run.num_runs:
         detail += f" (+{run.padded_runs - run.num_runs} padding runs)"
-    for line in header_lines(what, detail, run.num_devices, jax.devices()[0].platform, jax.process_count()):
+    platform, processes = jax.devices()[0].platform, jax.process_count()
+    for line in header_lines(what, detail, run.num_devices, platform, processes, split="the runs"):
         err.print(line, soft_wrap=True)
     if plan.fresh and common.rounding_notice(config):
         err.print(common.rounding_notice(config))
