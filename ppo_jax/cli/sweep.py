@@ -350,6 +350,8 @@ def _train(args, plan: Plan, run, err, main_process: bool):
 
 
 def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float] = None) -> None:
+    import numpy as np
+
     from ppo_jax import logs, report
 
     out = plan.out
@@ -396,6 +398,13 @@ def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float
         )
     if warning:
         err.print(f"ppo-jax: warning: {warning}")
+    dropped = np.asarray(result.curves["cuts_dropped"])
+    if np.nanmax(dropped, initial=0.0) > 0:
+        err.print(
+            f"ppo-jax: warning: {int((np.nan_to_num(dropped) > 0).any(-1).sum())} run(s) had episodes cut by the "
+            "time limit sooner than the env's declared limit allows (metric cuts_dropped); those steps were "
+            "bootstrapped from the next episode's reset. Declare the env's true limit."
+        )
     diverged = int((result.nonfinite != 0).sum())
     if diverged:
         err.print(f"ppo-jax: warning: {diverged} run(s) went non-finite; see {out / 'report.md'}.")
