@@ -163,3 +163,21 @@ def test_resuming_a_metrics_csv_without_the_new_column(tmp_path):
     np.testing.assert_array_equal(read["cuts_dropped"], [[np.nan, np.nan, 7.0, 7.0]])
     np.testing.assert_array_equal(read["policy_loss"], [[1.5, 1.5, 7.0, 7.0]])
     np.testing.assert_array_equal(read["env_steps"], [[32, 64, 96, 128]])
+
+
+def test_sweep_warns_of_dropped_cuts(tmp_path, capsys):
+    from ppo_jax import cli
+
+    sets = [
+        "env_id=tests.test_early_cuts:EarlyCut",
+        "num_envs=2",
+        "num_steps=16",
+        "total_timesteps=64",
+        "num_minibatches=1",
+        "update_epochs=1",
+    ]
+    args = ["sweep", "configs/cartpole.yaml", "--grid", "learning_rate=1e-3,2e-3", "--seeds", "1"]
+    args += ["--out", str(tmp_path / "sweep"), "--no-progress"] + [x for s in sets for x in ("--set", s)]
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert "2 run(s) had episodes cut by the time limit sooner" in err, err
