@@ -112,3 +112,30 @@ def evaluate_run(
         "std_all_episodes": float(returns.std()),
         "per_seed": per_seed,
     }
+
+
+def first_episode_actions(
+    run: LoadedRun, seed: int, num_episodes: int, stochastic: bool = False, key_seed: int = 0
+) -> list[np.ndarray]:
+    """The actions of one episode per env (``num_episodes`` envs), played by the policy of
+    training seed ``seed``; each trimmed to its episode's length. For a token env these
+    are the sentences the policy writes. Feed-forward policies only."""
+    vec_env, params = run.vec_env, run.params_of(seed)
+    max_steps = vec_env.spec.max_episode_steps
+    act, step = jax.jit(run.act), jax.jit(vec_env.step)
+    key_reset, key = jax.random.split(jax.random.PRNGKey(key_seed))
+    env_state = vec_env.reset(key_reset, num_episodes)
+    actions, ended = [], np.zeros(num_episodes, bool)
+    lengths = np.full(num_episodes, max_steps)
+    for t in range(max_steps):
+        key, key_action, key_env = jax.random.split(key, 3)
+        action = act(params, env_state.obs, key_action if stochastic else None, env_state.action_mask)
+        env_state, result = step(key_env, env_state, action)
+        actions.append(np.asarray(action))
+        done = np.asarray(result.terminated | result.truncated) & ~ended
+        lengths[done] = t + 1
+        ended |= done
+        if ended.all():
+            break
+    stacked = np.stack(actions, axis=1)
+    return [stacked[i, : lengths[i]] for i in range(num_episodes)]

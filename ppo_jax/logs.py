@@ -77,7 +77,11 @@ class MetricsCSV:
         if keep_before is not None and self.path.is_file():
             with open(self.path, newline="") as f:
                 header, *earlier = csv.reader(f)
-            rows = [header, *(r for r in earlier if r and int(r[1]) < keep_before)]
+            # A file of an earlier version may lack newer columns: its rows get them empty.
+            where = [header.index(c) if c in header else None for c in self.columns]
+            rows += [
+                ["" if k is None else r[k] for k in where] for r in earlier if r and int(r[1]) < keep_before
+            ]
         buffer = io.StringIO()
         csv.writer(buffer).writerows(rows)
         write_atomic(self.path, buffer.getvalue())
@@ -117,7 +121,7 @@ def read_metrics(path: Path, seeds: list[int], num_updates: int) -> dict[str, np
             if update < num_updates and int(row["seed"]) in index:
                 i = index[int(row["seed"])]
                 for name in out:
-                    out[name][i, update] = float(row[name])
+                    out[name][i, update] = float(row.get(name) or "nan")  # empty: a newer column
     out["env_steps"] = out["env_steps"].astype(np.int64)
     return out
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ppo_jax import logs, stats
+from ppo_jax.cli import console
 from ppo_jax.sweeps import CURVE_NAMES, SweepResult
 from ppo_jax.update import describe_nonfinite
 
@@ -161,24 +162,56 @@ def plot(path: Path, result: SweepResult, summary: SweepStats, title: str) -> No
 # ---------------------------------------------------------------------------
 
 
-def summary_dict(result: SweepResult, summary: SweepStats, extra: dict[str, Any]) -> dict[str, Any]:
+def worst_seed(result: SweepResult, point: int) -> Optional[tuple[int, float]]:
+    """``(seed, final return)`` of the grid point's lowest-scoring run; None if none scored."""
+    row = np.asarray(result.final_return[point], np.float64)
+    if not np.isfinite(row).any():
+        return None
+    s = int(np.nanargmin(row))
+    return result.seeds[s], float(row[s])
+
+
+def seeds_at_or_above(result: SweepResult, point: int, bar: float) -> int:
+    """How many of the grid point's runs ended with a final return ≥ ``bar`` (unscored runs do not)."""
+    row = np.asarray(result.final_return[point], np.float64)
+    return int((np.isfinite(row) & (row >= bar)).sum())
+
+
+def is_tie(summary: SweepStats) -> bool:
+    """Whether the best two grid points have the same IQM: no order between them to report."""
+    c = summary.comparison
+    return c is not None and summary.points[c.best].iqm.value == summary.points[c.second].iqm.value
+
+
+def summary_dict(
+    result: SweepResult, summary: SweepStats, extra: dict[str, Any], bar: Optional[float] = None
+) -> dict[str, Any]:
     points = []
     for p, point in enumerate(result.points):
         st = summary.points[p]
+        worst = worst_seed(result, p)
         points.append(
             {
                 "grid_point": p,
+                "rank": summary.ranking.index(p) + 1,
                 "settings": point,
                 "final_return": result.final_return[p].tolist(),
                 "runs_scored": st.runs,
                 **{name: dataclasses.asdict(getattr(st, name)) for name in ("mean", "median", "iqm")},
+                "worst_seed": None if worst is None else {"seed": worst[0], "final_return": worst[1]},
+                **({} if bar is None else {"seeds_at_or_above_bar": seeds_at_or_above(result, p, bar)}),
                 "nonfinite_runs": int((result.nonfinite[p] != 0).sum()),
             }
         )
     comparison = None
     if summary.comparison is not None:
         c = summary.comparison
-        comparison = {"best": c.best, "second": c.second, **dataclasses.asdict(c.probability)}
+        comparison = {
+            "best": c.best,
+            "second": c.second,
+            "tie": is_tie(summary),
+            **dataclasses.asdict(c.probability),
+        }
     return {
         "env_id": result.config.env_id,
         "grid": {k: list(v) for k, v in result.axes.items()},
@@ -194,12 +227,13 @@ def summary_dict(result: SweepResult, summary: SweepStats, extra: dict[str, Any]
         "bootstrap_reps": summary.reps,
         "points": points,
         "ranking": summary.ranking,
+        "bar": bar,
         "probability_of_improvement": comparison,
         **extra,
     }
 
 
-def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
+def markdown(result: SweepResult, summary: SweepStats, command: str, bar: Optional[float] = None) -> str:
     axes = list(result.axes)
     lines = [
         f"# Sweep: {result.config.env_id}, {len(result.points)} grid point(s) × {len(result.seeds)} seeds",
@@ -214,39 +248,31 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
         "",
         "Final return = mean return of the episodes that finished in the last 5% of a run's updates. "
         f"Intervals: 95% stratified-bootstrap CIs over seeds (rliable, {summary.reps} resamples). "
-        "IQM = mean of the middle 50% of runs. Rows from best to worst IQM.",
+        "IQM = mean of the middle 50% of runs. Rows from best to worst IQM: rank 1 is the best; "
+        "'grid point' is the setting's index in the grid (sweep.json, results.csv)."
+        + ("" if bar is None else f" '≥ {_num(bar)}': runs whose final return reached the bar (--bar)."),
         "",
     ]
     warning = too_few_seeds(len(result.seeds))
     enough = warning is None
     if warning:
         lines += [f"**Warning: {warning}**", ""]
-    lines += [
-        "| # | "
-        + " | ".join(axes)
-        + (" | " if axes else "")
-        + "IQM [95% CI] | mean [95% CI] | median [95% CI] | runs | non-finite |",
-        "|---|" + "---|" * len(axes) + "---:|---:|---:|---:|---:|",
-    ]
-    for p in summary.ranking:
-        st = summary.points[p]
-        settings = [_num(v) for v in result.points[p].values()]
-        runs = f"{st.runs}" + (f" (+{st.missing} unscored)" if st.missing else "")
-        bad = int((result.nonfinite[p] != 0).sum())
-        lines.append(
-            f"| {p} | "
-            + " | ".join(settings)
-            + (" | " if settings else "")
-            + " | ".join(format_interval(getattr(st, name), 1, enough) for name in ("iqm", "mean", "median"))
-            + f" | {runs} | {bad} |"
-        )
-    lines.append("")
+    lines += _table(result, summary, axes, enough, bar)
     c = summary.comparison
-    if c is not None:
+    if c is not None and is_tie(summary):
+        iqm = summary.points[c.best].iqm.value
         lines += [
-            f"**Best by IQM:** #{c.best} ({label(result, c.best)}). "
-            f"**Probability of improvement** over #{c.second} ({label(result, c.second)}): "
-            f"P(a run of #{c.best} ends higher than a run of #{c.second}) = {format_interval(c.probability, 3, enough)} "
+            f"**Best by IQM: a tie** between grid point {c.best} ({label(result, c.best)}) and grid point "
+            f"{c.second} ({label(result, c.second)}), both at IQM {iqm:.{return_digits(iqm)}f}: these seeds "
+            "do not order them.",
+            "",
+        ]
+    elif c is not None:
+        lines += [
+            f"**Best by IQM:** grid point {c.best} ({label(result, c.best)}). "
+            f"**Probability of improvement** over grid point {c.second} ({label(result, c.second)}), the "
+            f"second best: P(a run of {c.best} ends higher than a run of {c.second}) = "
+            f"{format_interval(c.probability, 3, enough)} "
             "(0.5 = no difference; an interval that includes 0.5 does not separate them).",
             "",
         ]
@@ -256,7 +282,7 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
         lines.append("")
         for p, s in bad_runs[:20]:
             lines.append(
-                f"- #{p} ({label(result, p)}), seed {result.seeds[s]}: non-finite "
+                f"- grid point {p} ({label(result, p)}), seed {result.seeds[s]}: non-finite "
                 f"{describe_nonfinite(int(result.nonfinite[p, s]))} from update {int(result.first_nonfinite_update[p, s])}"
             )
         if len(bad_runs) > 20:
@@ -270,6 +296,29 @@ def markdown(result: SweepResult, summary: SweepStats, command: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _table(result: SweepResult, summary: SweepStats, axes, enough: bool, bar: Optional[float]) -> list[str]:
+    """The rows of report.md's table, best IQM first."""
+    head = ["rank", "grid point", *axes, "IQM [95% CI]", "mean [95% CI]", "median [95% CI]", "worst seed"]
+    head += ([] if bar is None else [f"≥ {_num(bar)}"]) + ["runs", "non-finite"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|---:|---:|" + "---|" * len(axes) + "---:|" * (len(head) - 2 - len(axes)),
+    ]
+    for rank, p in enumerate(summary.ranking, start=1):
+        st = summary.points[p]
+        digits = return_digits(st.iqm.value)
+        worst = worst_seed(result, p)
+        cells = [str(rank), str(p), *(_num(v) for v in result.points[p].values())]
+        cells += [format_interval(getattr(st, name), digits, enough) for name in ("iqm", "mean", "median")]
+        cells.append("–" if worst is None else f"{worst[1]:.{return_digits(worst[1])}f} (seed {worst[0]})")
+        if bar is not None:
+            cells.append(f"{seeds_at_or_above(result, p, bar)}/{len(result.seeds)}")
+        cells.append(f"{st.runs}" + (f" (+{st.missing} unscored)" if st.missing else ""))
+        cells.append(str(int((result.nonfinite[p] != 0).sum())))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 # Below this many seeds per setting a bootstrap interval is no more than the
@@ -288,9 +337,7 @@ def too_few_seeds(num_seeds: int) -> Optional[str]:
     )
 
 
-def return_digits(x: float) -> int:
-    """Decimals that show a return: 1 from 10 up (500.0, -155.5), 3 below (NAVIX's 0.955)."""
-    return 1 if not np.isfinite(x) or abs(x) >= 10 else 3
+return_digits = console.return_digits  # one rule for the console, eval and the reports
 
 
 def format_interval(interval: stats.Interval, digits: int = 1, with_interval: bool = True) -> str:
@@ -308,6 +355,7 @@ def write_sweep_dir(
     command: str,
     extra: Optional[dict[str, Any]] = None,
     reps: int = stats.BOOTSTRAP_REPS,
+    bar: Optional[float] = None,
 ) -> SweepStats:
     """Write every file of a sweep directory; return the statistics."""
     out = Path(out)
@@ -316,7 +364,7 @@ def write_sweep_dir(
     title = f"{result.config.env_id} — {len(result.points)} grid point(s) × {len(result.seeds)} seeds"
     plot(out / "curves.png", result, summary, title)
     logs.write_summary(
-        out / "sweep.json", summary_dict(result, summary, {"command": command, **(extra or {})})
+        out / "sweep.json", summary_dict(result, summary, {"command": command, **(extra or {})}, bar)
     )
-    logs.write_atomic(out / "report.md", markdown(result, summary, command))
+    logs.write_atomic(out / "report.md", markdown(result, summary, command, bar))
     return summary

@@ -136,3 +136,48 @@ def test_warning_names_the_first_seed_and_update_and_only_once():
     loud[1, 2], loud[0, 2] = 5, 1
     with pytest.warns(DroppedCutsWarning, match="seed 7, update 12: 1 episodes"):
         assert warn_dropped_cuts(loud, [7, 9], 10) is True
+
+
+def test_resuming_a_metrics_csv_without_the_new_column(tmp_path):
+    """A run started before cuts_dropped existed resumes into one well-formed metrics.csv."""
+    import csv
+
+    from ppo_jax import logs
+    from ppo_jax.train import METRIC_NAMES
+
+    path = tmp_path / "metrics.csv"
+    old = ("seed", "update", "env_steps") + tuple(n for n in METRIC_NAMES if n != "cuts_dropped")
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(old)
+        for update in range(3):
+            writer.writerow([0, update, 32 * (update + 1)] + ["1.5"] * (len(old) - 3))
+    writer = logs.MetricsCSV(path, [0], keep_before=2)
+    metrics = {name: np.full((1, 2), 7.0) for name in METRIC_NAMES}
+    metrics["env_steps"] = np.array([[96, 128]])
+    writer.append(2, metrics)
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == list(logs.MetricsCSV.columns) and all(len(r) == len(rows[0]) for r in rows)
+    read = logs.read_metrics(path, [0], 4)
+    np.testing.assert_array_equal(read["cuts_dropped"], [[np.nan, np.nan, 7.0, 7.0]])
+    np.testing.assert_array_equal(read["policy_loss"], [[1.5, 1.5, 7.0, 7.0]])
+    np.testing.assert_array_equal(read["env_steps"], [[32, 64, 96, 128]])
+
+
+def test_sweep_warns_of_dropped_cuts(tmp_path, capsys):
+    from ppo_jax import cli
+
+    sets = [
+        "env_id=tests.test_early_cuts:EarlyCut",
+        "num_envs=2",
+        "num_steps=16",
+        "total_timesteps=64",
+        "num_minibatches=1",
+        "update_epochs=1",
+    ]
+    args = ["sweep", "configs/cartpole.yaml", "--grid", "learning_rate=1e-3,2e-3", "--seeds", "1"]
+    args += ["--out", str(tmp_path / "sweep"), "--no-progress"] + [x for s in sets for x in ("--set", s)]
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert "2 run(s) had episodes cut by the time limit sooner" in err, err

@@ -285,3 +285,25 @@ def test_craftax_make_refuses_unknown_names_and_settings():
         craftax.make("Craftax-Classic-Pixels-v2")
     with pytest.raises(ValueError, match="unknown settings \\['day_len'\\]"):
         craftax.make("Craftax-Classic-Symbolic-v1", day_len=3)
+
+
+def test_craftax_max_timesteps_sets_the_time_limit():
+    """Craftax's own name for the limit, through env_kwargs: the adapter cuts episodes at
+    max_steps_in_episode (it steps Craftax with its limit lifted), so that is what it sets."""
+    pytest.importorskip("craftax")
+    import ppo_jax
+    from ppo_jax.envs import VecEnv, craftax
+
+    config = ppo_jax.load_config(
+        None, env_id="craftax:Craftax-Classic-Symbolic-v1", env_kwargs={"max_timesteps": 40}
+    )
+    vec = VecEnv.from_config(config)
+    assert vec.spec.max_episode_steps == 40 and vec.params.max_steps_in_episode == 40
+    assert (
+        craftax.make("Craftax-Classic-Symbolic-v1", max_timesteps=40, max_steps_in_episode=40)[
+            1
+        ].max_steps_in_episode
+        == 40
+    )
+    with pytest.raises(ValueError, match="name the same time limit"):
+        craftax.make("Craftax-Classic-Symbolic-v1", max_timesteps=40, max_steps_in_episode=50)

@@ -149,6 +149,26 @@ def test_xminigrid_max_episode_steps_reaches_the_suite():
     assert vec.spec.max_episode_steps == 30 and vec.params.suite_params().max_steps == 30
 
 
+@pytest.mark.parametrize(
+    "name, kwargs, max_steps",
+    [
+        ("MiniGrid-Empty-6x6", {"height": 8, "width": 10}, 4 * 8 * 10),  # Empty: 4·h·w
+        ("XLand-MiniGrid-R1-9x9", {"height": 11}, 3 * 11 * 9),  # XLand: 3·h·w
+        ("MiniGrid-Empty-6x6", {"height": 8, "max_steps": 17}, 17),  # a given max_steps wins
+        ("MiniGrid-Empty-6x6", {"view_size": 3}, 4 * 6 * 6),  # the size unchanged
+    ],
+)
+def test_xminigrid_size_kwargs_re_derive_the_time_limit(name, kwargs, max_steps):
+    """A new height/width without max_steps gets the suite's own limit for that size (its
+    default_params), not the registered size's."""
+    pytest.importorskip("xminigrid")
+    config = ppo_jax.load_config(None, env_id=f"xminigrid:{name}", env_kwargs=kwargs)
+    vec = VecEnv.from_config(config)
+    assert vec.spec.max_episode_steps == max_steps
+    suite = vec.params.suite_params()
+    assert suite.max_steps == max_steps and all(getattr(suite, k) == v for k, v in kwargs.items())
+
+
 def test_suite_envs_train_a_few_updates():
     """One tiny run per installed suite: the whole program compiles and its numbers are finite."""
     ids = []

@@ -39,7 +39,7 @@ def test_too_few_seeds_warns_and_shows_no_intervals(num_seeds):
     result = _result(num_seeds)
     text = report.markdown(result, report.compute_stats(result, reps=200), "ppo-jax sweep ...")
     assert f"**Warning: {num_seeds} seed(s) per setting are too few" in text
-    rows = [line for line in text.splitlines() if line.startswith("| 0 |") or line.startswith("| 1 |")]
+    rows = [line for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
     assert len(rows) == 2 and all("(no CI)" in row and "[" not in row for row in rows)
     assert "P(a run of" in text and "(no CI)" in text.split("P(a run of")[1]
 
@@ -49,3 +49,35 @@ def test_enough_seeds_show_intervals_and_no_warning():
     text = report.markdown(result, report.compute_stats(result, reps=200), "ppo-jax sweep ...")
     assert "Warning" not in text and "(no CI)" not in text
     assert report.too_few_seeds(report.MIN_SEEDS_FOR_INTERVALS) is None
+
+
+def test_ranks_grid_points_worst_seed_and_bar():
+    """Rank and grid point are two columns; each row has its worst seed and, with --bar,
+    how many seeds reached it; the best-by-IQM line names grid points, not ranks."""
+    result = _result(report.MIN_SEEDS_FOR_INTERVALS)
+    final = result.final_return.astype(np.float64)
+    summary = report.compute_stats(result, reps=200)
+    text = report.markdown(result, summary, "ppo-jax sweep ...", bar=200.0)
+    assert "| rank | grid point | learning_rate |" in text and "| ≥ 200 |" in text
+    for rank, p in enumerate(summary.ranking, start=1):
+        seed = int(np.argmin(final[p]))
+        row = next(line for line in text.splitlines() if line.startswith(f"| {rank} | {p} |"))
+        assert f"{final[p, seed]:.1f} (seed {seed})" in row
+        assert f"| {int((final[p] >= 200).sum())}/{len(result.seeds)} |" in row
+    best, second = summary.comparison.best, summary.comparison.second
+    assert f"grid point {best} (" in text and f"over grid point {second} (" in text
+    assert "#" not in text.split("\n", 1)[1]  # below the title, no "#N" that reads as a rank
+    point = report.summary_dict(result, summary, {}, bar=200.0)["points"][best]
+    assert point["rank"] == 1 and point["worst_seed"]["final_return"] == pytest.approx(final[best].min())
+    assert point["seeds_at_or_above_bar"] == int((final[best] >= 200).sum())
+
+
+def test_a_tie_is_reported_as_a_tie():
+    result = _result(report.MIN_SEEDS_FOR_INTERVALS)
+    result.final_return[:] = 500.0  # every run of both points at the ceiling
+    summary = report.compute_stats(result, reps=200)
+    assert report.is_tie(summary)
+    text = report.markdown(result, summary, "ppo-jax sweep ...")
+    assert "a tie** between grid point" in text and "both at IQM 500.0" in text
+    assert "P(a run of" not in text
+    assert report.summary_dict(result, summary, {})["probability_of_improvement"]["tie"] is True

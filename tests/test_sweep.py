@@ -180,6 +180,6 @@ def test_final_returns_by_hand_over_100_updates():
         want.append(total / count if count else np.nan)
     assert np.isnan(got[1]) and np.isnan(want[1])
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    r, e = returns[2, 95:], episodes[2, 95:]
+    r = returns[2, 95:]
     np.testing.assert_allclose(got[2], (3 * r[1] + r[3] + 2 * r[4]) / 6, rtol=1e-12)
     assert got[2] != np.nanmean(r)  # weighted by episodes, not a mean of the updates

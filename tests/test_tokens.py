@@ -100,3 +100,29 @@ def test_the_rlhf_stage_configs_load_and_build(name, task):
     params = program.networks.init(jax.random.PRNGKey(0))
     dist, value = program.networks.apply(params, jnp.zeros((3,) + spec.obs_shape))
     assert dist.logits.shape == (3, len(T.VOCAB)) and value.shape == (3,)
+
+
+def test_eval_samples_prints_what_a_token_policy_writes(tmp_path, capsys):
+    """``ppo-jax eval RUN --samples N``: N sentences per seed, each LENGTH words of the
+    vocabulary, with the reward model's score and the grammatical fraction beside it."""
+    from ppo_jax import cli
+
+    out = tmp_path / "run"
+    config = Path(__file__).parent.parent / "configs" / "rlhf" / "tokens_pretrain.yaml"
+    sets = ["total_timesteps=1024", "num_envs=8", "num_minibatches=2"]
+    args = ["train", str(config), "--out", str(out), "--no-progress", "--no-tensorboard", "--seeds", "2"]
+    assert cli.main(args + [x for s in sets for x in ("--set", s)]) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", str(out), "--episodes", "4", "--samples", "3", "--stochastic"]) == 0
+    text = capsys.readouterr().out
+    for seed in (0, 1):
+        block = text.split(f"seed {seed} writes:\n")[1].splitlines()[:3]
+        for line in block:
+            words, _, scores = line.strip().rpartition("  ")
+            words = words.split()
+            assert len(words) == T.LENGTH and set(words) <= set(T.VOCAB), line
+            tokens = np.array([[T.VOCAB.index(w) for w in words]])
+            score = int(T.rm_score(tokens)[0])
+            grammar = float(T.grammatical_fraction(tokens)[0])
+            assert scores.strip() == f"rm {score}, grammatical {grammar:.2f}", line
+    assert cli.main(["eval", str(out), "--samples", "-1"]) == 2

@@ -7,6 +7,7 @@
     ppo-jax sweep CONFIG.yaml --grid key=v1,v2 [--grid ...] [--seeds N] [--out DIR]
     ppo-jax pbt CONFIG.yaml --explore key=low:high[:log] --ready UPDATES [--population N] [--out DIR]
     ppo-jax settings [--markdown]
+    ppo-jax --version
 
 One module per command (``train``, ``sweep``, ``eval``, ``render``, ``settings``), each with
 ``add_parser(sub)`` and ``run(args) -> exit code``; the shared pieces are
@@ -30,10 +31,25 @@ def build_parser() -> argparse.ArgumentParser:
     from ppo_jax.cli import pbt, render, settings, sweep, train
 
     parser = argparse.ArgumentParser(prog="ppo-jax", description="PPO in pure, jitted JAX on gymnax.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
     for command in (train, eval_cmd, render, sweep, pbt, settings):
         command.add_parser(sub)
     return parser
+
+
+def _version() -> str:
+    """``ppo-jax 0.1.0 (jax 0.10.2, Python 3.11.9)``, read without starting a JAX backend."""
+    import importlib.metadata
+    import platform
+
+    from ppo_jax import __version__
+
+    try:
+        jax_version = importlib.metadata.version("jax")
+    except importlib.metadata.PackageNotFoundError:
+        jax_version = "not installed"
+    return f"ppo-jax {__version__} (jax {jax_version}, Python {platform.python_version()})"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

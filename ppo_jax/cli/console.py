@@ -17,10 +17,20 @@ def short(n: float) -> str:
     return f"{n:.0f}"
 
 
-def header_lines(what: str, detail: str, devices: int, platform: str, processes: int = 1) -> list[str]:
-    """The run's header as short lines (no line wraps mid-sentence at 80 columns)."""
+def return_digits(x: float) -> int:
+    """Decimals that show a return: 1 from 10 up (500.0, -155.5), 3 below (an optimal 0.940)."""
+    return 1 if not math.isfinite(x) or abs(x) >= 10 else 3
+
+
+def header_lines(
+    what: str, detail: str, devices: int, platform: str, processes: int = 1, split: str = "the seeds"
+) -> list[str]:
+    """The run's header as short lines (no line wraps mid-sentence at 80 columns). ``split``:
+    what is split over the devices (nothing is, on one)."""
+    if devices == 1 and processes == 1:
+        return [what, f"  {detail}", f"  on 1 {platform} device"]
     where = f"{devices} {platform} device(s)" + (f" in {processes} processes" if processes > 1 else "")
-    return [what, f"  {detail}", f"  on {where}, the seeds split over them"]
+    return [what, f"  {detail}", f"  on {where}, {split} split over them"]
 
 
 class Progress:
@@ -41,7 +51,7 @@ class Progress:
 
     def _text(self, steps: int, sps, ret) -> str:
         rate = "-" if sps is None else f"{short(sps)}/s"
-        recent = "-" if ret is None else f"{ret:.1f}"
+        recent = "-" if ret is None else f"{ret:.{return_digits(ret)}f}"
         return f"{short(steps)}/{short(self.total)} steps/seed · {rate} · return {recent}"
 
     def update(self, steps: int, sps: float, ret: float) -> None:
@@ -51,7 +61,7 @@ class Progress:
             self.bar.update(self.task, completed=steps, text=self._text(steps, sps, ret))
         elif 10 * steps >= self._next_tenth * self.total or steps == self.total:  # integers: no 0.1 drift
             self.console.print(
-                f"  {steps:>11,}/{self.total:,} env steps/seed · {sps:,.0f} steps/s · return {ret:.1f}",
+                f"  {steps:>11,}/{self.total:,} env steps/seed · {sps:,.0f} steps/s · return {ret:.{return_digits(ret)}f}",
                 soft_wrap=True,
             )
             self._next_tenth = 10 * steps // self.total + 1

@@ -63,6 +63,12 @@ def add_parser(sub) -> None:
         "and on SIGINT/SIGTERM)",
     )
     sweep.add_argument("--no-progress", action="store_true", help="no progress output")
+    sweep.add_argument(
+        "--bar",
+        type=float,
+        metavar="RETURN",
+        help="report per grid point how many seeds reach this final return (e.g. 475 for CartPole)",
+    )
     finetune.add_arguments(sweep)
     resume.add_cpu_devices(sweep)
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
@@ -215,7 +221,8 @@ def _header(run, plan: Plan, err) -> None:
     detail = f"each {config.env_steps:,} env steps, all in 1 compiled program"
     if run.padded_runs > run.num_runs:
         detail += f" (+{run.padded_runs - run.num_runs} padding runs)"
-    for line in header_lines(what, detail, run.num_devices, jax.devices()[0].platform, jax.process_count()):
+    platform, processes = jax.devices()[0].platform, jax.process_count()
+    for line in header_lines(what, detail, run.num_devices, platform, processes, split="the runs"):
         err.print(line, soft_wrap=True)
     if plan.fresh and common.rounding_notice(config):
         err.print(common.rounding_notice(config))
@@ -342,7 +349,9 @@ def _train(args, plan: Plan, run, err, main_process: bool):
     return result, session
 
 
-def _report(plan: Plan, result, run, session: _Session, err) -> None:
+def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float] = None) -> None:
+    import numpy as np
+
     from ppo_jax import logs, report
 
     out = plan.out
@@ -361,7 +370,7 @@ def _report(plan: Plan, result, run, session: _Session, err) -> None:
     if stopped:
         extra["stopped"] = stopped
     command = plan.first_command or common.command_line()
-    summary = report.write_sweep_dir(out, result, command, extra)
+    summary = report.write_sweep_dir(out, result, command, extra, bar=bar)
     if stopped:
         note = (
             f"**Partial: stopped ({stopped['reason']}) after update {run.updates_done} of "
@@ -374,15 +383,29 @@ def _report(plan: Plan, result, run, session: _Session, err) -> None:
     for rank, p in enumerate(summary.ranking[:3]):
         st = summary.points[p]
         iqm = report.format_interval(st.iqm, report.return_digits(st.iqm.value), warning is None)
-        err.print(
-            f"{'best' if rank == 0 else f'#{rank + 1}':>4}: {report.label(result, p)} · final return IQM {iqm}"
+        reached = (
+            ""
+            if bar is None
+            else f" · {report.seeds_at_or_above(result, p, bar)}/{len(result.seeds)} ≥ {bar:g}"
         )
-    if summary.comparison is not None:
+        err.print(
+            f"rank {rank + 1}: grid point {p} ({report.label(result, p)}) · final return IQM {iqm}{reached}"
+        )
+    if report.is_tie(summary):
+        err.print("the best two tie on IQM: these seeds do not order them")
+    elif summary.comparison is not None:
         err.print(
             f"P(best > second) = {report.format_interval(summary.comparison.probability, 3, warning is None)}"
         )
     if warning:
         err.print(f"ppo-jax: warning: {warning}")
+    dropped = np.asarray(result.curves["cuts_dropped"])
+    if np.nanmax(dropped, initial=0.0) > 0:
+        err.print(
+            f"ppo-jax: warning: {int((np.nan_to_num(dropped) > 0).any(-1).sum())} run(s) had episodes cut by the "
+            "time limit sooner than the env's declared limit allows (metric cuts_dropped); those steps were "
+            "bootstrapped from the next episode's reset. Declare the env's true limit."
+        )
     diverged = int((result.nonfinite != 0).sum())
     if diverged:
         err.print(f"ppo-jax: warning: {diverged} run(s) went non-finite; see {out / 'report.md'}.")
@@ -454,6 +477,6 @@ def run(args: argparse.Namespace) -> int:
     result, session = _train(args, plan, sweep_run, err, main_process)
     if not main_process:
         return 0
-    _report(plan, result, sweep_run, session, err)
+    _report(plan, result, sweep_run, session, err, getattr(args, "bar", None))
     print(f"sweep written to {plan.out}")
     return _end(plan, sweep_run, session, err)

@@ -226,7 +226,8 @@ def _header(plan: Plan, devices: int, data_parallel: Optional[int] = None) -> li
         detail += (
             f", data-parallel: {config.num_envs // data_parallel} envs on each of {data_parallel} devices"
         )
-    return header_lines(what, detail, devices, jax.devices()[0].platform, jax.process_count())
+    split = "the seeds" if data_parallel is None else "each seed's envs"
+    return header_lines(what, detail, devices, jax.devices()[0].platform, jax.process_count(), split)
 
 
 # ---------------------------------------------------------------------------

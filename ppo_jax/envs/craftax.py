@@ -101,9 +101,20 @@ def make(name: str, max_steps_in_episode: int | None = None, **env_kwargs):
       max_steps_in_episode: the time limit; default Craftax's own
         ``max_timesteps`` (10,000 for Classic, 100,000 for Craftax).
       **env_kwargs: fields of Craftax's ``EnvParams`` (``day_length``, ...).
+        ``max_timesteps``, Craftax's own name for the time limit, sets it too.
     """
     if name not in NAMES:
         raise EnvError(f"craftax:{name}: not a supported Craftax environment; supported: {', '.join(NAMES)}")
+    if "max_timesteps" in env_kwargs:
+        # The adapter steps Craftax with its limit lifted and cuts episodes at
+        # max_steps_in_episode itself; Craftax's field alone would be ignored.
+        limit = env_kwargs["max_timesteps"]
+        if max_steps_in_episode is not None and max_steps_in_episode != limit:
+            raise EnvError(
+                f"craftax:{name}: max_timesteps = {limit} and max_steps_in_episode = {max_steps_in_episode} "
+                "name the same time limit; give one of them."
+            )
+        max_steps_in_episode = limit
     env = CraftaxEnv(make_craftax_env_from_name(name, auto_reset=False), f"craftax:{name}")
     params = env.default_params
     fields = set(params.inner.__dataclass_fields__)

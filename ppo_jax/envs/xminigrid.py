@@ -82,8 +82,23 @@ class XMiniGridEnv(environment.Environment):
         return np.asarray(self.xminigrid_env.render(suite, state.timestep))
 
 
+def _with_kwargs(env: Any, params: Any, env_kwargs: dict) -> Any:
+    """``params`` with ``env_kwargs`` applied, the limits that follow from them re-derived.
+
+    Each env's ``default_params`` derives ``max_steps`` from the grid's size (its own
+    formula: 4·h·w for Empty, 3·h·w for XLand, 10·h·w for DoorKey), and ``xminigrid.make``
+    applies its kwargs after that; so a new ``height`` or ``width`` without ``max_steps``
+    goes back through ``default_params`` with every other field kept.
+    """
+    if "max_steps" in env_kwargs or not {"height", "width"} & set(env_kwargs):
+        return params.replace(**env_kwargs)
+    kept = {f: getattr(params, f) for f in params.__dataclass_fields__ if f != "max_steps"}
+    return env.default_params(**{**kept, **env_kwargs, "max_steps": None})
+
+
 def make(name: str, **env_kwargs) -> tuple[XMiniGridEnv, XMiniGridParams]:
-    """``(env, params)`` of xLand-MiniGrid's registered ``name``; ``env_kwargs`` replace its params' fields."""
+    """``(env, params)`` of xLand-MiniGrid's registered ``name``; ``env_kwargs`` replace its params' fields
+    (a new ``height``/``width`` without ``max_steps`` re-derives ``max_steps`` as the suite does)."""
     from ppo_jax.envs import EnvError
 
     known = xminigrid.registered_environments()
@@ -101,6 +116,6 @@ def make(name: str, **env_kwargs) -> tuple[XMiniGridEnv, XMiniGridParams]:
             raise EnvError(
                 f"xminigrid:{name}: env_kwargs {unknown} are not fields of its params ({', '.join(sorted(fields))})."
             )
-        params = params.replace(**env_kwargs)
+        params = _with_kwargs(env, params, env_kwargs)
     wrapped = XMiniGridEnv(env, params, name=f"xminigrid:{name}")
     return wrapped, wrapped.default_params
