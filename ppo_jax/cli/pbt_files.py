@@ -213,6 +213,7 @@ def plot(path: Path, result) -> None:
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("env steps per member")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e3:g}k" if x >= 1e4 else f"{x:g}")
         ax.set_title(name if name == "episode_return" else f"{name} (explored)")
     axes[0][0].legend(loc="lower right", fontsize=8)
     fig.suptitle(f"PBT {result.config.env_id}: {len(result.seeds)} members (thin), the best line bold")
