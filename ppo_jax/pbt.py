@@ -2,7 +2,7 @@
 
     result = pbt(config, explore={"learning_rate": (1e-5, 1e-2, "log")}, population=16, ready=40)
     result.final_return          # [members]
-    result.best_schedule()       # [(first update, {setting: value})], the best member's line
+    result.schedule()            # [(first update, {setting: value})] along the best member's line
 
 A population is another run axis of ``ppo_jax.sweeps.SweepRun``: member ``i``
 trains with seed ``seed + i`` and its own ``Hyperparams``. Every ``ready``

@@ -343,11 +343,10 @@ def run(args: argparse.Namespace) -> int:
         extra["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
     if stopped:
         extra["stopped"] = stopped
-    pbt_files.write_dir(
-        plan.out, result, plan.first_command or common.command_line(), extra, finished=not stopped
-    )
+    command = plan.first_command or common.command_line()
+    point = pbt_files.write_dir(plan.out, result, command, extra, finished=not stopped)
     if not stopped:
-        for line in pbt_files.summary_lines(result):
+        for line in pbt_files.summary_lines(result, point):
             err.print(line, soft_wrap=True)
     print(f"pbt written to {plan.out}")
     hint = f"ppo-jax pbt --resume {shlex.quote(str(plan.out))}"

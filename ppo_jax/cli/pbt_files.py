@@ -25,7 +25,8 @@ SETTING_PREFIX = (
 )
 
 
-def write_dir(out: Path, result, command: str, extra: dict[str, Any], finished: bool = True) -> None:
+def write_dir(out: Path, result, command: str, extra: dict[str, Any], finished: bool = True):
+    """Write every file; return the final returns' statistics (None while unfinished)."""
     out = Path(out)
     logs.write_atomic(out / "results.csv", results_csv(result))
     logs.write_atomic(out / "lineage.csv", lineage_csv(result))
@@ -35,6 +36,7 @@ def write_dir(out: Path, result, command: str, extra: dict[str, Any], finished: 
     plot(out / "curves.png", result)
     if finished:
         logs.write_atomic(out / "best_schedule.yaml", schedule_yaml(result, command))
+    return point
 
 
 def _num(x) -> str:
@@ -213,6 +215,7 @@ def plot(path: Path, result) -> None:
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("env steps per member")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e3:g}k" if x >= 1e4 else f"{x:g}")
         ax.set_title(name if name == "episode_return" else f"{name} (explored)")
     axes[0][0].legend(loc="lower right", fontsize=8)
     fig.suptitle(f"PBT {result.config.env_id}: {len(result.seeds)} members (thin), the best line bold")
@@ -223,9 +226,8 @@ def plot(path: Path, result) -> None:
     logs.write_atomic(path, buf.getvalue())
 
 
-def summary_lines(result) -> list[str]:
+def summary_lines(result, point) -> list[str]:
     finals = result.final_return
-    point = stats.point_stats(finals[None])[0]
     best = result.best
     return [
         f"final return IQM {_fmt(point.iqm)} · worst {np.nanmin(finals):.1f} · best {finals[best]:.1f} "
