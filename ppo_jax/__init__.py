@@ -28,19 +28,17 @@ _EXPORTS = {
         "value_loss",
     ),
     "ppo_jax.networks": ("make_networks",),
-    "ppo_jax.pbt": ("PBTResult",),
+    "ppo_jax.population": ("PBTResult", "pbt"),
     "ppo_jax.policy": ("LoadedRun", "PolicyParams", "load_run", "make_act"),
     "ppo_jax.sweeps": ("SweepResult", "make_grid", "sweep"),
     "ppo_jax.train": ("METRIC_NAMES", "TrainState", "build", "make_train"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted([*_MODULE_OF, "pbt"])
+__all__ = sorted(_MODULE_OF)
 
 
 def __getattr__(name: str):
-    if name == "pbt":  # the module itself, callable: ppo_jax.pbt(config, ...) runs ppo_jax.pbt.pbt
-        return importlib.import_module("ppo_jax.pbt")
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'ppo_jax' has no attribute {name!r}")
@@ -72,7 +70,6 @@ if TYPE_CHECKING:  # the names as static tools should see them
     )
     from ppo_jax.networks import make_networks  # noqa: F401
     from ppo_jax.policy import LoadedRun, PolicyParams, load_run, make_act  # noqa: F401
-    from ppo_jax import pbt  # noqa: F401
-    from ppo_jax.pbt import PBTResult  # noqa: F401
+    from ppo_jax.population import PBTResult, pbt  # noqa: F401
     from ppo_jax.sweeps import SweepResult, make_grid, sweep  # noqa: F401
     from ppo_jax.train import METRIC_NAMES, TrainState, build, make_train  # noqa: F401

@@ -340,7 +340,7 @@ class SweepRun:
         (``ppo_jax.driver.run_chunks``); False donates the state instead, one
         train state less on the device. ``plan``: the updates of each log point
         (default ``chunk_plan(num_updates, log_points)``); any lengths share the
-        one program (``ppo_jax.pbt`` ends log points at its ready points)."""
+        one program (``ppo_jax.population`` ends log points at its ready points)."""
         self.grid = grid
         self.pipeline = pipeline
         self.seeds = [int(s) for s in seeds]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import ppo_jax
-from ppo_jax import pbt as pbt_lib
+from ppo_jax import population as pbt_lib
 from ppo_jax.config import ConfigError
-from ppo_jax.pbt import Explore, Population, PBTRun
+from ppo_jax.population import Explore, Population, PBTRun
 from ppo_jax.sweeps import CURVE_NAMES
 
 TINY = dict(total_timesteps=4 * 32 * 8, num_envs=4, num_steps=32, update_epochs=2, num_minibatches=2)
@@ -256,7 +256,7 @@ def test_bad_explore_text_is_refused(text, message):
 
 def test_ppo_jax_pbt_is_callable_as_the_issue_spells_it():
     config = ppo_jax.load_config(None, **TINY)
-    assert callable(ppo_jax.pbt) and ppo_jax.pbt.Explore is Explore
+    assert callable(ppo_jax.pbt) and pbt_lib.Explore is Explore
     with pytest.raises(ConfigError, match="static setting"):
         ppo_jax.pbt(config, {"num_envs": (2, 8)}, population=4, ready=2)
     with pytest.raises(ConfigError, match="expected \\(low, high\\)"):

@@ -14,7 +14,7 @@ import pytest
 import ppo_jax
 from ppo_jax.config import ConfigError
 from ppo_jax.driver import ChunkedRun, chunk_plan_at
-from ppo_jax.pbt import load_schedule
+from ppo_jax.population import load_schedule
 
 ROOT = Path(__file__).parent.parent
 TINY = dict(total_timesteps=4 * 32 * 9, num_envs=4, num_steps=32, update_epochs=2, num_minibatches=2)

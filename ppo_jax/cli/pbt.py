@@ -92,7 +92,7 @@ def add_parser(sub) -> None:
 
 
 def _population(args, config, seed: int):
-    from ppo_jax.pbt import Population
+    from ppo_jax.population import Population
 
     if args.ready is None:
         raise UserError(
@@ -116,7 +116,7 @@ def _plan_fresh(args) -> Plan:
     prepare_out_dir(out, args.overwrite)
 
     from ppo_jax.config import ConfigError, load_config_from
-    from ppo_jax.pbt import check_explores, parse_explore
+    from ppo_jax.population import check_explores, parse_explore
 
     try:
         config = load_config_from(args.config, overrides)
@@ -142,7 +142,7 @@ def _plan_resume(args) -> Plan:
     )
 
     from ppo_jax.config import ConfigError
-    from ppo_jax.pbt import Population, check_explores, parse_explore
+    from ppo_jax.population import Population, check_explores, parse_explore
 
     try:
         explores = check_explores(config, [parse_explore(e) for e in meta["explore"]])
@@ -315,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ppo_jax.cli import pbt_files
-    from ppo_jax.pbt import PBTRun
+    from ppo_jax.population import PBTRun
 
     common.enable_compile_cache()
     pbt_run = PBTRun(plan.config, plan.explores, plan.population)

@@ -115,7 +115,7 @@ def plan_fresh(args) -> Plan:
 
 def _schedule(path: Optional[str], config) -> Optional[list]:
     from ppo_jax.config import ConfigError
-    from ppo_jax.pbt import load_schedule
+    from ppo_jax.population import load_schedule
 
     try:
         return None if path is None else load_schedule(path, config)

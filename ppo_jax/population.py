@@ -23,9 +23,7 @@ import dataclasses
 import difflib
 import functools
 import math
-import sys
 import time
-import types
 from typing import Any, Mapping, Optional, Sequence
 
 import jax
@@ -622,14 +620,3 @@ def load_schedule(path, config: PPOConfig) -> list[tuple[int, Any]]:
             _check_name(config, name, f"{where}, update {entry['update']}")
         out.append((entry["update"], _point_config(config, settings).hyperparams()))
     return out
-
-
-class _CallableModule(types.ModuleType):
-    """``ppo_jax.pbt(config, ...)`` calls ``pbt`` also where ``ppo_jax.pbt`` is this
-    module (once imported, a submodule shadows the package's lazy export of the same name)."""
-
-    def __call__(self, *args, **kwargs) -> PBTResult:
-        return pbt(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
