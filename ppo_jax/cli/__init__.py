@@ -5,6 +5,7 @@
     ppo-jax eval RUN_DIR [--episodes N] [--stochastic] [--seed S]
     ppo-jax render RUN_DIR --out policy.gif [--seed S] [--max-steps N]
     ppo-jax sweep CONFIG.yaml --grid key=v1,v2 [--grid ...] [--seeds N] [--out DIR]
+    ppo-jax rlhf sft|reward|ppo CONFIG ... (docs/rlhf.md)
     ppo-jax settings [--markdown]
 
 One module per command (``train``, ``sweep``, ``eval``, ``render``, ``settings``), each with
@@ -26,11 +27,11 @@ __all__ = ["EXIT_CHECKPOINT", "EXIT_NONFINITE", "EXIT_USAGE", "UserError", "buil
 
 def build_parser() -> argparse.ArgumentParser:
     from ppo_jax.cli import eval as eval_cmd
-    from ppo_jax.cli import render, settings, sweep, train
+    from ppo_jax.cli import render, rlhf, settings, sweep, train
 
     parser = argparse.ArgumentParser(prog="ppo-jax", description="PPO in pure, jitted JAX on gymnax.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (train, eval_cmd, render, sweep, settings):
+    for command in (train, eval_cmd, render, sweep, rlhf, settings):
         command.add_parser(sub)
     return parser
 
