@@ -51,7 +51,7 @@ def test_generation_with_and_without_cache_agree(params, temperature):
     prompt = jax.random.randint(jax.random.key(3), (16, P), 2, text.VOCAB_SIZE)
 
     def gen(cache):
-        fn = lambda k: tf.generate(CONFIG, params, prompt, k, R, temperature, text.EOS, text.PAD, cache=cache)  # noqa: E731
+        fn = lambda k: tf.generate(CONFIG, params, prompt, k, R, temperature, text.EOS, text.PAD, cache=cache)
         return np.asarray(jax.jit(fn)(jax.random.key(4)))
 
     cached, recomputed = gen(True), gen(False)

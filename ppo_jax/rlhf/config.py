@@ -12,8 +12,9 @@ parameters would not fit or would mean something else.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import yaml
 
@@ -72,7 +73,7 @@ class PPO:
     vf_clip: float = 0.2
     max_grad_norm: float = 1.0
     kl_coef: float = 0.05  # β, the start of the controller when kl_target is set
-    kl_target: Optional[float] = 6.0  # nats per response; null: β stays fixed
+    kl_target: float | None = 6.0  # nats per response; null: β stays fixed
     kl_horizon: int = 10000
     temperature: float = 0.7
     gamma: float = 1.0
@@ -108,7 +109,7 @@ class RLHFConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def with_sets(self, sets: Mapping[str, Any]) -> "RLHFConfig":
+    def with_sets(self, sets: Mapping[str, Any]) -> RLHFConfig:
         """``{"ppo.kl_coef": 0.0, ...}`` applied and checked."""
         raw = self.to_dict()
         for dotted, value in sets.items():

@@ -25,7 +25,7 @@ import numpy as np
 from ppo_jax.rlhf import text
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dictionary() -> frozenset:
     """The real words: every space-separated word of the training text, punctuation stripped."""
     train, _ = text.corpus()

@@ -24,8 +24,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ppo_jax.core import Categorical, adaptive_kl_coef, clip_fraction, clipped_surrogate_loss, gae, kl_penalty
-from ppo_jax.core import approx_kl, value_loss
+from ppo_jax.core import (
+    Categorical,
+    adaptive_kl_coef,
+    approx_kl,
+    clip_fraction,
+    clipped_surrogate_loss,
+    gae,
+    kl_penalty,
+    value_loss,
+)
 from ppo_jax.networks import transformer
 from ppo_jax.rlhf import reward, text
 from ppo_jax.rlhf.config import RLHFConfig
@@ -206,7 +214,7 @@ def make_train(config: RLHFConfig):
     def train(key, beta, ref_params, env_params):
         params = zero_value_head(ref_params)
         carry = (params, tx.init(params), jnp.asarray(beta, jnp.float32))
-        step = lambda carry, k: update(carry, k, ref_params, env_params)  # noqa: E731
+        step = lambda carry, k: update(carry, k, ref_params, env_params)
         (params, _, _), metrics = jax.lax.scan(step, carry, jax.random.split(key, c.num_updates))
         return params, metrics
 

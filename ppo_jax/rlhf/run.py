@@ -6,8 +6,8 @@ is checked before the first compilation.
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -21,10 +21,14 @@ from ppo_jax.rlhf.config import RLHFConfig
 
 
 def _conditions() -> dict:
+    """Where and how loaded: the timings mean little without them."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "load_average": list(os.getloadavg()),
         "cpu_count": os.cpu_count(),
         "device": jax.devices()[0].device_kind,
+        "process_cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 

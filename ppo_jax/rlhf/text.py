@@ -49,7 +49,7 @@ def decode(tokens) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def corpus() -> tuple[str, str]:
     """``(train, held_out)`` cleaned text, topics joined by a space."""
     from pydoc_data.topics import topics
