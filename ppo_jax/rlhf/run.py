@@ -88,7 +88,7 @@ def run_reward(config: RLHFConfig, sft_dir: Path, out: Path, log=print) -> dict:
     ref = stages.load(sft_dir, _params_shape(config))
     rng = np.random.default_rng(r.seed)
     log(f"reward: sampling {r.num_pairs} + {r.held_out_pairs} pairs from the reference")
-    a, b, ga, gb, y = _pairs(config, ref, "train", r.num_pairs, r.seed, rng)
+    a, b, _, _, y = _pairs(config, ref, "train", r.num_pairs, r.seed, rng)
     ha, hb, hga, hgb, hy = _pairs(config, ref, "held_out", r.held_out_pairs, r.seed + 10, rng)
     sample_time = time.time() - start
     steps = r.num_pairs // r.batch_size
@@ -179,7 +179,7 @@ def run_ppo(config: RLHFConfig, sft_dir: Path, reward_dir: Path, out: Path, seed
     eval_key = jax.random.key(c.seed + 2)
     runs = [_evaluated(config, evaluate(ref, eval_key), {"run": "reference"})]
     for i, (beta, seed) in enumerate(grid):
-        one = jax.tree.map(lambda x: x[i], params)
+        one = jax.tree.map(lambda x, i=i: x[i], params)
         runs.append(
             _evaluated(
                 config,

@@ -61,11 +61,12 @@ def make_train(config: RLHFConfig):
 def held_out_nll(config: RLHFConfig, params, seqs, chunk: int = 512) -> float:
     """Mean per-token NLL over ``seqs`` (host loop over chunks of one compiled shape)."""
     tf_config = config.transformer
-    nll_sum = jax.jit(
-        lambda p, s: (lambda nm: (jnp.sum(nm[0] * nm[1]), jnp.sum(nm[1])))(
-            token_nll(transformer.apply(tf_config, p, s)[0], s)
-        )
-    )
+
+    @jax.jit
+    def nll_sum(params, seqs):
+        nll, mask = token_nll(transformer.apply(tf_config, params, seqs)[0], seqs)
+        return jnp.sum(nll * mask), jnp.sum(mask)
+
     total, count = 0.0, 0.0
     for i in range(0, len(seqs) - chunk + 1, chunk):
         a, b = nll_sum(params, seqs[i : i + chunk])

@@ -1,0 +1,173 @@
+"""The report of the RLHF pipeline (docs/rlhf.md, "The pipeline"), from its three stage directories.
+
+    PYTHONPATH=. python docs/rlhf_pipeline.py --sft runs/rlhf-sft --reward runs/rlhf-reward --ppo runs/rlhf-ppo
+
+Reads each stage's summary.json (and the PPO stage's curves.json), writes
+``rlhf-pipeline.md`` and ``rlhf-pipeline.png`` into ``--out`` (default
+runs/rlhf-pipeline; ``--out docs`` replaces the committed copies). Nothing is
+trained here: every number comes from the stages' own files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+
+def _load(directory: str) -> dict:
+    return json.loads((Path(directory) / "summary.json").read_text())
+
+
+def _when(summary: dict) -> str:
+    load = summary.get("load_average", [float("nan")] * 3)
+    return (
+        f"finished {summary.get('finished_at', '?')}, {summary['seconds']:.0f} s wall "
+        f"({summary.get('process_cpu_seconds', float('nan')):.0f} s process CPU), "
+        f"load average at its end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)"
+    )
+
+
+def plot(curves: list[dict], runs: list[dict], kl_target, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = runs[0]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    colors = {
+        b: c
+        for b, c in zip(
+            sorted({c["beta"] for c in curves}), ["tab:red", "tab:blue", "tab:green", "tab:purple"]
+        )
+    }
+    for c in curves:
+        label = f"β₀ = {c['beta']:g}" if c["seed"] == min(x["seed"] for x in curves) else None
+        axes[0].plot(c["kl"], c["score"], color=colors[c["beta"]], alpha=0.7, lw=1, label=label)
+        axes[1].plot(c["kl"], c["gold"], color=colors[c["beta"]], alpha=0.7, lw=1, label=label)
+    for r in runs[1:]:
+        for ax, key in ((axes[0], "rm_score"), (axes[1], "gold")):
+            ax.scatter(r["kl"], r[key], color=colors[r["beta"]], edgecolor="k", zorder=3, s=30)
+    for ax, key, title in (
+        (axes[0], "rm_score", "reward model's score (normalized)"),
+        (axes[1], "gold", "labeler's gold score"),
+    ):
+        ax.axhline(ref[key], color="gray", ls="--", lw=1, label="reference")
+        if kl_target:
+            ax.axvline(kl_target, color="gray", ls=":", lw=1, label="KL target")
+        ax.set_xlabel("KL to the reference, nats per response")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        "training rollouts (lines, one per seed) and held-out evaluation at the end (dots)", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _table(runs) -> list[str]:
+    lines = [
+        "| run | RM score | gold score | KL to reference (nats / response) | length |",
+        "|---|---|---|---|---|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['run']} | {r['rm_score']:+.3f} | {r['gold']:.3f} | {r['kl']:.2f} | {r['length']:.1f} |"
+        )
+    return lines
+
+
+def _samples(title: str, samples, n=4) -> list[str]:
+    out = [f"{title}:", "```"]
+    out += [
+        f"[{s['prompt']}] {s['response']}    (gold {s['gold']:.1f}, RM {s['rm']:+.2f})" for s in samples[:n]
+    ]
+    return out + ["```", ""]
+
+
+def report(args) -> str:
+    sft, rm, ppo = _load(args.sft), _load(args.reward), _load(args.ppo)
+    curves = json.loads((Path(args.ppo) / "curves.json").read_text())
+    runs = ppo["runs"]
+    ref = runs[0]
+    lines = [
+        "# RLHF pipeline: measured results",
+        "",
+        f"Written by `docs/rlhf_pipeline.py` from `{args.sft}`, `{args.reward}`, `{args.ppo}` "
+        f"(host {platform.node()}, {sft.get('cpu_count')} CPUs, device {sft.get('device')}). "
+        "The machine was shared with other jobs: wall times are not quiet measurements.",
+        "",
+        "Commands (as in docs/rlhf.md):",
+        "```bash",
+        *args.command,
+        "```",
+        "",
+        "## Stage 1: the supervised reference",
+        f"Held-out perplexity **{sft['held_out_perplexity']:.3f}** per character; the unigram model of the "
+        f"training tokens: {sft['unigram_held_out_perplexity']:.3f}. ({_when(sft)}.)",
+        "",
+        "## Stage 2: the reward model",
+        f"Held-out pair accuracy **{rm['held_out_accuracy']:.3f}**; the labeler's noise ceiling on the same pairs "
+        f"{rm['noise_ceiling']:.3f} (label noise {rm['label_noise']}, ties {rm['held_out_ties']:.1%} of the pairs, "
+        f"counted half right); training-pair accuracy {rm['train_accuracy']:.3f}; correlation of the normalized "
+        f"score with the gold score on held-out responses {rm['held_out_corr_with_gold']:.3f}. Normalization: "
+        f"raw score − {rm['normalization']['mean']:.3f}, divided by {rm['normalization']['std']:.3f}, from "
+        f"{rm['normalization']['samples']} reference responses at temperature "
+        f"{rm['normalization']['temperature']}. ({_when(rm)}.)",
+        "",
+        "## Stage 3: PPO",
+        f"KL target {ppo['kl_target']} nats per response. Each policy (and the reference) answered the same held-out "
+        "prompts at the training temperature; the KL is exact per token (Σ over the response of "
+        f"KL(π(·|s_t) ‖ π_ref(·|s_t))). ({_when(ppo)}.)",
+        "",
+        *_table(runs),
+        "",
+        "![RM and gold score against KL](rlhf-pipeline.png)",
+        "",
+    ]
+    for r in runs[:1] + [r for r in runs[1:] if r["seed"] == runs[1]["seed"]]:
+        lines += _samples(f"{r['run']} (held-out prompts, the first ones, not chosen)", r["samples"])
+    for c in curves:
+        if c["beta"] == 0 and c["seed"] == runs[1]["seed"]:
+            lines += [
+                "Along training, β = 0, that seed (training prompts; gold score of the update's batch):",
+                "```",
+            ]
+            for u, texts in c["samples_at_update"].items():
+                lines.append(
+                    f"update {u}: RM {c['score'][int(u)]:+.2f}, gold {c['gold'][int(u)]:.2f}, KL {c['kl'][int(u)]:.1f}"
+                )
+                lines += [f"    {t!r}" for t in texts]
+            lines += ["```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sft", default="runs/rlhf-sft")
+    parser.add_argument("--reward", default="runs/rlhf-reward")
+    parser.add_argument("--ppo", default="runs/rlhf-ppo")
+    parser.add_argument(
+        "--out", default="runs/rlhf-pipeline", help="where to write (docs: the committed copies)"
+    )
+    parser.add_argument("--command", action="append", default=[], help="a command line to print (repeatable)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ppo = _load(args.ppo)
+    plot(
+        json.loads((Path(args.ppo) / "curves.json").read_text()),
+        ppo["runs"],
+        ppo["kl_target"],
+        out / "rlhf-pipeline.png",
+    )
+    (out / "rlhf-pipeline.md").write_text(report(args))
+    print(f"wrote {out / 'rlhf-pipeline.md'} and {out / 'rlhf-pipeline.png'}")
+
+
+if __name__ == "__main__":
+    main()
