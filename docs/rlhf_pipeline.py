@@ -89,17 +89,68 @@ def _samples(title: str, samples, n=4) -> list[str]:
     return out + ["```", ""]
 
 
+def _smooth(x, k=8) -> np.ndarray:
+    x = np.asarray(x, float)
+    return np.convolve(x, np.ones(k) / k, mode="valid")
+
+
+def over_optimized(curve: dict) -> dict:
+    """Along one run's training (8-update moving averages): did the gold score peak and then fall
+    while the reward model's score kept rising past that peak?"""
+    gold, rm = _smooth(curve["gold"]), _smooth(curve["score"])
+    peak = int(np.argmax(gold))
+    return {
+        "gold_peak": float(gold[peak]),
+        "gold_end": float(gold[-1]),
+        "rm_at_peak": float(rm[peak]),
+        "rm_end": float(rm[-1]),
+        "holds": bool(peak < len(gold) - 1 and gold[-1] < gold[peak] and rm[-1] > rm[peak]),
+    }
+
+
+def _bars(sft, rm, ppo, curves) -> list[str]:
+    """The issue's "done when" lines, each checked on these numbers."""
+    runs, ref = ppo["runs"][1:], ppo["runs"][0]
+    leashed = [r for r in runs if r["beta"] > 0]
+    target = ppo["kl_target"]
+    rm_ok = rm["held_out_accuracy"] >= 0.8 or rm["held_out_accuracy"] >= rm["noise_ceiling"] - 0.05
+    lines = [
+        "## The bars",
+        "",
+        f"- reference perplexity below the unigram model's: **{sft['held_out_perplexity'] < sft['unigram_held_out_perplexity']}**",
+        (
+            f"- reward-model accuracy ≥ 0.8 or within 0.05 of the ceiling ({rm['held_out_accuracy']:.3f} vs "
+            f"{rm['noise_ceiling']:.3f}): **{rm_ok}**"
+        ),
+    ]
+    for r in leashed:
+        near = target is None or 0.5 * target <= r["kl"] <= 1.5 * target
+        lines.append(
+            f"- {r['run']}: gold {r['gold']:.3f} above the reference's {ref['gold']:.3f}: **{r['gold'] > ref['gold']}**; "
+            f"KL {r['kl']:.2f} within ×0.5–1.5 of the target {target}: **{near}**"
+        )
+    for c in curves:
+        if c["beta"] == 0:
+            o = over_optimized(c)
+            lines.append(
+                f"- β = 0, seed {c['seed']}: gold peaked at {o['gold_peak']:.2f} and ended at {o['gold_end']:.2f} while the "
+                f"RM score went {o['rm_at_peak']:+.2f} → {o['rm_end']:+.2f} (over-optimization: **{o['holds']}**)"
+            )
+    return lines + [""]
+
+
 def report(args) -> str:
     sft, rm, ppo = _load(args.sft), _load(args.reward), _load(args.ppo)
     curves = json.loads((Path(args.ppo) / "curves.json").read_text())
     runs = ppo["runs"]
-    ref = runs[0]
     lines = [
         "# RLHF pipeline: measured results",
         "",
-        f"Written by `docs/rlhf_pipeline.py` from `{args.sft}`, `{args.reward}`, `{args.ppo}` "
-        f"(host {platform.node()}, {sft.get('cpu_count')} CPUs, device {sft.get('device')}). "
-        "The machine was shared with other jobs: wall times are not quiet measurements.",
+        (
+            f"Written by `docs/rlhf_pipeline.py` from `{args.sft}`, `{args.reward}`, `{args.ppo}` "
+            f"(host {platform.node()}, {sft.get('cpu_count')} CPUs, device {sft.get('device')}). "
+            "The machine was shared with other jobs: wall times are not quiet measurements."
+        ),
         "",
         "Commands (as in docs/rlhf.md):",
         "```bash",
@@ -107,25 +158,32 @@ def report(args) -> str:
         "```",
         "",
         "## Stage 1: the supervised reference",
-        f"Held-out perplexity **{sft['held_out_perplexity']:.3f}** per character; the unigram model of the "
-        f"training tokens: {sft['unigram_held_out_perplexity']:.3f}. ({_when(sft)}.)",
+        (
+            f"Held-out perplexity **{sft['held_out_perplexity']:.3f}** per character; the unigram model of the "
+            f"training tokens: {sft['unigram_held_out_perplexity']:.3f}. ({_when(sft)}.)"
+        ),
         "",
         "## Stage 2: the reward model",
-        f"Held-out pair accuracy **{rm['held_out_accuracy']:.3f}**; the labeler's noise ceiling on the same pairs "
-        f"{rm['noise_ceiling']:.3f} (label noise {rm['label_noise']}, ties {rm['held_out_ties']:.1%} of the pairs, "
-        f"counted half right); training-pair accuracy {rm['train_accuracy']:.3f}; correlation of the normalized "
-        f"score with the gold score on held-out responses {rm['held_out_corr_with_gold']:.3f}. Normalization: "
-        f"raw score − {rm['normalization']['mean']:.3f}, divided by {rm['normalization']['std']:.3f}, from "
-        f"{rm['normalization']['samples']} reference responses at temperature "
-        f"{rm['normalization']['temperature']}. ({_when(rm)}.)",
+        (
+            f"Held-out pair accuracy **{rm['held_out_accuracy']:.3f}**; the labeler's noise ceiling on the same pairs "
+            f"{rm['noise_ceiling']:.3f} (label noise {rm['label_noise']}, ties {rm['held_out_ties']:.1%} of the pairs, "
+            f"counted half right); training-pair accuracy {rm['train_accuracy']:.3f}; correlation of the normalized "
+            f"score with the gold score on held-out responses {rm['held_out_corr_with_gold']:.3f}. Normalization: "
+            f"raw score − {rm['normalization']['mean']:.3f}, divided by {rm['normalization']['std']:.3f}, from "
+            f"{rm['normalization']['samples']} reference responses at temperature "
+            f"{rm['normalization']['temperature']}. ({_when(rm)}.)"
+        ),
         "",
         "## Stage 3: PPO",
-        f"KL target {ppo['kl_target']} nats per response. Each policy (and the reference) answered the same held-out "
-        "prompts at the training temperature; the KL is exact per token (Σ over the response of "
-        f"KL(π(·|s_t) ‖ π_ref(·|s_t))). ({_when(ppo)}.)",
+        (
+            f"KL target {ppo['kl_target']} nats per response. Each policy (and the reference) answered the same held-out "
+            "prompts at the training temperature; the KL is exact per token (Σ over the response of "
+            f"KL(π(·|s_t) ‖ π_ref(·|s_t))). ({_when(ppo)}.)"
+        ),
         "",
         *_table(runs),
         "",
+        *_bars(sft, rm, ppo, curves),
         "![RM and gold score against KL](rlhf-pipeline.png)",
         "",
     ]
