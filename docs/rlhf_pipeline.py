@@ -166,7 +166,7 @@ def report(args) -> str:
         "## Stage 2: the reward model",
         (
             f"Held-out pair accuracy **{rm['held_out_accuracy']:.3f}**; the labeler's noise ceiling on the same pairs "
-            f"{rm['noise_ceiling']:.3f} (label noise {rm['label_noise']}, ties {rm['held_out_ties']:.1%} of the pairs, "
+            f"{rm['noise_ceiling']:.3f} (Bradley–Terry labeler, τ = {rm['label_temperature']}, exact ties {rm['held_out_ties']:.1%} of the pairs, "
             f"counted half right); training-pair accuracy {rm['train_accuracy']:.3f}; correlation of the normalized "
             f"score with the gold score on held-out responses {rm['held_out_corr_with_gold']:.3f}. Normalization: "
             f"raw score − {rm['normalization']['mean']:.3f}, divided by {rm['normalization']['std']:.3f}, from "

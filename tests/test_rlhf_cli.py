@@ -101,7 +101,7 @@ def test_a_vocabulary_mismatch_between_stages_is_refused(tmp_path, capsys):
         (["ppo.no_such=1"], "no such setting"),
         (["ppo.batch_size=30"], "not a multiple of num_minibatches"),
         (["model.num_heads=5"], "not a multiple of num_heads"),
-        (["reward.label_noise=0.7"], "label_noise"),
+        (["reward.label_temperature=0"], "label_temperature"),
         (["sft.steps=ten"], "expected an integer"),
         (["ppo.kl_coef=-1"], "kl_coef"),
     ],

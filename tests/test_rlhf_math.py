@@ -78,7 +78,7 @@ def test_gae_over_response_tokens_against_numpy(seed):
 
 
 def test_padding_values_never_reach_the_advantages():
-    lengths, alive, scores, logp, ref, values = random_case(4)
+    _lengths, alive, scores, logp, ref, values = random_case(4)
     rewards, _ = ppo.per_token_rewards(scores, logp, ref, alive, 0.1)
     garbage = np.where(alive > 0, values, 1e6).astype(np.float32)
     a, _ = ppo.advantages(rewards, values, alive, 1.0, 0.95)

@@ -58,13 +58,14 @@ def test_gold_score_counts_e_in_real_words_only():
     assert labeler.gold_score("(the),") == labeler.gold_score("the")
 
 
-def test_labels_flip_at_the_noise_rate_and_the_ceiling_measures_it():
+def test_labels_follow_bradley_terry_and_the_ceiling_measures_them():
     rng = np.random.default_rng(0)
-    a = rng.integers(0, 5, 20_000).astype(float)
-    b = rng.integers(0, 5, 20_000).astype(float)
-    y = labeler.label(a, b, 0.1, rng)
-    distinct = a != b
-    agree = (y[distinct] > 0.5) == (a[distinct] > b[distinct])
-    assert abs(agree.mean() - 0.9) < 0.01
-    tie = np.mean(~distinct)
-    assert abs(labeler.noise_ceiling(a, b, y) - (0.9 * (1 - tie) + 0.5 * tie)) < 0.01
+    a = rng.integers(0, 4, 40_000).astype(float)
+    b = rng.integers(0, 4, 40_000).astype(float)
+    y = labeler.label(a, b, 0.5, rng)
+    for gap in (0, 1, 2):
+        pick = a - b == gap
+        np.testing.assert_allclose(y[pick].mean(), 1 / (1 + np.exp(-gap / 0.5)), atol=0.015)
+    p = 1 / (1 + np.exp(-(a - b) / 0.5))
+    expected = np.where(a == b, 0.5, np.maximum(p, 1 - p)).mean()
+    assert abs(labeler.noise_ceiling(a, b, y) - expected) < 0.01

@@ -52,7 +52,7 @@ class SFT:
 class Reward:
     num_pairs: int = 8192
     held_out_pairs: int = 2048
-    label_noise: float = 0.1
+    label_temperature: float = 0.5  # τ of the Bradley–Terry labeler (ppo_jax.rlhf.labeler)
     temperature: float = 1.0  # of the reference that writes the pairs
     epochs: int = 1
     batch_size: int = 64
@@ -184,8 +184,8 @@ def validate(c: RLHFConfig, where: str) -> None:
             f"{where}: sft.warmup_steps must be in [0, steps = {s.steps}), got {s.warmup_steps}."
         )
     _positive(f"{where}: reward", num_pairs=r.num_pairs, batch_size=r.batch_size, temperature=r.temperature)
-    if not 0 <= r.label_noise < 0.5:
-        raise ConfigError(f"{where}: reward.label_noise must be in [0, 0.5), got {r.label_noise}.")
+    if not r.label_temperature > 0:
+        raise ConfigError(f"{where}: reward.label_temperature must be > 0, got {r.label_temperature}.")
     _positive(f"{where}: ppo", num_updates=p.num_updates, batch_size=p.batch_size, temperature=p.temperature)
     if p.batch_size % p.num_minibatches:
         raise ConfigError(

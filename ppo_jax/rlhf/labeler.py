@@ -10,10 +10,11 @@ that the policy never sees:
 So it likes real words with many e's ("between", "reference", "these"), a
 little more when there are more real words, and gives nothing for made-up
 ones ("eeee"); the 0.1 makes ties between two responses rarer. Comparing two responses a and b to the same
-prompt, it prefers the one with the higher gold score, picks at random on a
-tie, and then flips its answer with probability ``noise``. The *noise
-ceiling* is the accuracy that the gold score itself reaches on those labels:
-no reward model can expect more. Host-side (Python and numpy).
+prompt, it is a Bradley–Terry labeler with temperature τ: it prefers a with
+probability σ((gold_a − gold_b) / τ). So it is nearly sure about responses far
+apart and close to a coin flip about near ties, as people are. The *noise
+ceiling* is the accuracy that the gold score itself reaches on those labels
+(exact ties counted half right): no reward model can expect more. Host-side (Python and numpy).
 """
 
 from __future__ import annotations
@@ -48,11 +49,10 @@ def gold_scores(responses) -> np.ndarray:
     return np.array([gold_score(text.decode(r)) for r in np.asarray(responses)], np.float32)
 
 
-def label(gold_a: np.ndarray, gold_b: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """``[n]`` 1.0 where the labeler prefers a over b: by gold score, ties at random, then flipped w.p. noise."""
-    prefer_a = np.where(gold_a == gold_b, rng.random(gold_a.shape) < 0.5, gold_a > gold_b)
-    flip = rng.random(gold_a.shape) < noise
-    return (prefer_a ^ flip).astype(np.float32)
+def label(gold_a: np.ndarray, gold_b: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
+    """``[n]`` 1.0 where the labeler prefers a over b, drawn with probability σ((gold_a − gold_b) / τ)."""
+    p_a = 1.0 / (1.0 + np.exp(-(np.asarray(gold_a, np.float64) - gold_b) / temperature))
+    return (rng.random(p_a.shape) < p_a).astype(np.float32)
 
 
 def noise_ceiling(gold_a: np.ndarray, gold_b: np.ndarray, labels: np.ndarray) -> float:

@@ -79,7 +79,7 @@ def _pairs(config, params, split: str, n: int, seed: int, rng):
     sample = reward.sampler(config, r.temperature)
     a, b = sample(params, prompts, seed + 1), sample(params, prompts, seed + 2)
     gold_a, gold_b = labeler.gold_scores(a[:, d.prompt_len :]), labeler.gold_scores(b[:, d.prompt_len :])
-    return a, b, gold_a, gold_b, labeler.label(gold_a, gold_b, r.label_noise, rng)
+    return a, b, gold_a, gold_b, labeler.label(gold_a, gold_b, r.label_temperature, rng)
 
 
 def run_reward(config: RLHFConfig, sft_dir: Path, out: Path, log=print) -> dict:
@@ -119,7 +119,7 @@ def run_reward(config: RLHFConfig, sft_dir: Path, out: Path, log=print) -> dict:
         "train_accuracy": accuracy(a[:2048], b[:2048], y[:2048]),
         "noise_ceiling": labeler.noise_ceiling(hga, hgb, hy),
         "held_out_ties": float(np.mean(hga == hgb)),
-        "label_noise": r.label_noise,
+        "label_temperature": r.label_temperature,
         "held_out_corr_with_gold": float(np.corrcoef(held_scores, hga)[0, 1]),
         "normalization": {
             "mean": mean,
