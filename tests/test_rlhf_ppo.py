@@ -112,7 +112,7 @@ def trained(setup):
 
 def test_vmap_over_seeds_equals_single_runs(trained):
     (params, metrics), (params1, metrics1) = trained
-    for name in ("score", "kl", "kl_k3", "beta", "length", "pg_loss", "value_loss"):
+    for name in ("score", "kl", "kl_k3", "kl_coef", "length", "pg_loss", "value_loss"):
         np.testing.assert_allclose(metrics[name][0], metrics1[name], rtol=1e-4, atol=1e-5, err_msg=name)
     np.testing.assert_array_equal(metrics["responses"][0], metrics1["responses"])
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params1)):
@@ -128,8 +128,8 @@ def test_epoch_zero_ratio_in_training_is_one_up_to_rounding(trained):
 
 def test_beta_zero_stays_zero_and_a_positive_beta_stays_positive(trained):
     (_, metrics), _ = trained
-    assert np.all(np.asarray(metrics["beta"][1]) == 0.0)
-    assert np.all(np.asarray(metrics["beta"][0]) > 0.0)
+    assert np.all(np.asarray(metrics["kl_coef"][1]) == 0.0)
+    assert np.all(np.asarray(metrics["kl_coef"][0]) > 0.0)
 
 
 def test_the_controller_gain_is_bounded_at_any_batch_size():

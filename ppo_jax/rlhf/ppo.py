@@ -205,7 +205,7 @@ def make_train(config: RLHFConfig):
             "score": jnp.sum(ro.scores, 1).mean(),
             "kl": k1,
             "kl_k3": jnp.mean(jnp.sum((jnp.expm1(log_ratio) - log_ratio) * ro.alive, 1)),
-            "beta": beta,
+            "kl_coef": beta,
             "length": jnp.sum(ro.alive, 1).mean(),
             "responses": ro.seqs[:, d.prompt_len :].astype(jnp.int8),
         }

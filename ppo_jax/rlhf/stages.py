@@ -63,7 +63,9 @@ def check(directory: str | Path, stage: str, config) -> Path:
             f"{directory}: was trained with another vocabulary ({len(about.get('vocab') or '')} characters "
             f"{about.get('vocab')!r}; this version has {len(text.CHARS)}: {text.CHARS!r}); re-run '{stage}'."
         )
-    saved = rlhf_config.from_dict(yaml.safe_load((directory / "config.yaml").read_text()), str(directory))
+    # Only the shared sections are read: a stage's own settings may come from an older version.
+    raw = yaml.safe_load((directory / "config.yaml").read_text()) or {}
+    saved = rlhf_config.from_dict({k: raw.get(k) for k in ("data", "model")}, str(directory / "config.yaml"))
     rlhf_config.check_same_shapes(config, saved, directory, stage)
     return directory
 
