@@ -23,12 +23,26 @@ def _load(directory: str) -> dict:
 
 
 def _when(summary: dict) -> str:
-    load = summary.get("load_average", [float("nan")] * 3)
+    load = summary["load_average"]
+    cpu = summary.get("process_cpu_seconds")
     return (
-        f"finished {summary.get('finished_at', '?')}, {summary['seconds']:.0f} s wall "
-        f"({summary.get('process_cpu_seconds', float('nan')):.0f} s process CPU), "
-        f"load average at its end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)"
+        f"finished {summary.get('finished_at', 'at a time not recorded')}, {summary['seconds']:.0f} s wall, "
+        + (f"{cpu:.0f} s process CPU, " if cpu is not None else "process CPU not recorded, ")
+        + f"load average at its end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)"
     )
+
+
+def _commands(args, summaries) -> list[str]:
+    """The command each stage recorded, or the documented form for a stage that did not record it."""
+    documented = [
+        f"ppo-jax rlhf sft CONFIG --out {args.sft}",
+        f"ppo-jax rlhf reward CONFIG --sft {args.sft} --out {args.reward}",
+        f"ppo-jax rlhf ppo CONFIG --sft {args.sft} --reward {args.reward} --out {args.ppo} ...",
+    ]
+    return [
+        s.get("command", d + "   # (command not recorded by this stage)")
+        for s, d in zip(summaries, documented)
+    ]
 
 
 def plot(curves: list[dict], runs: list[dict], kl_target, path: Path) -> None:
@@ -47,8 +61,9 @@ def plot(curves: list[dict], runs: list[dict], kl_target, path: Path) -> None:
     }
     for c in curves:
         label = f"β₀ = {c['beta']:g}" if c["seed"] == min(x["seed"] for x in curves) else None
-        axes[0].plot(c["kl"], c["score"], color=colors[c["beta"]], alpha=0.7, lw=1, label=label)
-        axes[1].plot(c["kl"], c["gold"], color=colors[c["beta"]], alpha=0.7, lw=1, label=label)
+        kl = _smooth(c["kl"], 5)
+        axes[0].plot(kl, _smooth(c["score"], 5), color=colors[c["beta"]], alpha=0.7, lw=1.2, label=label)
+        axes[1].plot(kl, _smooth(c["gold"], 5), color=colors[c["beta"]], alpha=0.7, lw=1.2, label=label)
     for r in runs[1:]:
         for ax, key in ((axes[0], "rm_score"), (axes[1], "gold")):
             ax.scatter(r["kl"], r[key], color=colors[r["beta"]], edgecolor="k", zorder=3, s=30)
@@ -152,9 +167,9 @@ def report(args) -> str:
             "The machine was shared with other jobs: wall times are not quiet measurements."
         ),
         "",
-        "Commands (as in docs/rlhf.md):",
+        "Commands:",
         "```bash",
-        *args.command,
+        *_commands(args, (sft, rm, ppo)),
         "```",
         "",
         "## Stage 1: the supervised reference",
@@ -212,7 +227,6 @@ def main() -> None:
     parser.add_argument(
         "--out", default="runs/rlhf-pipeline", help="where to write (docs: the committed copies)"
     )
-    parser.add_argument("--command", action="append", default=[], help="a command line to print (repeatable)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

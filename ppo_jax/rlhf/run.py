@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppo_jax.cli.common import command_line
 from ppo_jax.networks import transformer
 from ppo_jax.rlhf import labeler, ppo, reward, sft, stages, text
 from ppo_jax.rlhf.config import RLHFConfig
@@ -29,6 +30,7 @@ def _conditions() -> dict:
         "device": jax.devices()[0].device_kind,
         "process_cpu_seconds": usage.ru_utime + usage.ru_stime,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": command_line(),
     }
 
 
