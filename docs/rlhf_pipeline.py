@@ -78,7 +78,9 @@ def plot(curves: list[dict], runs: list[dict], kl_target, path: Path) -> None:
         ax.set_title(title)
         ax.legend(fontsize=8)
     fig.suptitle(
-        "training rollouts (lines, one per seed) and held-out evaluation at the end (dots)", fontsize=10
+        "training rollouts (lines, one per seed, 5-update moving averages; KL: the k1 estimate) and "
+        "held-out evaluation at the end (dots; exact KL)",
+        fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
