@@ -32,6 +32,19 @@ def _when(summary: dict) -> str:
     )
 
 
+def _total(*summaries) -> str:
+    cpu = [s.get("process_cpu_seconds") for s in summaries]
+    loads = [x for s in summaries for x in s["load_average"]]
+    used = f"the stage processes used {sum(c for c in cpu if c is not None):.0f} s of CPU" + (
+        " (not recorded for every stage)" if None in cpu else ""
+    )
+    return (
+        f"The three took {sum(s['seconds'] for s in summaries) / 60:.1f} min of wall-clock time in all, each niced "
+        f"(nice 10) on {summaries[0].get('cpu_count')} cores whose load average, read at each stage's end, was "
+        f"{min(loads):.0f}–{max(loads):.0f} from other jobs; {used}. Not a quiet measurement."
+    )
+
+
 def _commands(args, summaries) -> list[str]:
     """The command each stage recorded, or the documented form for a stage that did not record it."""
     documented = [
@@ -177,11 +190,7 @@ def report(args) -> str:
         *_commands(args, (sft, rm, ppo)),
         "```",
         "",
-        f"The three took {sum(s['seconds'] for s in (sft, rm, ppo)) / 60:.1f} min of wall-clock time in all, "
-        "each niced (nice 10) on a machine whose load average stayed between "
-        f"{min(min(s['load_average']) for s in (sft, rm, ppo)):.0f} and "
-        f"{max(max(s['load_average']) for s in (sft, rm, ppo)):.0f} on {sft.get('cpu_count')} cores "
-        "(other jobs' work): a quiet machine would take a fraction of it.",
+        _total(sft, rm, ppo),
         "",
         "## Stage 1: the supervised reference",
         (
