@@ -6,6 +6,7 @@
     ppo-jax render RUN_DIR --out policy.gif [--seed S] [--max-steps N]
     ppo-jax sweep CONFIG.yaml --grid key=v1,v2 [--grid ...] [--seeds N] [--out DIR]
     ppo-jax pbt CONFIG.yaml --explore key=low:high[:log] --ready UPDATES [--population N] [--out DIR]
+    ppo-jax rlhf sft|reward|ppo CONFIG ... (docs/rlhf.md)
     ppo-jax settings [--markdown]
     ppo-jax --version
 
@@ -28,12 +29,12 @@ __all__ = ["EXIT_CHECKPOINT", "EXIT_NONFINITE", "EXIT_USAGE", "UserError", "buil
 
 def build_parser() -> argparse.ArgumentParser:
     from ppo_jax.cli import eval as eval_cmd
-    from ppo_jax.cli import pbt, render, settings, sweep, train
+    from ppo_jax.cli import pbt, render, rlhf, settings, sweep, train
 
     parser = argparse.ArgumentParser(prog="ppo-jax", description="PPO in pure, jitted JAX on gymnax.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (train, eval_cmd, render, sweep, pbt, settings):
+    for command in (train, eval_cmd, render, sweep, pbt, rlhf, settings):
         command.add_parser(sub)
     return parser
 
