@@ -174,8 +174,9 @@ def next_beta(config: RLHFConfig, beta, kl_per_response):
     c = config.ppo
     if c.kl_target is None:
         return beta
-    # The gain K_β = n / horizon is kept ≤ 1, so one step changes β by at most ×(1 ± 0.2) and β stays
-    # positive at any batch size (core.kl's own bound on the gain is being added separately).
+    # The gain K_β = n / horizon is kept ≤ 1: one update changes β by at most exp(±0.2). core.kl's
+    # log-space form already keeps β positive at any gain; the cap keeps the controller as slow as
+    # the horizon says even when one batch holds more tokens than the horizon.
     n = jnp.minimum(c.batch_size, c.kl_horizon)
     return adaptive_kl_coef(beta, kl_per_response, c.kl_target, n, c.kl_horizon)
 
