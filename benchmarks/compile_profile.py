@@ -45,7 +45,7 @@ def main() -> None:
     run = ChunkedRun(config, list(range(args.seeds)))
     lap("build")
     keys = sharding.to_devices(seed_keys(run.seeds), run.mesh)
-    init = run._init_fn().trace(keys, run.hp)
+    init = run._init_fn.trace(keys, run.hp)
     lap("init_trace")
     init = init.lower()
     lap("init_lower")
