@@ -10,9 +10,9 @@ without the executable cache (nothing is loaded: every program is compiled).
 import time
 
 _start = time.perf_counter()
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
+import argparse
+import json
+import os
 
 
 def main() -> None:
@@ -35,9 +35,9 @@ def main() -> None:
     common.set_cpu_devices(None)
     import jax
 
+    from ppo_jax import sharding
     from ppo_jax.config import load_config_from
     from ppo_jax.driver import ChunkedRun, compiler_options, seed_keys
-    from ppo_jax import sharding
 
     lap("import_jax_and_ppo_jax")
     config = load_config_from(args.config, common.parse_sets(args.set))
@@ -45,7 +45,7 @@ def main() -> None:
     run = ChunkedRun(config, list(range(args.seeds)))
     lap("build")
     keys = sharding.to_devices(seed_keys(run.seeds), run.mesh)
-    init = run._init_fn().trace(keys, run.hp)
+    init = run._init_fn.trace(keys, run.hp)
     lap("init_trace")
     init = init.lower()
     lap("init_lower")

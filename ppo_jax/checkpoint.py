@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -45,6 +46,15 @@ def _ocp():
     import orbax.checkpoint as ocp
 
     return ocp
+
+
+def preload() -> threading.Thread:
+    """Import orbax on a thread of its own (about a second), e.g. while the programs
+    compile: the first checkpoint would otherwise import it in the middle of training,
+    with the device idle once the chunk in flight is done."""
+    thread = threading.Thread(target=_ocp, name="ppo_jax-import-orbax", daemon=True)
+    thread.start()
+    return thread
 
 
 def _manager(directory: Path, keep: Optional[int], create: bool):

@@ -10,6 +10,7 @@ k+1 is dispatched, asynchronously, before chunk k's metrics are fetched.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -275,13 +276,23 @@ class ChunkedRun:
         )
         return jax.jit(per_device, donate_argnums=() if self.pipeline else 0)
 
+    @functools.cached_property
     def _init_fn(self) -> Any:
+        """The jitted init, one per run: ``abstract_state`` and ``compile`` then trace it once
+        (a second jitted function of the same code would be traced again, about a second)."""
         init = jax.vmap(self.program.init, in_axes=(0, None))
         return jax.jit(self._per_device(init, self._keys_spec, self._state_spec))
 
     def abstract_state(self) -> TrainState:
         """Shapes and dtypes of the whole train state (every device's part), without computing it."""
-        return jax.eval_shape(self._init_fn(), seed_keys(self.seeds), self.hp)
+        return jax.eval_shape(self._init_fn, self._keys(), self.hp)
+
+    def _keys(self) -> chex.Array:
+        """The seeds' keys where ``init`` takes them: split over the devices, or on each."""
+        keys = seed_keys(self.seeds)
+        if self.data_parallel is None:
+            return sharding.to_devices(keys, self.mesh)
+        return jax.device_put(keys, NamedSharding(self.mesh, sharding.REPLICATED))
 
     def compile(self) -> TrainState:
         """Compile ``init`` and every chunk length; return the initial state.
@@ -291,14 +302,9 @@ class ChunkedRun:
         traced and compiled; ``self.cache_hits`` names the programs loaded.
         """
         start = time.perf_counter()
-        keys = seed_keys(self.seeds)
-        if self.data_parallel is None:
-            keys = sharding.to_devices(keys, self.mesh)
-        else:
-            keys = jax.device_put(keys, NamedSharding(self.mesh, sharding.REPLICATED))
-        args = (keys, self.hp)
+        args = (self._keys(), self.hp)
         programs = compile_cache.RunPrograms(*self._executable_cache(args))
-        init = programs.get("init", args, lambda: self._init_fn().lower(*args).compile())
+        init = programs.get("init", args, lambda: self._init_fn.lower(*args).compile())
         state = init(*args)
         for length in sorted(set(self.plan)):
             self._compiled[length] = programs.get(

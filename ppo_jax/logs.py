@@ -160,7 +160,10 @@ class TensorBoardLogger:
         import socket
         import time
 
-        from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from ppo_jax._imports import without_torch
+
+        with without_torch():  # tensorboardX's package imports torch, which its protos never use
+            from tensorboardX.proto.event_pb2 import Event, SessionLog
 
         self.seeds = seeds
         # A new file per session, like SummaryWriter's: a resumed run's events follow the old file's.

@@ -341,6 +341,7 @@ def _train(args, plan: Plan, err):
     if plan.fresh and common.rounding_notice(plan.config):
         err.print(common.rounding_notice(plan.config))
     err.print("compiling…")
+    checkpoint.preload()
     state = run.compile()
     if restored is not None:  # onto the devices (and shardings) the compiled chunks expect
         state = jax.device_put(restored, jax.tree.map(lambda x: x.sharding, state))

@@ -380,6 +380,9 @@ def check_config(config, env: Any = None, env_params: Any = None) -> EnvSpec:
 
 _make = make  # the older private name
 
+from ppo_jax import _imports  # noqa: E402
+
+_imports.defer_render_modules()  # before vec imports gymnax (ppo_jax._imports says why)
 from ppo_jax.envs.vec import NormState, StepResult, VecEnv, VecEnvState  # noqa: E402
 
 __all__ = [
