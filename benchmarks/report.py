@@ -440,7 +440,7 @@ def _as_agent(job: dict) -> list[dict]:
         if r.get("kind") != "solve":
             out.append(r)
             continue
-        for i, rollouts in enumerate(r.get("rollouts", [])):
+        for rollouts in r.get("rollouts", []):
             out.append(
                 {
                     "rollouts": rollouts,
@@ -477,7 +477,7 @@ def _one_core_table(env: dict, window: int) -> tuple[list[str], dict, list[dict]
         t = median_ci([x and x["seconds"] for x in reached])
         steps = median_ci([x and x["env_steps"] for x in reached])
         finals = [final_return(r["rollouts"]) for r in runs]
-        med = lambda key: (
+        med = lambda key, runs=runs: (
             float(np.median([r[key] for r in runs if r.get(key) is not None]))
             if any(r.get(key) is not None for r in runs)
             else None

@@ -21,6 +21,7 @@ Prints one JSON line in the format of ``benchmarks.torch_ppo``; rollouts are skr
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 
@@ -144,10 +145,8 @@ def train(s: dict, seed: int, device: str, time_limit: float, stop_at=None) -> d
     trainer = SequentialTrainer(
         env=env, agents=agent, cfg={"timesteps": timesteps, "headless": True, "disable_progressbar": True}
     )
-    try:
+    with contextlib.suppress(_TimeUp):
         trainer.train()
-    except _TimeUp:
-        pass
     seconds = time.perf_counter() - start
     env_steps = recorder.rows[-1][1] if recorder.rows else 0
     return {

@@ -29,8 +29,10 @@ class _Deferred(types.ModuleType):
     """
 
     def __getattr__(self, name: str):
-        self.__class__ = types.ModuleType  # from here on an ordinary module
-        self.__spec__.loader.exec_module(self)
+        self.__class__ = types.ModuleType  # type: ignore[assignment]  # from here on an ordinary module
+        spec = self.__spec__
+        assert spec is not None and spec.loader is not None, f"{self.__name__} has no loader"
+        spec.loader.exec_module(self)
         return getattr(self, name)
 
 

@@ -158,12 +158,17 @@ def latest_checkpoint(run_dir: str | Path, update: Optional[int] = None) -> tupl
     return update, meta
 
 
+def prng_impl() -> str:
+    """The name of the PRNG implementation this process draws keys with (``JAX_DEFAULT_PRNG_IMPL``)."""
+    return jax.config.jax_default_prng_impl  # type: ignore[attr-defined]  # a flag, set at run time
+
+
 def check_prng_impl(run_dir: str | Path, meta: dict[str, Any]) -> None:
     """``RunDirError`` unless this process uses the PRNG implementation the run saved
     its keys with: they are its raw key data, which another would refuse (another key
     shape) or read as other keys."""
     saved = meta.get("prng_impl", "threefry2x32")  # checkpoints from before it was recorded
-    current = jax.config.jax_default_prng_impl
+    current = prng_impl()
     if saved != current:
         raise RunDirError(
             f"{run_dir}: the run drew its random numbers with JAX's {saved!r} PRNG, but this process "
@@ -218,7 +223,7 @@ class Checkpointer:
             **meta,
             "format": FORMAT_VERSION,
             "update": int(update),
-            "prng_impl": jax.config.jax_default_prng_impl,  # the keys in the state are its raw data
+            "prng_impl": prng_impl(),  # the keys in the state are its raw data
             "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         try:

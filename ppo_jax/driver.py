@@ -15,7 +15,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import chex
 import jax
@@ -103,9 +103,9 @@ class HostTimes:
 
 
 def run_chunks(
-    step: Callable[[Any, int], tuple[Any, Any]],
+    step: Callable[[Any, Any], tuple[Any, Any]],
     state: Any,
-    lengths: list[int],
+    lengths: Sequence[Any],
     fetch: Callable[[Any], Any],
     on_done: Callable[[int, Any, Any], bool],
     *,
@@ -341,6 +341,7 @@ class ChunkedRun:
     def hp_at(self, update: int) -> Hyperparams:
         """The settings of the chunk that starts at ``update``."""
         if self.schedule is None:
+            assert self.hp is not None, "a run without a schedule has one set of settings"
             return self.hp
         return [hp for start, hp in self.schedule if start <= update][-1]
 

@@ -24,6 +24,7 @@ import difflib
 import functools
 import math
 import time
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import jax
@@ -222,10 +223,11 @@ def copy_state(state: TrainState, parents: jax.Array) -> TrainState:
     """Member ``i`` takes its parent's learned state; what belongs to its envs
     (env states, running discounted returns, recurrent carry) and its key stay."""
     take = lambda tree: jax.tree.map(lambda x: x[parents], tree)
-    return state.replace(
+    norm = state.norm.replace(obs=take(state.norm.obs), ret=take(state.norm.ret))  # type: ignore[attr-defined]  # flax.struct
+    return state.replace(  # type: ignore[attr-defined]  # flax.struct's replace is untyped
         params=take(state.params),
         opt_state=take(state.opt_state),
-        norm=state.norm.replace(obs=take(state.norm.obs), ret=take(state.norm.ret)),
+        norm=norm,
         update_step=take(state.update_step),
         kl_ref_coef=take(state.kl_ref_coef),
     )
@@ -592,7 +594,7 @@ def load_schedule(path, config: PPOConfig) -> list[tuple[int, Any]]:
 
     where = f"--schedule {path}"
     try:
-        data = yaml.safe_load(open(path).read())
+        data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{where}: cannot be read as YAML: {err}") from None
     entries = data.get("schedule") if isinstance(data, dict) else None

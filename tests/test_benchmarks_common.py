@@ -116,7 +116,7 @@ def test_batched_pendulum_matches_gymnasium_step_for_step():
     for i, env in enumerate(singles):
         env.reset(seed=i)
         env.unwrapped.state = batched.state[:, i].copy()
-    for t in range(200):
+    for _ in range(200):
         u = rng.uniform(-3, 3, size=(3, 1)).astype(np.float32)
         obs, reward, term, trunc, final = batched.step(u)
         for i, env in enumerate(singles):
@@ -141,11 +141,10 @@ def test_cartpole_vector_env_resets_in_the_same_step():
     single.reset(seed=0)
     single.unwrapped.state = obs[0].astype(np.float64)
     rng = np.random.default_rng(1)
-    ended, steps = 0, 0
+    ended = 0
     for _ in range(400):
         action = rng.integers(0, 2, size=4)
         obs, reward, term, trunc, final = env.step(action)
-        steps += 1
         if ended == 0:
             o, r, te, _, _ = single.step(int(action[0]))
             np.testing.assert_allclose(final[0], o, rtol=1e-5, atol=1e-6)
@@ -174,7 +173,7 @@ def test_median_interval_by_order_statistics():
         # and k is the largest such
         k = next(i for i in range(1, n) if np.isclose(s[i - 1], out["low"], atol=1e-3))
         assert out["high"] == pytest.approx(s[n - k], abs=1e-3)
-        tail = lambda k: sum(comb(n, i) for i in range(k)) / 2**n
+        tail = lambda k, n=n: sum(comb(n, i) for i in range(k)) / 2**n
         assert 1 - 2 * tail(k) >= 0.95 and 1 - 2 * tail(k + 1) < 0.95
     assert median_ci([1.0, 2.0, 3.0])["low"] is None  # too few for 95%
     # runs that never reached count as +inf: the median stays while fewer than half did not

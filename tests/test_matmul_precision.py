@@ -39,9 +39,8 @@ def test_the_names_are_those_jax_takes():
     for name in MATMUL_PRECISIONS:
         with jax.default_matmul_precision(name):
             pass
-    with pytest.raises(ValueError):
-        with jax.default_matmul_precision("tf32"):
-            pass
+    with pytest.raises(ValueError), jax.default_matmul_precision("tf32"):
+        pass
     assert PPOConfig().matmul_precision == "highest"
 
 

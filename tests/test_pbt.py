@@ -11,7 +11,7 @@ import pytest
 import ppo_jax
 from ppo_jax import population as pbt_lib
 from ppo_jax.config import ConfigError
-from ppo_jax.population import Explore, Population, PBTRun
+from ppo_jax.population import Explore, PBTRun, Population
 from ppo_jax.sweeps import CURVE_NAMES
 
 TINY = dict(total_timesteps=4 * 32 * 8, num_envs=4, num_steps=32, update_epochs=2, num_minibatches=2)

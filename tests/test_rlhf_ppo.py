@@ -44,7 +44,7 @@ def test_the_environment_pays_the_normalized_score_once_at_the_end(setup):
     ro = jax.jit(lambda k: ppo.collect(env, env_params, TINY.transformer, ref, k, 32, 1.0))(jax.random.key(3))
     seqs, scores, alive = (np.asarray(x) for x in ro)
     lengths = alive.sum(1).astype(int)
-    assert 1 <= lengths.min() and lengths.max() == 5 and lengths.min() < 5
+    assert lengths.min() >= 1 and lengths.max() == 5 and lengths.min() < 5
     want = np.asarray(reward.normalize(reward.score(TINY.transformer, rm, seqs, 4), 0.5, 2.0))
     for b, n in enumerate(lengths):
         response = seqs[b, 4:]

@@ -6,7 +6,7 @@ from ppo_jax.rlhf import labeler, text
 
 
 def test_tokens_round_trip_and_special_ids():
-    assert text.PAD != text.EOS and text.VOCAB_SIZE == 2 + len(text.CHARS)
+    assert text.PAD != text.EOS and 2 + len(text.CHARS) == text.VOCAB_SIZE
     s = "def f(x): return x * 2, 'ok'"
     assert text.decode(text.encode(s)) == text.clean(s) == s
     assert text.clean("Tab\tand\n\nnew  Line é") == "tab and new line "

@@ -63,9 +63,9 @@ def environment() -> dict:
 def numerics(config) -> dict:
     """What decides a run's numbers beside its settings' values, for its summary: the
     matmul precision (a setting) and the PRNG implementation (JAX_DEFAULT_PRNG_IMPL)."""
-    import jax
+    from ppo_jax.checkpoint import prng_impl
 
-    return {"matmul_precision": config.matmul_precision, "prng_impl": jax.config.jax_default_prng_impl}
+    return {"matmul_precision": config.matmul_precision, "prng_impl": prng_impl()}
 
 
 def command_line() -> str:

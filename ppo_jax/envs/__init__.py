@@ -98,7 +98,6 @@ def parse_env_id(env_id: str) -> EnvId:
         return EnvId("suite", prefix, name)
     if env_id.count(":") == 1 and _MODULE.match(prefix) and "." not in prefix and not _importable(prefix):
         import difflib
-
         import os
 
         close = difflib.get_close_matches(prefix, list(SUITES), n=1)

@@ -128,7 +128,7 @@ def check_traced(env: Any, params: Any, env_id: str) -> None:
             "(obs, state, reward, done, info)."
         )
     next_state = stepped[1]
-    if jax.tree.structure(next_state) != jax.tree.structure(state):
+    if jax.tree.structure(next_state) != jax.tree.structure(state):  # type: ignore[operator]  # jaxlib's stub leaves PyTreeDef's == out
         raise EnvError(
             f"{what}.step_env returns a state shaped unlike reset_env's ({jax.tree.structure(next_state)} "
             f"vs {jax.tree.structure(state)}); both must return the same state class with the same fields."

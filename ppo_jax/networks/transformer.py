@@ -113,7 +113,8 @@ class Transformer(nn.Module):
         for block in self.blocks:
             x, kv = block(x)
             cache.append(kv)
-        return *self._out(x), tuple(cache)
+        logits, head = self._out(x)
+        return logits, head, tuple(cache)
 
     def step(self, token, pos, cache):
         """The token ``[B]`` at index ``pos`` -> logits ``[B, V]``, head ``[B]``, the updated cache."""
@@ -150,7 +151,7 @@ def empty_cache(config: TransformerConfig, batch: int, dtype=jnp.float32):
 
 def prefill(config: TransformerConfig, params, prompt):
     """Run the prompt ``[B, P]`` once: logits and head at its last position, and a full-length cache."""
-    logits, head, kv = Transformer(config).apply(params, prompt, method=Transformer.with_cache)
+    logits, head, kv = Transformer(config).apply(params, prompt, method=Transformer.with_cache)  # type: ignore[misc]  # apply is typed for mutable runs too
     pad = config.max_len - prompt.shape[1]
     cache = jax.tree.map(lambda a: jnp.pad(a, ((0, 0), (0, pad), (0, 0), (0, 0))), kv)
     return logits[:, -1], head[:, -1], cache

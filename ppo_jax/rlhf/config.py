@@ -129,7 +129,7 @@ def _section(cls, raw: Any, where: str):
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(fields)}.")
-    values = {}
+    values: dict[str, Any] = {}
     for name, value in raw.items():
         default = getattr(cls(), name)
         kind = float if isinstance(default, float) or name == "kl_target" else type(default)

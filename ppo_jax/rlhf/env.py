@@ -38,10 +38,10 @@ class EnvState(environment.EnvState):
 
 @struct.dataclass
 class EnvParams(environment.EnvParams):
-    prompts: jax.Array = None  # [N, prompt_len] int32, drawn uniformly at reset
+    prompts: Any = None  # [N, prompt_len] int32 array, drawn uniformly at reset
     rm_params: Any = None
-    rm_mean: jax.Array = 0.0  # the normalization of reward.normalize
-    rm_std: jax.Array = 1.0
+    rm_mean: Any = 0.0  # the normalization of reward.normalize (float or 0-d array)
+    rm_std: Any = 1.0
     max_steps_in_episode: int = 1
 
 
