@@ -1,5 +1,7 @@
 """The PPO stage at a tiny size: the environment, the ratio at epoch 0, padding, seeds under vmap."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,7 +135,9 @@ def test_beta_zero_stays_zero_and_a_positive_beta_stays_positive(trained):
 
 
 def test_the_controller_gain_is_bounded_at_any_batch_size():
-    config = TINY.with_sets({"ppo.kl_horizon": 1})  # batch 8 ≫ horizon 1: unbounded, β would go negative
+    config = TINY.with_sets({"ppo.kl_horizon": 1})  # batch 8 ≫ horizon 1: the gain is capped at 1
     for kl in (0.0, 100.0):
         beta = float(ppo.next_beta(config, jnp.float32(0.1), jnp.float32(kl)))
-        assert 0.1 * 0.8 - 1e-7 <= beta <= 0.1 * 1.2 + 1e-7
+        # one update moves β by exp(±0.2) at most (core.kl's log-space controller at gain 1)
+        assert 0.1 * math.exp(-0.2) * (1 - 1e-6) <= beta <= 0.1 * math.exp(0.2) * (1 + 1e-6)
+        assert abs(math.log(beta / 0.1)) == pytest.approx(0.2, rel=1e-5)
