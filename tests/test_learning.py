@@ -42,15 +42,16 @@ class Row(NamedTuple):
 ROWS = {
     # held-out block 1 of 3 of docs/tuning/cartpole/ (tuned on 1000-1079)
     "cartpole": Row(475.0, 495.0, 0, 16, 5000, 200_000),
-    # held out: chosen on seeds 0-3, checked on 100-115 (docs/tuning/acrobot/)
-    "acrobot": Row(-100.0, -85.0, 1, 8, 100, 500_000),
+    # the first 8 seeds of held-out block 1 of docs/tuning/acrobot/ (chosen on seeds 0-3)
+    "acrobot": Row(-100.0, -85.0, 1, 8, 5000, 500_000),
+    # chosen on seeds 0-15 (pendulum) and 0-3 (the rest: their headers); 100-107 no tuning saw
     "pendulum": Row(-200.0, -150.0, 1, 8, 100, 1_000_000),
     "mountaincar_continuous": Row(70.0, 90.0, 1, 8, 100, 1_000_000),
-    "breakout_minatar": Row(25.0, 40.0, 1, 8, 5000, 10_000_000),
-    # chosen on seeds 0-3 (their headers); 100-107 no tuning saw
     "space_invaders_minatar": Row(131.0, 160.0, 1, 8, 100, 10_000_000),
     "asterix_minatar": Row(15.0, 25.0, 1, 8, 100, 10_000_000),
     "freeway_minatar": Row(58.0, 60.0, 1, 8, 100, 10_000_000),
+    # held-out block 1 of docs/tuning/breakout_minatar/ (tuned on 1000-1007)
+    "breakout_minatar": Row(25.0, 40.0, 1, 8, 5000, 10_000_000),
     # 0.9 x the optimum 0.956 (7 steps: 1 - 0.9 * 7/144); needs the xminigrid extra.
     "xminigrid_empty": Row(0.86, 0.86, 1, 8, 100),
     # twice a random masked policy's 6.33 fruits (6x6 grid, 500 steps); needs the jumanji extra.
