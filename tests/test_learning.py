@@ -3,11 +3,13 @@ issue 22 is checked at the preset's own budget by a slow test (``pytest -m slow`
 
 A slow check trains one block of seeds that no tuning saw (the held-out blocks of
 docs/tuning/<preset>/), the way a user trains it: one ``ppo-jax train CONFIG
---seeds N --seed S`` program on the CLI's default devices, so on the 2-core VM it
-reproduces the block its header reports. Bars per block: at most ``misses`` seeds
-below ``T`` and the IQM over the seeds (mean of the middle 50%) at least ``iqm``;
-16 seeds where the row allows no miss, 8 where it allows one. A preset over its
-budget fails a separate, strict expected failure, so the two cannot hide each other.
+--seeds N --seed S`` program on the CLI's default devices (CartPole: its first
+held-out block of 16, as its header reports it on the 2-core VM; rows that allow
+one miss: 8 seeds no tuning saw). Bars per block: at most ``misses`` seeds below
+``T`` and the IQM over the seeds (mean of the middle 50%) at least ``iqm``. A preset
+over its budget fails a separate, strict expected failure, so the two cannot hide
+each other. The stateless-CartPole (test_recurrent.py) and NAVIX (test_envs_suites.py)
+presets keep their own slow checks.
 """
 
 import json
