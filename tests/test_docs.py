@@ -21,3 +21,9 @@ def test_every_public_name_is_in_the_api_reference():
     page = (ROOT / "docs" / "api.md").read_text()
     missing = [name for name in ppo_jax.__all__ if f"::: ppo_jax.{name}\n" not in page]
     assert not missing, f"add these to docs/api.md as '::: ppo_jax.NAME': {missing}"
+
+
+def test_the_presets_table_is_the_same_in_the_readme_and_the_docs():
+    rows = lambda text: [line for line in text.splitlines() if line.startswith("| `configs/")]
+    readme = rows((ROOT / "README.md").read_text())
+    assert readme and readme == rows((ROOT / "docs" / "presets.md").read_text())
