@@ -39,8 +39,8 @@ def _total(*summaries) -> str:
         " (not recorded for every stage)" if None in cpu else ""
     )
     return (
-        f"The three took {sum(s['seconds'] for s in summaries) / 60:.1f} min of wall-clock time in all, each niced "
-        f"(nice 10) on {summaries[0].get('cpu_count')} cores whose load average, read at each stage's end, was "
+        f"The three took {sum(s['seconds'] for s in summaries) / 60:.1f} min of wall-clock time in all, "
+        f"on {summaries[0].get('cpu_count')} cores whose load average, read at each stage's end, was "
         f"{min(loads):.0f}–{max(loads):.0f} from other jobs; {used}. Not a quiet measurement."
     )
 
