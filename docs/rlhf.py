@@ -61,7 +61,11 @@ def main() -> None:
     parser.add_argument("--betas", default="0,0.01,0.03,0.1,0.3,1")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--sentences", type=int, default=512, help="sentences per final policy")
-    parser.add_argument("--out", default="docs", help="writes rlhf-frontier.png and rlhf-results.md here")
+    parser.add_argument(
+        "--out",
+        default="runs/rlhf-miniature",
+        help="writes rlhf-frontier.png and rlhf-results.md here (--out docs: the committed copies)",
+    )
     args = parser.parse_args()
 
     config = ppo_jax.load_config(args.config)
