@@ -11,6 +11,7 @@ trained here: every number comes from the stages' own files.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import platform
 from pathlib import Path
@@ -19,14 +20,23 @@ import numpy as np
 
 
 def _load(directory: str) -> dict:
-    return json.loads((Path(directory) / "summary.json").read_text())
+    path = Path(directory) / "summary.json"
+    return {**json.loads(path.read_text()), "_path": path}
+
+
+def _finished(summary: dict) -> str:
+    if "finished_at" in summary:
+        return summary["finished_at"]
+    # stages from before the time was recorded: the summary file's own time, said as such
+    written = dt.datetime.fromtimestamp(summary["_path"].stat().st_mtime, dt.timezone.utc)
+    return f"{written:%Y-%m-%dT%H:%M:%SZ} (the time its summary.json was written)"
 
 
 def _when(summary: dict) -> str:
     load = summary["load_average"]
     cpu = summary.get("process_cpu_seconds")
     return (
-        f"finished {summary.get('finished_at', 'at a time not recorded')}, {summary['seconds']:.0f} s wall, "
+        f"finished {_finished(summary)}, {summary['seconds']:.0f} s wall, "
         + (f"{cpu:.0f} s process CPU, " if cpu is not None else "process CPU not recorded, ")
         + f"load average at its end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)"
     )
