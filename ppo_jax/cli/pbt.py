@@ -222,23 +222,11 @@ def _restore(run, plan: Plan, carry):
     """Refuse a disk too small for the checkpoints; return (carry, log points) to start from."""
     import jax
 
-    from ppo_jax import checkpoint
     from ppo_jax.sweeps import log_points_of
 
-    per_checkpoint = checkpoint.state_nbytes(run.checkpoint_target(carry, len(run.plan)))
-    try:
-        checkpoint.check_free_space(
-            plan.out,
-            per_checkpoint * (plan.keep + 1) + 2**20,
-            f"this pbt run ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)})",
-        )
-        if plan.fresh:
-            return carry, []
-        restored = checkpoint.restore_state(
-            plan.out, plan.start_update, run.checkpoint_target(carry, plan.log_points_done)
-        )
-    except checkpoint.CheckpointError as err:
-        raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None
+    restored = resume.restore_log_points_run(run, plan, carry, "this pbt run")
+    if restored is None:
+        return carry, []
     saved = (restored["runs"], restored["hp"], restored["fitness"])
     return jax.device_put(saved, jax.tree.map(lambda x: x.sharding, carry)), log_points_of(restored)
 

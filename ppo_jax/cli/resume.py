@@ -1,5 +1,5 @@
-"""What ``train --resume`` and ``sweep --resume`` share: checkpoint options, the
-refusals of options that would change a run, and the checks of a saved run."""
+"""What ``train --resume``, ``sweep --resume`` and ``pbt --resume`` share: checkpoint options,
+the refusals of options that would change a run, and the checks and restoring of a saved run."""
 
 from __future__ import annotations
 
@@ -166,3 +166,25 @@ def report_interruption(
         )
         return 128 + int(session.stop.signum)
     return None
+
+
+def restore_log_points_run(run, plan, template, what: str):
+    """For ``sweep`` and ``pbt``: refuse a disk too small for ``plan.keep`` checkpoints of ``run``;
+    then ``None`` for a fresh run, else the checkpoint of ``plan.start_update`` restored into
+    ``run.checkpoint_target(template, plan.log_points_done)``. ``what`` names the run in messages."""
+    from ppo_jax import checkpoint
+
+    per_checkpoint = checkpoint.state_nbytes(run.checkpoint_target(template, len(run.plan)))
+    try:
+        checkpoint.check_free_space(
+            plan.out,
+            per_checkpoint * (plan.keep + 1) + 2**20,
+            f"{what} ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)})",
+        )
+        if plan.fresh:
+            return None
+        return checkpoint.restore_state(
+            plan.out, plan.start_update, run.checkpoint_target(template, plan.log_points_done)
+        )
+    except checkpoint.CheckpointError as err:
+        raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None

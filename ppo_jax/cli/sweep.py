@@ -291,23 +291,11 @@ def _restore(run, plan: Plan, state):
     """Refuse a disk too small for the checkpoints; return (state, log points) to start from."""
     import jax
 
-    from ppo_jax import checkpoint
     from ppo_jax.sweeps import log_points_of
 
-    per_checkpoint = checkpoint.state_nbytes(run.checkpoint_target(state, len(run.plan)))
-    try:
-        checkpoint.check_free_space(
-            plan.out,
-            per_checkpoint * (plan.keep + 1) + 2**20,
-            f"this sweep ({plan.keep} checkpoints of {checkpoint._size(per_checkpoint)})",
-        )
-        if plan.fresh:
-            return state, []
-        restored = checkpoint.restore_state(
-            plan.out, plan.start_update, run.checkpoint_target(state, plan.log_points_done)
-        )
-    except checkpoint.CheckpointError as err:
-        raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None
+    restored = resume.restore_log_points_run(run, plan, state, "this sweep")
+    if restored is None:
+        return state, []
     runs = jax.device_put(restored["runs"], jax.tree.map(lambda x: x.sharding, state))
     return runs, log_points_of(restored)
 
