@@ -198,24 +198,9 @@ class _Session:
         )
 
     def on_state(self, updates_done, carry, pieces) -> bool:
-        from ppo_jax import checkpoint
-
-        stopping = self.stop.signum is not None  # read once: no stop without its save
-        last = self.checkpointer.last_saved or 0
-        every = self.plan.checkpoint_every
-        due = (
-            stopping
-            or updates_done == self.plan.config.num_updates
-            or (every > 0 and updates_done - last >= every)
-        )
-        if due:
-            try:
-                meta = {**self.meta, "log_points_done": len(pieces)}
-                self.checkpointer.save(updates_done, self.run.checkpoint_tree(carry, pieces), meta)
-            except checkpoint.CheckpointError as error:
-                self.failure.append(error)
-                return True
-        return stopping
+        meta = {**self.meta, "log_points_done": len(pieces)}
+        tree = lambda: self.run.checkpoint_tree(carry, pieces)
+        return resume.save_if_due(self, updates_done, self.plan.config.num_updates, tree, meta)
 
 
 def _restore(run, plan: Plan, carry):

@@ -188,3 +188,25 @@ def restore_log_points_run(run, plan, template, what: str):
         )
     except checkpoint.CheckpointError as err:
         raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None
+
+
+def save_if_due(session, updates_done: int, num_updates: int, tree, meta: dict) -> bool:
+    """The checkpoint rule of every training command's session (``train``, ``sweep``, ``pbt``):
+    save ``tree()`` with ``meta`` after a stop signal, at the last update, or once
+    ``checkpoint_every`` updates have passed since the last save. True: stop the run here (a
+    signal, or a failed save, kept in ``session.failure``). ``session`` has ``stop``,
+    ``checkpointer``, ``plan.checkpoint_every`` and ``failure``."""
+    from ppo_jax import checkpoint
+
+    # Read the signal once: one landing after this read stops the run at the next chunk (with its
+    # own save), never here without a save.
+    stopping = session.stop.signum is not None
+    last = session.checkpointer.last_saved or 0
+    every = session.plan.checkpoint_every
+    if stopping or updates_done == num_updates or (every > 0 and updates_done - last >= every):
+        try:
+            session.checkpointer.save(updates_done, tree(), meta)
+        except checkpoint.CheckpointError as error:
+            session.failure.append(error)
+            return True
+    return stopping

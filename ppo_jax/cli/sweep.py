@@ -260,26 +260,11 @@ class _Session:
         self.progress.update(steps, done_here * self.run.num_runs / max(seconds, 1e-9), self.last_return)
 
     def on_state(self, updates_done, state, pieces) -> bool:
-        from ppo_jax import checkpoint
-
         if self.checkpointer is None:  # several processes: no checkpoints
             return False
-        stopping = self.stop.signum is not None  # read once, as in train: no stop without its save
-        last = self.checkpointer.last_saved or 0
-        every = self.plan.checkpoint_every
-        due = (
-            stopping
-            or updates_done == self.run.config.num_updates
-            or (every > 0 and updates_done - last >= every)
-        )
-        if due:
-            try:
-                meta = {**self.meta, "log_points_done": len(pieces)}
-                self.checkpointer.save(updates_done, self.run.checkpoint_tree(state, pieces), meta)
-            except checkpoint.CheckpointError as error:
-                self.failure.append(error)
-                return True
-        return stopping
+        meta = {**self.meta, "log_points_done": len(pieces)}
+        tree = lambda: self.run.checkpoint_tree(state, pieces)
+        return resume.save_if_due(self, updates_done, self.run.config.num_updates, tree, meta)
 
     def close(self) -> None:
         self.progress.close()

@@ -274,25 +274,7 @@ class _Session:
         self.progress.update(steps, sps, self.last_return)
 
     def on_state(self, updates_done, state) -> bool:
-        from ppo_jax import checkpoint
-
-        # Read the signal once: one landing after this read stops the run at the
-        # next chunk (with its own save), never here without a save.
-        stopping = self.stop.signum is not None
-        last = self.checkpointer.last_saved or 0
-        every = self.plan.checkpoint_every
-        due = (
-            stopping
-            or updates_done == self.plan.config.num_updates
-            or (every > 0 and updates_done - last >= every)
-        )
-        if due:
-            try:
-                self.checkpointer.save(updates_done, state, self.meta)
-            except checkpoint.CheckpointError as error:
-                self.failure.append(error)
-                return True
-        return stopping
+        return resume.save_if_due(self, updates_done, self.plan.config.num_updates, lambda: state, self.meta)
 
     def close(self) -> None:
         self.progress.close()
