@@ -16,7 +16,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -90,6 +90,74 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
             w.writerow({c: r.get(c) for c in columns})
 
 
+class Col(NamedTuple):
+    """One column of a results table: its header, how a row's cell is written, right-aligned or not."""
+
+    header: str
+    cell: Callable[[dict], str]
+    numeric: bool = True
+
+
+def num(key: str, digits: int = 0, scale: float = 1.0) -> Callable[[dict], str]:
+    """A cell writing ``row[key] / scale`` with ``digits`` decimals (— when missing)."""
+    return lambda r: _fmt(None if r.get(key) is None else r[key] / scale, digits)
+
+
+def text(key: str) -> Callable[[dict], str]:
+    return lambda r: str(r.get(key, ""))
+
+
+# Training beside its floor (the env stepped by the policy's forward pass alone): shared by the
+# throughput and suite tables.
+TRAIN_VS_FLOOR = [
+    Col("num_envs", num("num_envs")),
+    Col("env steps", num("env_steps")),
+    Col("compile (s)", num("compile_seconds", 1)),
+    Col("train steps/s", num("steps_per_second")),
+    Col("floor steps/s", num("floor_steps_per_second")),
+    Col("train ÷ floor", num("train_vs_floor", 3)),
+]
+
+
+def _table(cols: Sequence[Col], rows: Iterable[dict]) -> list[str]:
+    """A markdown table's header, alignment line and one line per row."""
+    return [
+        "| " + " | ".join(c.header for c in cols) + " |",
+        "|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|",
+        *("| " + " | ".join(c.cell(r) for c in cols) + " |" for r in rows),
+    ]
+
+
+def _names(words: str) -> list[str]:
+    return words.split()
+
+
+# The columns of each CSV written beside RESULTS.md (raw numbers, unformatted).
+CSV_COLUMNS = {
+    "throughput": _names(
+        "env_id num_envs num_steps num_updates env_steps compile_seconds run_seconds steps_per_second "
+        "floor_steps_per_second train_vs_floor flops_per_update achieved_flops_per_second "
+        "xla_flops_whole_program peak_rss_mib"
+    ),
+    "seeds": _names(
+        "seeds env_steps_per_seed compile_seconds run_seconds total_seconds seconds_per_agent "
+        "steps_per_second peak_rss_mib device_peak_bytes device"
+    ),
+    "cores": _names(
+        "seeds devices_visible devices_used env_steps_per_seed compile_seconds run_seconds "
+        "steps_per_second cpu_over_wall"
+    ),
+    "cores_data_parallel": _names(
+        "config num_envs way devices_used env_steps compile_seconds steps_per_second cpu_over_wall"
+    ),
+    "peers": _names(
+        "settings implementation jax devices env_steps compile_seconds run_seconds steps_per_second"
+    ),
+    "compile": _names("config env_id phase compile_seconds lower_seconds"),
+    "torch_v1": _names("env_id implementation seeds steps_per_second reached_seconds final_return"),
+}
+
+
 def _plt():
     import matplotlib
 
@@ -121,19 +189,22 @@ def throughput_section(d: dict, res: Path, prefix: str = "") -> tuple[str, dict]
             f"Machine's fp32 matmul rate (`[{matmul['matmul_n']}]²` under jit, best of 10): "
             f"**{matmul['matmul_flops_per_second'] / 1e9:,.1f} GFLOP/s**.\n"
         )
-    out.append(
-        "| env | num_envs | env steps | compile (s) | run (s) | train steps/s | floor steps/s | "
-        "train ÷ floor | achieved GFLOP/s | % of matmul | XLA whole-program GFLOP |"
+    matmul_rate = matmul["matmul_flops_per_second"] if matmul else None
+    out += _table(
+        [
+            Col("env", text("env_id"), numeric=False),
+            *TRAIN_VS_FLOOR[:3],
+            Col("run (s)", num("run_seconds", 2)),
+            *TRAIN_VS_FLOOR[3:],
+            Col("achieved GFLOP/s", num("achieved_flops_per_second", 2, 1e9)),
+            Col(
+                "% of matmul",
+                lambda r: _fmt(matmul_rate and 100 * r["achieved_flops_per_second"] / matmul_rate, 1),
+            ),
+            Col("XLA whole-program GFLOP", num("xla_flops_whole_program", 3, 1e9)),
+        ],
+        rows,
     )
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        pct = 100 * r["achieved_flops_per_second"] / matmul["matmul_flops_per_second"] if matmul else None
-        out.append(
-            f"| {r['env_id']} | {r['num_envs']:,} | {r['env_steps']:,} | {_fmt(r['compile_seconds'], 1)} | "
-            f"{_fmt(r['run_seconds'], 2)} | {_fmt(r['steps_per_second'])} | {_fmt(r['floor_steps_per_second'])} | "
-            f"{_fmt(r['train_vs_floor'], 3)} | {_fmt(r['achieved_flops_per_second'] / 1e9, 2)} | {_fmt(pct, 1)} | "
-            f"{_fmt(r['xla_flops_whole_program'] / 1e9, 3)} |"
-        )
     out.append(suites_table(d.get("suites") or {}))
     cw = d.get("cold_warm") or {}
     if cw:
@@ -152,26 +223,7 @@ def throughput_section(d: dict, res: Path, prefix: str = "") -> tuple[str, dict]
         facts["cold_compile"] = cw.get("cold", {}).get("compile_seconds")
         facts["warm_compile"] = cw.get("warm", {}).get("compile_seconds")
     if rows:
-        _write_csv(
-            res / "throughput.csv",
-            rows,
-            [
-                "env_id",
-                "num_envs",
-                "num_steps",
-                "num_updates",
-                "env_steps",
-                "compile_seconds",
-                "run_seconds",
-                "steps_per_second",
-                "floor_steps_per_second",
-                "train_vs_floor",
-                "flops_per_update",
-                "achieved_flops_per_second",
-                "xla_flops_whole_program",
-                "peak_rss_mib",
-            ],
-        )
+        _write_csv(res / "throughput.csv", rows, CSV_COLUMNS["throughput"])
         plt = _plt()
         envs = sorted({r["env_id"] for r in rows})
         fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
@@ -198,9 +250,14 @@ def suites_table(suites: dict) -> str:
     out = [
         "\nPer environment suite: its preset (`configs/`, `configs/gpu/`) at the size given, training "
         "vs the floor, run where the suite's extra is installed in the benchmark's interpreter.\n",
-        "| suite | env | num_envs | env steps | compile (s) | train steps/s | floor steps/s | train ÷ floor | status |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    cols = [
+        Col("suite", text("suite"), numeric=False),
+        Col("env", text("env_id"), numeric=False),
+        *TRAIN_VS_FLOOR,
+        Col("status", text("status"), numeric=False),
+    ]
+    out += _table(cols, [])
     for name, job in suites.items():
         rows = [r for r in job.get("rows", []) if r.get("kind") == "suite_throughput"]
         status = job.get("status", "?")
@@ -209,13 +266,8 @@ def suites_table(suites: dict) -> str:
             why = "no rows" if status == "ok" else status
             if not status.startswith("not installed"):  # a failure: its last line of stderr says why
                 why = f"{why}: {tail[0][:120]}"
-            out.append(f"| {name} | `{job.get('config', '')}` | — | — | — | — | — | — | {why} |")
-        for r in rows:
-            out.append(
-                f"| {name} | {r['env_id']} | {r['num_envs']:,} | {r['env_steps']:,} | {_fmt(r['compile_seconds'], 1)} | "
-                f"{_fmt(r['steps_per_second'])} | {_fmt(r['floor_steps_per_second'])} | {_fmt(r['train_vs_floor'], 3)} | "
-                f"{status} |"
-            )
+            rows = [{"suite": name, "env_id": f"`{job.get('config', '')}`", "status": why}]
+        out += _table(cols, [{"suite": name, "status": status, **r} for r in rows])[2:]
     return "\n".join(out) + "\n"
 
 
@@ -341,11 +393,7 @@ def _torch_section_v1(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
         _return_plot(env, threshold, d["window"], res / f"returns-{env_id}.png")
         out.append(f"\n![returns against wall-clock]({prefix}returns-{env_id}.png)\n")
     if all_rows:
-        _write_csv(
-            res / "torch.csv",
-            all_rows,
-            ["env_id", "implementation", "seeds", "steps_per_second", "reached_seconds", "final_return"],
-        )
+        _write_csv(res / "torch.csv", all_rows, CSV_COLUMNS["torch_v1"])
     head = d.get("headline")
     if head:
         out.append(headline_text(head, facts.get("CartPole-v1", {}), facts))
@@ -902,20 +950,7 @@ def peers_section(d: dict, res: Path) -> tuple[str, dict]:
                 _failures([row["rejax"]] + [row[k] for k in ("ppo_jax_1dev", "ppo_jax_2dev") if k in row])
             )
     if csv_rows:
-        _write_csv(
-            res / "peers.csv",
-            csv_rows,
-            [
-                "settings",
-                "implementation",
-                "jax",
-                "devices",
-                "env_steps",
-                "compile_seconds",
-                "run_seconds",
-                "steps_per_second",
-            ],
-        )
+        _write_csv(res / "peers.csv", csv_rows, CSV_COLUMNS["peers"])
     return "\n".join(out), facts
 
 
@@ -925,36 +960,25 @@ def seeds_section(d: dict, res: Path, prefix: str) -> tuple[str, dict]:
         "`jax.jit(jax.vmap(train))` over n seeds, CartPole preset. Memory: peak resident memory "
         "of the process (each count in its own process in a full run) and, on a GPU, the device's "
         "peak bytes in use.\n",
-        "| seeds | matmul precision | env steps / seed | compile (s) | run (s) | total (s) | run s / agent | "
-        "steps/s (all) | peak RSS (MiB) | device peak (MiB) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        dev = r.get("device_peak_bytes")
-        out.append(
-            f"| {r['seeds']:,} | {r.get('matmul_precision', '')} | {r['env_steps_per_seed']:,} | "
-            f"{_fmt(r['compile_seconds'], 1)} | "
-            f"{_fmt(r['run_seconds'], 2)} | {_fmt(r['total_seconds'], 2)} | {_fmt(r['seconds_per_agent'], 4)} | "
-            f"{_fmt(r['steps_per_second'])} | {_fmt(r['peak_rss_mib'])} | {_fmt(dev and dev / 2**20)} |"
-        )
+    out += _table(
+        [
+            Col("seeds", num("seeds")),
+            Col("matmul precision", text("matmul_precision"), numeric=False),
+            Col("env steps / seed", num("env_steps_per_seed")),
+            Col("compile (s)", num("compile_seconds", 1)),
+            Col("run (s)", num("run_seconds", 2)),
+            Col("total (s)", num("total_seconds", 2)),
+            Col("run s / agent", num("seconds_per_agent", 4)),
+            Col("steps/s (all)", num("steps_per_second")),
+            Col("peak RSS (MiB)", num("peak_rss_mib")),
+            Col("device peak (MiB)", num("device_peak_bytes", 0, 2**20)),
+        ],
+        rows,
+    )
     out.append(_failures(d["jobs"]))
     if rows:
-        _write_csv(
-            res / "seeds.csv",
-            rows,
-            [
-                "seeds",
-                "env_steps_per_seed",
-                "compile_seconds",
-                "run_seconds",
-                "total_seconds",
-                "seconds_per_agent",
-                "steps_per_second",
-                "peak_rss_mib",
-                "device_peak_bytes",
-                "device",
-            ],
-        )
+        _write_csv(res / "seeds.csv", rows, CSV_COLUMNS["seeds"])
         plt = _plt()
         fig, ax = plt.subplots(figsize=(5, 3.4))
         ax.loglog([r["seeds"] for r in rows], [r["seconds_per_agent"] for r in rows], "o-")
@@ -974,43 +998,43 @@ def cores_section(d: dict, res: Path) -> tuple[str, dict]:
         "`XLA_FLAGS=--xla_force_host_platform_device_count=N` set by the suite; the seeds are split over the "
         "devices whose count divides them (1 seed uses one device whatever N is). CPU ÷ wall: the cores kept "
         "busy during the run. Aggregate steps/s counts every seed.\n",
-        "| seeds | devices (visible / used) | env steps / seed | compile (s) | run (s) | steps/s (all seeds) | "
-        "vs 1 device | CPU ÷ wall | peak RSS (MiB) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     one = {r["seeds"]: r for r in rows if r["devices_visible"] == 1}
-    facts = {}
-    for r in rows:
-        base = one.get(r["seeds"])
-        ratio = r["steps_per_second"] / base["steps_per_second"] if base else None
-        if r["devices_visible"] > 1:
-            facts[r["seeds"]] = {
-                "ratio": ratio,
-                "steps_per_second": r["steps_per_second"],
-                "devices": r["devices_visible"],
-            }
-        out.append(
-            f"| {r['seeds']} | {r['devices_visible']} / {r['devices_used']} | {r['env_steps_per_seed']:,} | "
-            f"{_fmt(r['compile_seconds'], 1)} | {_fmt(r['run_seconds'], 2)} | {_fmt(r['steps_per_second'])} | "
-            f"{_fmt(ratio, 2) if r['devices_visible'] > 1 else ''} | {_fmt(r['cpu_over_wall'], 2)} | "
-            f"{_fmt(r['peak_rss_mib'])} |"
-        )
+    rows_ratio = [
+        {
+            **r,
+            "ratio": r["steps_per_second"] / one[r["seeds"]]["steps_per_second"]
+            if r["seeds"] in one
+            else None,
+        }
+        for r in rows
+    ]
+    facts = {
+        r["seeds"]: {
+            "ratio": r["ratio"],
+            "steps_per_second": r["steps_per_second"],
+            "devices": r["devices_visible"],
+        }
+        for r in rows_ratio
+        if r["devices_visible"] > 1
+    }
+    out += _table(
+        [
+            Col("seeds", text("seeds")),
+            Col("devices (visible / used)", lambda r: f"{r['devices_visible']} / {r['devices_used']}", False),
+            Col("env steps / seed", num("env_steps_per_seed")),
+            Col("compile (s)", num("compile_seconds", 1)),
+            Col("run (s)", num("run_seconds", 2)),
+            Col("steps/s (all seeds)", num("steps_per_second")),
+            Col("vs 1 device", lambda r: _fmt(r["ratio"], 2) if r["devices_visible"] > 1 else ""),
+            Col("CPU ÷ wall", num("cpu_over_wall", 2)),
+            Col("peak RSS (MiB)", num("peak_rss_mib")),
+        ],
+        rows_ratio,
+    )
     out.append(_failures(d["jobs"]))
     if rows:
-        _write_csv(
-            res / "cores.csv",
-            rows,
-            [
-                "seeds",
-                "devices_visible",
-                "devices_used",
-                "env_steps_per_seed",
-                "compile_seconds",
-                "run_seconds",
-                "steps_per_second",
-                "cpu_over_wall",
-            ],
-        )
+        _write_csv(res / "cores.csv", rows, CSV_COLUMNS["cores"])
     facts["best_steps_per_second"] = max((r["steps_per_second"] for r in rows), default=None)
     data_parallel, facts["data_parallel"] = _data_parallel_table(_rows(d["jobs"], "data_parallel"), res)
     out.extend(data_parallel)
@@ -1026,40 +1050,33 @@ def _data_parallel_table(rows: list[dict], res: Path) -> tuple[list[str], dict]:
         "data-parallel over the devices (`ChunkedRun(data_parallel=D)`: each device steps num_envs / D envs and "
         "computes its share of every minibatch's gradient, averaged with `pmean`). Both in one process, "
         "compiled first, then run alternately; steps/s is the median of the runs, every run listed.\n",
-        "| preset | envs | way | devices used | env steps | compile (s) | steps/s | vs one device | runs | "
-        "CPU ÷ wall |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     base = {
         r["config"]: r["steps_per_second"]
         for r in rows
         if r["devices_used"] == 1 and "one device" in r["way"]
     }
-    facts = {}
-    for r in rows:
-        ratio = r["steps_per_second"] / base[r["config"]] if r["config"] in base else None
-        if r["way"] != "one device":
-            facts[r["config"]] = ratio
-        out.append(
-            f"| {r['config']} | {r['num_envs']} | {r['way']} | {r['devices_used']} | {r['env_steps']:,} | "
-            f"{_fmt(r['compile_seconds'], 1)} | {_fmt(r['steps_per_second'])} | "
-            f"{_fmt(ratio, 2) if r['way'] != 'one device' else ''} | "
-            f"{', '.join(f'{x:,}' for x in r['steps_per_second_runs'])} | {_fmt(r['cpu_over_wall'], 2)} |"
-        )
-    _write_csv(
-        res / "cores_data_parallel.csv",
-        rows,
+    rows_ratio = [
+        {**r, "ratio": r["steps_per_second"] / base[r["config"]] if r["config"] in base else None}
+        for r in rows
+    ]
+    facts = {r["config"]: r["ratio"] for r in rows_ratio if r["way"] != "one device"}
+    out += _table(
         [
-            "config",
-            "num_envs",
-            "way",
-            "devices_used",
-            "env_steps",
-            "compile_seconds",
-            "steps_per_second",
-            "cpu_over_wall",
+            Col("preset", text("config"), numeric=False),
+            Col("envs", text("num_envs")),
+            Col("way", text("way"), numeric=False),
+            Col("devices used", text("devices_used")),
+            Col("env steps", num("env_steps")),
+            Col("compile (s)", num("compile_seconds", 1)),
+            Col("steps/s", num("steps_per_second")),
+            Col("vs one device", lambda r: _fmt(r["ratio"], 2) if r["way"] != "one device" else ""),
+            Col("runs", lambda r: ", ".join(f"{x:,}" for x in r["steps_per_second_runs"]), numeric=False),
+            Col("CPU ÷ wall", num("cpu_over_wall", 2)),
         ],
+        rows_ratio,
     )
+    _write_csv(res / "cores_data_parallel.csv", rows, CSV_COLUMNS["cores_data_parallel"])
     return out + [""], facts
 
 
@@ -1088,9 +1105,7 @@ def compile_section(d: dict, res: Path) -> tuple[str, dict]:
         )
     out.append(_failures(d["jobs"]))
     if rows:
-        _write_csv(
-            res / "compile.csv", rows, ["config", "env_id", "phase", "compile_seconds", "lower_seconds"]
-        )
+        _write_csv(res / "compile.csv", rows, CSV_COLUMNS["compile"])
     return "\n".join(out), facts
 
 
@@ -1149,14 +1164,19 @@ def cnn_section(d: dict, res: Path) -> tuple[str, dict]:
         "group per seed (`grouped`), which cuDNN runs poorly at many groups; the alternative extracts 3×3 patches "
         "once and multiplies them by each seed's kernel in one batched matmul (`patches`). Best of the repeats; "
         "the gradients of the two agree to the relative difference shown.\n",
-        "| seeds | rows / seed | grouped (ms) | patches (ms) | grouped ÷ patches | max rel. diff of grads | device |",
-        "|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in rows:
-        out.append(
-            f"| {r['seeds']:,} | {r['rows']:,} | {_fmt(r['grouped_ms'], 3)} | {_fmt(r['patches_ms'], 3)} | "
-            f"{_fmt(r['patches_speedup'], 2)} | {r['max_rel_diff_grad']:.1e} | {r['device']} |"
-        )
+    out += _table(
+        [
+            Col("seeds", num("seeds")),
+            Col("rows / seed", num("rows")),
+            Col("grouped (ms)", num("grouped_ms", 3)),
+            Col("patches (ms)", num("patches_ms", 3)),
+            Col("grouped ÷ patches", num("patches_speedup", 2)),
+            Col("max rel. diff of grads", lambda r: f"{r['max_rel_diff_grad']:.1e}"),
+            Col("device", text("device"), numeric=False),
+        ],
+        rows,
+    )
     out.append(_failures(d["jobs"]))
     return "\n".join(out), {"rows": rows}
 
