@@ -21,9 +21,7 @@ from typing import Any, Iterable, Literal, Mapping, Optional, Protocol, Sequence
 import numpy as np
 import yaml
 
-from ppo_jax.train import METRIC_NAMES
-
-FINAL_FRACTION = 0.05
+from ppo_jax.metrics import FINAL_FRACTION, METRIC_NAMES, PLOT_PANELS, TENSORBOARD_TAGS, final_window
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -142,19 +140,7 @@ class TensorBoardLogger:
     every byte when no ``crc32c`` wheel is installed).
     """
 
-    TAGS = {
-        "episode_return": "charts/episode_return",
-        "episode_length": "charts/episode_length",
-        "policy_loss": "losses/policy_loss",
-        "value_loss": "losses/value_loss",
-        "entropy": "losses/entropy",
-        "approx_kl": "losses/approx_kl",
-        "clip_fraction": "losses/clip_fraction",
-        "explained_variance": "losses/explained_variance",
-        "grad_norm": "losses/grad_norm",
-        "learning_rate": "charts/learning_rate",
-        "steps_per_second": "charts/SPS",
-    }
+    TAGS = TENSORBOARD_TAGS
 
     def __init__(self, logdir: Path, seeds: list[int], purge_step: Optional[int] = None):
         import socket
@@ -409,11 +395,6 @@ def _fmt(value) -> str:
     return repr(value)
 
 
-def final_window(num_updates: int, fraction: float = FINAL_FRACTION) -> int:
-    """How many of the last updates count for the final return (at least one)."""
-    return max(1, int(round(fraction * num_updates)))
-
-
 def final_returns(metrics: dict[str, np.ndarray], fraction: float = FINAL_FRACTION) -> list[float]:
     """Per seed: mean return of the episodes that finished in the last ``fraction``
     of updates (episode-weighted; NaN for a seed with no finished episode there)."""
@@ -492,16 +473,12 @@ def plot_curves(path: Path, metrics: dict[str, np.ndarray], seeds: Iterable[int]
     steps = np.asarray(metrics["env_steps"][0], np.float64)
     num_updates = len(steps)
     window = max(1, num_updates // 50)
-    panels = [
-        ("episode_return", "episode return"),
-        ("policy_loss", "policy loss"),
-        ("value_loss", "value loss"),
-        ("entropy", "entropy"),
-        ("approx_kl", "approx KL"),
-        ("clip_fraction", "clip fraction"),
-    ]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
-    for ax, (name, label) in zip(axes.flat, panels):
+    columns = 3
+    rows = -(-len(PLOT_PANELS) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), constrained_layout=True)
+    for ax in axes.flat[len(PLOT_PANELS) :]:
+        ax.set_visible(False)
+    for ax, (name, label) in zip(axes.flat, PLOT_PANELS):
         data = np.asarray(metrics[name], np.float64)
         smoothed = np.stack([_smooth(row, window) for row in data])
         for i, row in enumerate(smoothed):

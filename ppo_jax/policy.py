@@ -21,9 +21,10 @@ from flax import struct
 from ppo_jax import core
 from ppo_jax.config import PPOConfig, from_dict
 from ppo_jax.core.distributions import with_action_mask
-from ppo_jax.envs import EnvSpec, VecEnv
+from ppo_jax.envs import VecEnv
 from ppo_jax.envs.wrappers import split_action_mask
 from ppo_jax.networks import Networks, RecurrentNetworks
+from ppo_jax.spec import EnvSpec
 from ppo_jax.train import Program, TrainState, build
 
 Act = Callable[..., chex.Array]

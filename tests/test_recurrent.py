@@ -15,8 +15,7 @@ import ppo_jax
 from ppo_jax import core
 from ppo_jax.config import ConfigError
 from ppo_jax.driver import ChunkedRun, seed_keys
-from ppo_jax.rollout import Memory, RolloutOptions, collect_recurrent, cut_final_obs
-from ppo_jax.train import sequence_batch
+from ppo_jax.rollout import Memory, RolloutOptions, collect_recurrent, cut_final_obs, sequence_batch
 from ppo_jax.update import UpdateOptions, ppo_loss, take_sequences
 
 TINY = dict(
