@@ -406,7 +406,7 @@ def make_train(
     arrays to vmap over settings. ``train`` is pure: jit it, vmap it.
 
     ``init_from`` and ``reference`` (see ``build``) fine-tune a trained policy
-    under a KL leash; ``ppo_jax.reference.load_start`` / ``load_reference``
+    under a KL leash; ``ppo_jax.finetune.loaders.load_start`` / ``load_reference``
     read them from a run directory.
 
     Args:

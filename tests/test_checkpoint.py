@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import ppo_jax
-from ppo_jax import checkpoint, cli
+from ppo_jax import cli
+from ppo_jax.io import checkpoint
 
 
 @functools.lru_cache(maxsize=None)

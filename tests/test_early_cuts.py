@@ -142,7 +142,7 @@ def test_resuming_a_metrics_csv_without_the_new_column(tmp_path):
     """A run started before cuts_dropped existed resumes into one well-formed metrics.csv."""
     import csv
 
-    from ppo_jax import logs
+    from ppo_jax.io import logs
     from ppo_jax.metrics import METRIC_NAMES
 
     path = tmp_path / "metrics.csv"

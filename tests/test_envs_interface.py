@@ -374,7 +374,7 @@ def test_action_masks_reach_sampling_log_prob_and_the_update():
     np.testing.assert_allclose(float(aux["entropy"]), masked_entropy, rtol=1e-4, atol=1e-5)
     assert abs(masked_entropy - float(Categorical(dist.logits).entropy().mean())) > 0.1  # the two differ here
     # greedy actions respect the mask too (the mode of the masked distribution)
-    from ppo_jax.policy import PolicyParams, make_act
+    from ppo_jax.runs import PolicyParams, make_act
 
     act = make_act(program.networks, program.vec_env, normalize_obs=False)
     # 64 reset states, some at the left edge where the favourite action 2 is invalid

@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-from ppo_jax import logs, metrics, update
+from ppo_jax import metrics, update
+from ppo_jax.io import logs
 
 
 def test_each_metric_is_one_row_and_its_tag_is_its_own():

@@ -1,12 +1,17 @@
-"""What a fine-tune starts from and what it is leashed to, as data.
+"""Fine-tuning: what a run starts from, and the policy it is leashed to.
 
-``Start`` holds the network parameters and normalization statistics a run
-starts from (instead of fresh ones); ``Reference`` the frozen policy of the KL
-penalty (``kl_ref_coef``). Both are plain pytrees, made by the caller: from a
-run directory with ``ppo_jax.reference`` (the CLI's ``--init-from`` and
-``--kl-ref``) or by hand. The trainer only reads them, so this module imports
-nothing that reads files: ``train.py`` imports it, and ``policy.py`` (the run
-loader) imports ``train.py``.
+The three pieces of the idea, one room:
+
+- here, the data the trainer takes: ``Start`` (the network parameters and normalization
+  statistics a run starts from, instead of fresh ones) and ``Reference`` (the frozen
+  policy of the KL penalty, ``kl_ref_coef``), with the checks that they fit;
+- ``finetune.loaders``: ``load_start`` / ``load_reference`` / ``for_run`` read them from
+  a run directory;
+- ``finetune.cli``: the CLI's ``--init-from RUN_DIR [--init-seed S] [--kl-ref RUN_DIR]``.
+
+This module imports nothing that reads files, because the trainer imports it: the
+loaders read run directories through the run loader (``ppo_jax.runs``), which imports
+the trainer, so they sit above it in ``loaders`` and are never imported from here.
 """
 
 from __future__ import annotations
@@ -79,5 +84,5 @@ def require_reference(configs: list[PPOConfig], reference: Optional[Reference]) 
             raise ConfigError(
                 f"kl_ref_coef = {config.kl_ref_coef} penalizes the KL to a reference policy, but none was given: "
                 "pass --init-from RUN_DIR (the reference is the run it starts from) or --kl-ref RUN_DIR, or in "
-                "Python reference=ppo_jax.reference.load_reference(RUN_DIR); or set kl_ref_coef: 0."
+                "Python reference=ppo_jax.finetune.loaders.load_reference(RUN_DIR); or set kl_ref_coef: 0."
             )

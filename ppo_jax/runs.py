@@ -193,10 +193,10 @@ def load_run(
       ``act`` / ``params_of(seed)`` / ``policy(seed)`` for acting with a seed's policy.
 
     Raises:
-      ppo_jax.checkpoint.RunDirError: not a run directory, or no usable checkpoint.
+      ppo_jax.io.checkpoint.RunDirError: not a run directory, or no usable checkpoint.
       ppo_jax.config.ConfigError: the saved config is not valid here.
     """
-    from ppo_jax import checkpoint
+    from ppo_jax.io import checkpoint
 
     run_dir = Path(run_dir)
     update, meta = checkpoint.latest_checkpoint(run_dir, update)

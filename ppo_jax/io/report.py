@@ -10,14 +10,16 @@ import csv
 import dataclasses
 import io
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from ppo_jax import logs, stats
 from ppo_jax.cli import console
+from ppo_jax.io import logs, stats
 from ppo_jax.metrics import CURVE_NAMES, describe_nonfinite
-from ppo_jax.sweeps import SweepResult
+
+if TYPE_CHECKING:  # IO never imports the trainer: the result is only read here
+    from ppo_jax.sweeps import SweepResult
 
 
 @dataclasses.dataclass(frozen=True)
