@@ -23,7 +23,7 @@ from flax import struct
 from ppo_jax import core
 from ppo_jax.core.distributions import Categorical, DiagGaussian, with_action_mask
 from ppo_jax.envs import VecEnv, VecEnvState
-from ppo_jax.finetune import Reference
+from ppo_jax.finetune.data import Reference
 from ppo_jax.networks import Networks, RecurrentNetworks
 from ppo_jax.update import Batch, SequenceBatch
 

@@ -1,10 +1,14 @@
-"""A trained policy, loaded from a run directory, for evaluation and deployment.
+"""The run loader: a trained run, read back from its directory, for evaluation and deployment.
 
 ``load_run(run_dir)`` reads the latest checkpoint and returns the config, the
 network parameters and the observation-normalization statistics of every seed,
 and a jittable ``act(params, obs) -> action``. The statistics are the ones the
 policy was trained with, frozen: an evaluator that rebuilt them from fresh
 observations would feed the network inputs on another scale.
+
+It rebuilds the run's program (``train.build``) to know the state's shape, so it sits
+above the trainer; what reads a fine-tune's start and reference from a run
+(``finetune.loaders``) sits above it.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from ppo_jax import compile_cache, sharding
 from ppo_jax import config as config_lib
 from ppo_jax.config import STATIC_FIELDS, TRACED_FIELDS, ConfigError, PPOConfig
 from ppo_jax.driver import chunk_plan, compiler_options, run_chunks, seed_keys
-from ppo_jax.finetune import Reference, Start, require_reference
+from ppo_jax.finetune.data import Reference, Start, require_reference
 from ppo_jax.io.checkpoint import state_nbytes
 from ppo_jax.metrics import CURVE_NAMES, FINAL_FRACTION, MEAN_NAMES, final_window
 from ppo_jax.train import Program, build

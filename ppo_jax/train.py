@@ -19,7 +19,7 @@ from flax import struct
 from ppo_jax import core, sharding
 from ppo_jax.config import ConfigError, Hyperparams, PPOConfig, recurrent_reference_refusal, validate
 from ppo_jax.envs import VecEnv, VecEnvState
-from ppo_jax.finetune import Reference, Start, check_obs_norm, check_params, require_reference
+from ppo_jax.finetune.data import Reference, Start, check_obs_norm, check_params, require_reference
 from ppo_jax.networks import Networks, networks_from_config
 from ppo_jax.rollout import (
     EpisodeStats,

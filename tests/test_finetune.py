@@ -17,7 +17,7 @@ import ppo_jax
 from ppo_jax import cli, core
 from ppo_jax.config import ConfigError
 from ppo_jax.driver import seed_keys
-from ppo_jax.finetune import Reference, Start
+from ppo_jax.finetune.data import Reference, Start
 from ppo_jax.finetune.loaders import load_reference, load_start
 from ppo_jax.io import checkpoint, logs
 from ppo_jax.rollout import RolloutOptions, collect

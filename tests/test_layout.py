@@ -1,5 +1,6 @@
-"""The package's layout: its import graph has no cycle, and the rooms below keep their
-promises (the networks import no env suite; IO starts no JAX backend)."""
+"""The package's layout: its import graph has no cycle, and the rooms keep their promises:
+the networks import no env suite, IO never imports the trainer and its loggers no JAX, the
+CLI's parser imports no JAX, and no function is longer than 60 lines."""
 
 import ast
 import subprocess
@@ -172,3 +173,14 @@ def test_no_function_is_longer_than_60_lines():
     assert long_functions(limit=10)  # the walk finds functions at all
     too_long = {name: n for name, n in long_functions().items() if name not in LONG_FOR_NOW}
     assert not too_long, f"functions over 60 lines (split them into named pieces): {too_long}"
+
+
+def test_the_cli_parser_imports_no_jax():
+    """``ppo-jax --help`` stays instant: the commands' modules (the fine-tune options among
+    them) import JAX only when a command runs."""
+    code = (
+        "import sys, ppo_jax.cli; ppo_jax.cli.build_parser(); "
+        "print([m for m in sys.modules if m.split('.')[0] in ('jax', 'flax')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -278,7 +278,7 @@ def test_recurrent_settings_are_checked():
 def test_kl_reference_is_refused_for_recurrent_runs_and_init_from_works():
     """A KL penalty needs the reference's log-probs, which a recurrent reference would need its
     own carry for: refused before compiling. --init-from (parameters and statistics) works."""
-    from ppo_jax.finetune import Reference, Start
+    from ppo_jax.finetune.data import Reference, Start
 
     with pytest.raises(ConfigError, match="not supported yet for recurrent policies"):
         _config("gru", kl_ref_coef=0.1)

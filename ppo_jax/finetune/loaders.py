@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import jax
 
 from ppo_jax.config import ConfigError, PPOConfig
-from ppo_jax.finetune import Reference, Start, require_reference
+from ppo_jax.finetune.data import Reference, Start, require_reference
 from ppo_jax.io.checkpoint import RunDirError
 from ppo_jax.runs import load_run  # it imports the trainer, which imports ppo_jax.finetune: never the reverse
 
