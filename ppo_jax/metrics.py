@@ -49,7 +49,8 @@ TABLE: tuple[Metric, ...] = (
 )
 
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in TABLE if m.per_update)
-"""The per-update metrics ``train`` returns and every run logs, in their column order (see the metrics glossary)."""
+"""The per-update metrics ``train`` returns and every run logs, in their column order
+(see the metrics glossary)."""
 
 LOSS_METRICS: tuple[str, ...] = tuple(m.name for m in TABLE if m.loss)
 """The metrics the update averages from the loss's terms over the minibatches applied."""

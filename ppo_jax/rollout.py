@@ -1,4 +1,4 @@
-"""Collect ``T`` steps from ``B`` environments with a ``lax.scan``.
+"""Collect ``T`` steps from ``B`` environments with a ``lax.scan``, and turn them into the update's batch.
 
 Output is time-major: every leaf of ``Transition`` is ``[T, B, ...]``, except the
 final observations of the steps cut by the time limit, kept per env

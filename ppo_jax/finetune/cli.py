@@ -1,4 +1,5 @@
-"""``--init-from RUN_DIR [--init-seed S] [--kl-ref RUN_DIR]`` for ``train`` and ``sweep``."""
+"""The CLI's fine-tune options for ``train`` and ``sweep``:
+``--init-from RUN_DIR [--init-seed S] [--kl-ref RUN_DIR]``."""
 
 from __future__ import annotations
 

@@ -236,7 +236,8 @@ def summary_dict(
 
 
 def markdown(result: SweepResult, summary: SweepStats, command: str, bar: Optional[float] = None) -> str:
-    """``report.md``: how the sweep ran, the table of grid points, the best and the runs that went non-finite."""
+    """``report.md``: how the sweep ran, its table of grid points, the best one, and the runs
+    that went non-finite."""
     warning = too_few_seeds(len(result.seeds))
     enough = warning is None
     lines = _header(result, summary, command, bar)
