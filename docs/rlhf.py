@@ -28,8 +28,8 @@ import numpy as np
 import ppo_jax
 from ppo_jax.driver import seed_keys
 from ppo_jax.envs import VecEnv, tokens
+from ppo_jax.finetune.loaders import load_reference, load_start
 from ppo_jax.networks import networks_from_config
-from ppo_jax.reference import load_reference, load_start
 
 
 def sample_sentences(networks, vec_env, params, obs_norm, ref, key, n):

@@ -29,9 +29,10 @@ _EXPORTS = {
     ),
     "ppo_jax.networks": ("make_networks",),
     "ppo_jax.population": ("PBTResult", "pbt"),
-    "ppo_jax.policy": ("LoadedRun", "PolicyParams", "load_run", "make_act"),
+    "ppo_jax.runs": ("LoadedRun", "PolicyParams", "load_run", "make_act"),
     "ppo_jax.sweeps": ("SweepResult", "make_grid", "sweep"),
-    "ppo_jax.train": ("METRIC_NAMES", "TrainState", "build", "make_train"),
+    "ppo_jax.metrics": ("METRIC_NAMES",),
+    "ppo_jax.train": ("TrainState", "build", "make_train"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -68,8 +69,9 @@ if TYPE_CHECKING:  # the names as static tools should see them
         rms_update,
         value_loss,
     )
+    from ppo_jax.metrics import METRIC_NAMES  # noqa: F401
     from ppo_jax.networks import make_networks  # noqa: F401
-    from ppo_jax.policy import LoadedRun, PolicyParams, load_run, make_act  # noqa: F401
     from ppo_jax.population import PBTResult, pbt  # noqa: F401
+    from ppo_jax.runs import LoadedRun, PolicyParams, load_run, make_act  # noqa: F401
     from ppo_jax.sweeps import SweepResult, make_grid, sweep  # noqa: F401
-    from ppo_jax.train import METRIC_NAMES, TrainState, build, make_train  # noqa: F401
+    from ppo_jax.train import TrainState, build, make_train  # noqa: F401

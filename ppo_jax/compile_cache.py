@@ -68,16 +68,6 @@ _IGNORED_FLAGS = frozenset(
 # The distributions whose code is traced into every program.
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "ml_dtypes", "gymnax")
 
-# An env suite's prefix -> the distributions that hold its code.
-_SUITE_PACKAGES = {
-    "brax": ("brax",),
-    "playground": ("playground", "mujoco", "mujoco-mjx", "brax"),
-    "jumanji": ("jumanji",),
-    "craftax": ("craftax",),
-    "navix": ("navix",),
-    "xminigrid": ("xminigrid",),
-}
-
 
 def default_dir() -> str:
     return os.environ.get(CACHE_DIR_ENV, str(Path.home() / ".cache" / "ppo_jax" / "xla"))
@@ -210,16 +200,17 @@ def _requirements(name: str) -> tuple[str, ...]:
 
 def env_packages(env_id: str) -> Optional[tuple[tuple[str, str], ...]]:
     """Versions of the distributions that hold ``env_id``'s code; None for a user's env."""
-    from ppo_jax.envs import parse_env_id
+    from ppo_jax.envs import SUITES, parse_env_id
 
     parsed = parse_env_id(env_id)
     if parsed.kind == "user":
         return None
     if parsed.kind == "gymnax":
         return ()
-    names = _SUITE_PACKAGES.get(parsed.prefix)
-    if names is None:
+    suite = SUITES.get(parsed.prefix)
+    if suite is None:
         return None
+    names = suite.packages
     deps = {d for n in names for d in _requirements(n)}
     return _versions(tuple(sorted(set(names) | deps)))
 
@@ -345,8 +336,6 @@ class ExecutableCache:
     def __init__(self, directory: Path, devices: Sequence[Any]):
         self.directory = directory
         self.devices = list(devices)
-        self.hits: list[str] = []
-        self.misses: list[str] = []
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.bin"

@@ -12,7 +12,7 @@ import difflib
 import math
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -197,66 +197,93 @@ def _coerce(name: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{where}: '{name}' must be {expected}, got {value!r}.")
 
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise bad("true or false")
-    if kind is int:
-        if isinstance(value, bool):
-            raise bad("an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                raise bad("an integer") from None
-            if number.is_integer():
-                return int(number)
-        raise bad("an integer")
-    if kind is float:
-        if isinstance(value, bool):
-            raise bad("a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise bad("a number") from None
-        raise bad("a number")
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        raise bad("a string")
     if typing.get_origin(kind) is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise bad("a list of integers such as [64, 64]")
-        try:
-            return tuple(_coerce_int_item(v) for v in value)
-        except (TypeError, ValueError):
-            raise bad("a list of integers such as [64, 64]") from None
+        return _to_int_tuple(value, bad)
     if kind is dict or typing.get_origin(kind) is dict:
-        if value is None:
-            return {}
-        if isinstance(value, str):  # from --set: a YAML/JSON mapping such as {backend: mjx}
-            try:
-                value = yaml.safe_load(value)
-            except yaml.YAMLError:
-                raise bad("a mapping such as {backend: mjx}") from None
-            value = {} if value is None else value
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise bad("a mapping of names to values such as {backend: mjx}")
-        return dict(value)
-    raise AssertionError(f"no coercion for {name}: {kind}")
+        return _to_mapping(value, bad)
+    convert = _CONVERSIONS.get(kind)
+    if convert is None:
+        raise AssertionError(f"no coercion for {name}: {kind}")
+    return convert(value, bad)
+
+
+def _to_bool(value: Any, bad: Callable[[str], ConfigError]) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise bad("true or false")
+
+
+def _to_int(value: Any, bad: Callable[[str], ConfigError]) -> int:
+    if isinstance(value, bool):
+        raise bad("an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise bad("an integer") from None
+        if number.is_integer():
+            return int(number)
+    raise bad("an integer")
+
+
+def _to_float(value: Any, bad: Callable[[str], ConfigError]) -> float:
+    if isinstance(value, bool):
+        raise bad("a number")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise bad("a number") from None
+    raise bad("a number")
+
+
+def _to_str(value: Any, bad: Callable[[str], ConfigError]) -> str:
+    if isinstance(value, str):
+        return value
+    raise bad("a string")
+
+
+def _to_int_tuple(value: Any, bad: Callable[[str], ConfigError]) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise bad("a list of integers such as [64, 64]")
+    try:
+        return tuple(_coerce_int_item(v) for v in value)
+    except (TypeError, ValueError):
+        raise bad("a list of integers such as [64, 64]") from None
+
+
+def _to_mapping(value: Any, bad: Callable[[str], ConfigError]) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, str):  # from --set: a YAML/JSON mapping such as {backend: mjx}
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise bad("a mapping such as {backend: mjx}") from None
+        value = {} if value is None else value
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise bad("a mapping of names to values such as {backend: mjx}")
+    return dict(value)
+
+
+_CONVERSIONS: dict[Any, Callable[[Any, Callable[[str], ConfigError]], Any]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+}
 
 
 def _coerce_int_item(v: Any) -> int:
@@ -414,6 +441,15 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
     def fail(msg: str) -> None:
         raise ConfigError(f"{where}: {msg}")
 
+    _validate_network(config, fail)
+    _validate_batch(config, fail)
+    _validate_numbers(config, fail)
+    _validate_env_kwargs(config.env_kwargs, fail)
+    _validate_env(config, fail, env, env_params)
+
+
+def _validate_network(config: PPOConfig, fail) -> None:
+    """The sizes of the loop and the network's choices."""
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
         value = getattr(config, name)
         if value <= 0:
@@ -434,6 +470,10 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
             f"'matmul_precision' must be one of JAX's names for a matmul precision, got "
             f"{config.matmul_precision!r}.{hint} Valid: {', '.join(MATMUL_PRECISIONS)}."
         )
+
+
+def _validate_batch(config: PPOConfig, fail) -> None:
+    """The rollout splits into minibatches, and the budget holds a rollout."""
     if config.batch_size % config.num_minibatches:
         fail(
             f"num_envs × num_steps = {config.num_envs} × {config.num_steps} = {config.batch_size} "
@@ -445,6 +485,10 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
             f"'total_timesteps' = {config.total_timesteps} is smaller than one rollout "
             f"(num_envs × num_steps = {config.batch_size}); give at least {config.batch_size}."
         )
+
+
+def _validate_numbers(config: PPOConfig, fail) -> None:
+    """The traced settings' ranges (and the optional ones: a positive number or null)."""
     positive = ("learning_rate", "clip_eps", "max_grad_norm")
     for name in positive:
         value = getattr(config, name)
@@ -475,8 +519,16 @@ def validate(config: PPOConfig, where: str = "config", env: Any = None, env_para
         fail(f"'log_std_init' must be finite, got {config.log_std_init}.")
     if config.max_episode_steps is not None and config.max_episode_steps <= 0:
         fail(f"'max_episode_steps' must be a positive integer or null, got {config.max_episode_steps}.")
-    _validate_env_kwargs(config.env_kwargs, fail)
-    _validate_env(config, fail, env, env_params)
+
+
+def recurrent_reference_refusal(what: str, recurrent: Optional[str]) -> str:
+    """Why ``what`` (a KL penalty, or a reference given to the trainer) is refused for a
+    recurrent run: said once for the config check and the trainer's."""
+    return (
+        f"{what} is not supported yet for recurrent policies (recurrent = {recurrent!r}): the reference's "
+        "log-probabilities would need a carry of their own. Set kl_ref_coef: 0 and no kl_ref_target "
+        "(no --kl-ref), or recurrent: null; --init-from alone works for recurrent runs."
+    )
 
 
 def _validate_recurrent(config: PPOConfig, fail) -> None:
@@ -490,11 +542,12 @@ def _validate_recurrent(config: PPOConfig, fail) -> None:
         return
     if config.kl_ref_coef > 0 or config.kl_ref_target is not None:
         fail(
-            f"a KL penalty to a reference policy (kl_ref_coef = {config.kl_ref_coef}"
-            + ("" if config.kl_ref_target is None else f", kl_ref_target = {config.kl_ref_target}")
-            + f") is not supported yet for recurrent policies (recurrent = {config.recurrent!r}): the reference's "
-            "log-probabilities would need a carry of their own. Set kl_ref_coef: 0 and no kl_ref_target, or "
-            "recurrent: null; --init-from alone works for recurrent runs."
+            recurrent_reference_refusal(
+                f"a KL penalty to a reference policy (kl_ref_coef = {config.kl_ref_coef}"
+                + ("" if config.kl_ref_target is None else f", kl_ref_target = {config.kl_ref_target}")
+                + ")",
+                config.recurrent,
+            )
         )
     chunk = config.num_steps if config.bptt_chunk is None else config.bptt_chunk
     if chunk <= 0 or config.num_steps % chunk:

@@ -24,10 +24,10 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from ppo_jax import compile_cache, sharding
 from ppo_jax.config import Hyperparams, PPOConfig
-from ppo_jax.envs import NormState
-from ppo_jax.finetune import Reference, Start, require_reference
+from ppo_jax.finetune.data import Reference, Start, require_reference
+from ppo_jax.metrics import describe_nonfinite
+from ppo_jax.rollout import NormState
 from ppo_jax.train import Program, TrainState, build, run_updates
-from ppo_jax.update import describe_nonfinite
 
 ChunkCallback = Callable[[int, dict[str, np.ndarray], float], None]
 StateCallback = Callable[[int, TrainState], bool]

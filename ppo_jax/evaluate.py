@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppo_jax.envs import VecEnv
-from ppo_jax.policy import Act, LoadedRun, PolicyParams
+from ppo_jax.runs import Act, LoadedRun, PolicyParams
 
 
 def play_episodes(

@@ -1,9 +1,13 @@
-"""Collect ``T`` steps from ``B`` environments with a ``lax.scan``.
+"""Collect ``T`` steps from ``B`` environments with a ``lax.scan``, and turn them into the update's batch.
 
 Output is time-major: every leaf of ``Transition`` is ``[T, B, ...]``, except the
 final observations of the steps cut by the time limit, kept per env
 (``cut_obs [B, S, ...]``, ``cut_step [B, S]``): the only final observations the
 update reads.
+
+The rollout's own state lives here too (``NormState``: the normalization statistics,
+frozen during a rollout and merged after it), and so does the conversion of a rollout
+into the update's input (``sample_batch``, ``sequence_batch``).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from flax import struct
 
 from ppo_jax import core
 from ppo_jax.core.distributions import Categorical, DiagGaussian, with_action_mask
-from ppo_jax.envs import NormState, VecEnv, VecEnvState
-from ppo_jax.finetune import Reference
+from ppo_jax.envs import VecEnv, VecEnvState
+from ppo_jax.finetune.data import Reference
 from ppo_jax.networks import Networks, RecurrentNetworks
+from ppo_jax.update import Batch, SequenceBatch
 
 
 class Transition(NamedTuple):
@@ -49,6 +54,30 @@ class Memory:
 
     carry: Any  # [B, H] (LSTM: a pair), the carry after the last step, not yet reset
     start: chex.Array  # [B] bool: the current observation begins an episode
+
+
+@struct.dataclass
+class NormState:
+    """Observation and reward normalization statistics; part of the train state.
+
+    Statistics are frozen while a rollout is collected and merged after it, so
+    every sample of one rollout is normalized the same way and the stored
+    log-probabilities stay exact for the update.
+    """
+
+    obs: Any  # RunningMeanStd over [*obs_shape]
+    ret: Any  # RunningMeanStd over [] (discounted returns, for reward scaling)
+    discounted_return: chex.Array  # [B] float32, running discounted return per env
+
+    @classmethod
+    def fresh(cls, obs_shape: tuple[int, ...], num_envs: int) -> "NormState":
+        """Statistics at mean 0, variance 1: reset observations alone have near-zero
+        variance in some features (velocities) and would blow them up."""
+        return cls(
+            obs=core.rms_init(obs_shape),
+            ret=core.rms_init(()),
+            discounted_return=jnp.zeros((num_envs,), jnp.float32),
+        )
 
 
 class EpisodeStats(NamedTuple):
@@ -317,12 +346,7 @@ def collect(
         t, per_step = _per_step(xs_t, vec_env, options)
         obs = _observe(norm, env_state.obs, options.normalize_obs)
         dist, value = networks.apply(params, obs)
-        reference_log_prob = None
-        if reference is not None:
-            raw_obs = env_state.obs
-            reference_log_prob = lambda action, mask: _reference_log_prob(
-                reference, networks, raw_obs, action, mask
-            )
+        reference_log_prob = _reference_of(reference, networks, env_state.obs)
         return _act_and_step(
             env_state,
             discounted_return,
@@ -348,6 +372,20 @@ def collect(
     traj = traj._replace(next_value=_next_values(traj, last_value, value_of))
     new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, cuts.dropped(), options)
     return env_state, new_norm, traj, stats
+
+
+def _reference_of(reference: Optional[Reference], networks: Networks, raw_obs: chex.Array):
+    """``log π_ref(action | raw_obs)`` as a function of the action and its mask; None without a reference."""
+    if reference is None:
+        return None
+    return lambda action, mask: _reference_log_prob(reference, networks, raw_obs, action, mask)
+
+
+def _carries_after(carries: Any, final: Any) -> Any:
+    """``[T · B, H]``: the carry after each step t, which is the one handed to step t + 1
+    (before its reset); after the last step, the final one."""
+    after = jax.tree.map(lambda seq, last: jnp.concatenate([seq[1:], last[None]]), carries, final)
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), after)
 
 
 def _scan_inputs(key: chex.PRNGKey, vec_env: VecEnv, options: RolloutOptions, num_envs: int):
@@ -434,11 +472,7 @@ def collect_recurrent(
     _, _, last_value = networks.step(
         params, rnn_carry, _observe(norm, env_state.obs, options.normalize_obs), start
     )
-    # The carry after step t is the one handed to step t + 1 (before its reset); after the last, the final one.
-    carry_after = jax.tree.map(
-        lambda seq, last: jnp.concatenate([seq[1:], last[None]]), traj.carry, rnn_carry
-    )
-    flat_after = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), carry_after)
+    flat_after = _carries_after(traj.carry, rnn_carry)
 
     def value_of(obs, rows):
         carry = jax.tree.map(lambda x: jnp.take(x, rows, axis=0, mode="clip"), flat_after)
@@ -447,3 +481,57 @@ def collect_recurrent(
     traj = traj._replace(next_value=_next_values(traj, last_value, value_of))
     new_norm, traj, stats = _finish(norm, traj, extras, discounted_return, cuts.dropped(), options)
     return env_state, Memory(carry=rnn_carry, start=start), new_norm, traj, stats
+
+
+# ---------------------------------------------------------------------------
+# The rollout -> the update's batch
+# ---------------------------------------------------------------------------
+
+
+def sample_batch(traj: Transition, advantages: chex.Array, targets: chex.Array) -> Batch:
+    """A feed-forward rollout ``[T, B]`` flattened to ``T · B`` samples, time-major
+    (sample ``t · B + b`` is env ``b``'s step ``t``), with its GAE advantages and targets."""
+    flat = lambda x: x.reshape((-1,) + x.shape[2:])
+    return Batch(
+        obs=flat(traj.obs),
+        action=flat(traj.action),
+        log_prob=flat(traj.log_prob),
+        value=flat(traj.value),
+        advantage=flat(advantages),
+        target=flat(targets),
+        action_mask=None if traj.action_mask is None else flat(traj.action_mask),
+    )
+
+
+def sequence_batch(
+    traj: Transition, advantages: chex.Array, targets: chex.Array, chunk: int
+) -> SequenceBatch:
+    """A recurrent rollout ``[T, B]`` cut into ``S = B · T / chunk`` sequences ``[chunk, S]``.
+
+    Sequence ``k · B + b`` is env ``b``'s steps ``k · chunk … (k + 1) · chunk − 1``;
+    it starts from the carry the rollout handed to its first step, so that
+    replaying it with the same resets gives the rollout's outputs. With
+    ``chunk < T`` gradients stop at chunk boundaries (truncated backpropagation).
+    """
+    num_steps, num_envs = traj.value.shape
+    num_chunks = num_steps // chunk
+
+    def steps(x):
+        x = x.reshape((num_chunks, chunk, num_envs) + x.shape[2:])
+        return jnp.swapaxes(x, 0, 1).reshape((chunk, num_chunks * num_envs) + x.shape[3:])
+
+    def first(x):
+        x = x.reshape((num_chunks, chunk, num_envs) + x.shape[2:])[:, 0]
+        return x.reshape((num_chunks * num_envs,) + x.shape[2:])
+
+    return SequenceBatch(
+        obs=steps(traj.obs),
+        action=steps(traj.action),
+        log_prob=steps(traj.log_prob),
+        value=steps(traj.value),
+        advantage=steps(advantages),
+        target=steps(targets),
+        start=steps(traj.start),
+        carry=jax.tree.map(first, traj.carry),
+        action_mask=None if traj.action_mask is None else steps(traj.action_mask),
+    )

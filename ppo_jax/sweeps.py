@@ -32,23 +32,14 @@ import numpy as np
 
 from ppo_jax import compile_cache, sharding
 from ppo_jax import config as config_lib
-from ppo_jax.checkpoint import state_nbytes
 from ppo_jax.config import STATIC_FIELDS, TRACED_FIELDS, ConfigError, PPOConfig
 from ppo_jax.driver import chunk_plan, compiler_options, run_chunks, seed_keys
-from ppo_jax.finetune import Reference, Start, require_reference
-from ppo_jax.logs import FINAL_FRACTION, final_window
-from ppo_jax.train import METRIC_NAMES, Program, build
+from ppo_jax.finetune.data import Reference, Start, require_reference
+from ppo_jax.io.checkpoint import state_nbytes
+from ppo_jax.metrics import CURVE_NAMES, FINAL_FRACTION, MEAN_NAMES, final_window
+from ppo_jax.train import Program, build
 
 _OPTIONAL = ("vf_clip", "target_kl", "kl_ref_target")  # null = off, which changes the program
-
-# Averaged over the updates of a log point: every metric of an update but the
-# episode statistics (weighted by episodes below) and the non-finite flags.
-MEAN_NAMES = tuple(
-    name for name in METRIC_NAMES if name not in ("episode_return", "episode_length", "episodes", "nonfinite")
-)
-# episode_return / episode_length are episode-weighted over a log point;
-# episodes is the number of episodes that finished in it.
-CURVE_NAMES = ("episode_return", "episode_length", "episodes") + MEAN_NAMES
 
 
 # ---------------------------------------------------------------------------

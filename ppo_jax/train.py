@@ -17,36 +17,25 @@ import jax.numpy as jnp
 from flax import struct
 
 from ppo_jax import core, sharding
-from ppo_jax.config import ConfigError, Hyperparams, PPOConfig, validate
-from ppo_jax.envs import NormState, VecEnv, VecEnvState
-from ppo_jax.finetune import Reference, Start, check_obs_norm, check_params, require_reference
+from ppo_jax.config import ConfigError, Hyperparams, PPOConfig, recurrent_reference_refusal, validate
+from ppo_jax.envs import VecEnv, VecEnvState
+from ppo_jax.finetune.data import Reference, Start, check_obs_norm, check_params, require_reference
 from ppo_jax.networks import Networks, networks_from_config
-from ppo_jax.rollout import Memory, Transition, collect, collect_recurrent, rollout_options
+from ppo_jax.rollout import (
+    EpisodeStats,
+    Memory,
+    NormState,
+    RolloutOptions,
+    Transition,
+    collect,
+    collect_recurrent,
+    rollout_options,
+    sample_batch,
+    sequence_batch,
+)
 from ppo_jax.update import Batch, SequenceBatch, UpdateOptions, make_optimizer, update
 
 Metrics = dict[str, chex.Array]
-
-METRIC_NAMES = (
-    "episode_return",
-    "episode_length",
-    "episodes",
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl",
-    "clip_fraction",
-    "explained_variance",
-    "grad_norm",
-    "learning_rate",
-    "minibatch_updates",
-    "nonfinite",
-    "reward_raw",
-    "reward_penalized",
-    "kl_ref",
-    "kl_ref_coef",
-    "cuts_dropped",
-)
-"""The per-update metrics ``train`` returns and every run logs, in their column order (see the metrics glossary)."""
 
 
 @struct.dataclass
@@ -88,195 +77,243 @@ def build(
 ) -> Program:
     """Build the pure init and update-step functions of ``config``.
 
-    ``env`` (a gymnax ``Environment``) and ``env_params`` (default: its
-    ``default_params``), when given, are trained instead of ``config.env_id``,
-    which is then only their label; the config's wrappers still apply.
+    The start and the reference must fit the config's network (``ConfigError`` otherwise,
+    before anything compiles); they enter the program as constants shared by every seed.
 
-    ``init_from``: start from these network parameters and normalization
-    statistics (with a fresh optimizer) instead of fresh ones. ``reference``:
-    the frozen policy of the KL penalty (``kl_ref_coef``); without one no
-    penalty is computed. Both must fit the config's network (``ConfigError``
-    otherwise, before anything compiles); they enter the program as constants
-    shared by every seed.
-
-    ``shards``: data-parallel; ``init`` and ``step`` are then called inside a
-    ``shard_map`` over ``shards.axis_name`` and each device steps
-    ``num_envs / shards.count`` of the envs (``TrainState.env``, the
-    discounted returns and the memory hold its share), with its own random
-    keys for resets, actions and shuffles. The rest of the state is the same
-    on every device: the parameters and optimizer state (gradients are
-    averaged), the normalization statistics and the key the next update's
-    keys come from. The metrics are those of the whole batch.
+    Data-parallel (``shards``): ``init`` and ``step`` are then called inside a ``shard_map``
+    over ``shards.axis_name`` and each device steps ``num_envs / shards.count`` of the envs
+    (``TrainState.env``, the discounted returns and the memory hold its share), with its own
+    random keys for resets, actions and shuffles. The rest of the state is the same on every
+    device: the parameters and optimizer state (gradients are averaged), the normalization
+    statistics and the key the next update's keys come from. The metrics are those of the
+    whole batch.
 
     Args:
       config: the run's settings.
-      env: a gymnax ``Environment`` to train instead of ``config.env_id``.
+      env: a gymnax ``Environment`` to train instead of ``config.env_id``, which is then
+        only its label; the config's wrappers still apply.
       env_params: its params (default: ``env.default_params``).
-      init_from: a ``Start`` to begin from.
-      reference: a ``Reference`` for the KL penalty.
+      init_from: a ``Start``: begin from its network parameters and normalization
+        statistics (with a fresh optimizer) instead of fresh ones.
+      reference: a ``Reference``: the frozen policy of the KL penalty (``kl_ref_coef``);
+        without one no penalty is computed.
       shards: an ``EnvShards`` for data-parallel training, or None.
 
     Returns:
       ``Program(init, step)``: ``init(key, hp) -> TrainState`` and
       ``step(state, hp) -> (TrainState, metrics of one update)``, both pure.
     """
-    validate(config, env=env, env_params=env_params)
-    num_envs = check_shards(config, shards)
-    axis_name = None if shards is None else shards.axis_name
-    recurrent = config.recurrent is not None
-    if recurrent and reference is not None:
-        raise ConfigError(_RECURRENT_KL_REF)
-    vec_env = VecEnv.from_config(config, env, env_params)
-    networks = networks_from_config(config, vec_env.spec)
-    _check_fit(networks, vec_env, init_from, reference)
-    adaptive_kl = config.kl_ref_target is not None
-    options_of_rollout = rollout_options(config, vec_env, axis_name)
-    update_options = UpdateOptions.from_config(config, axis_name)
-    num_updates = config.num_updates
-    anneal_lr = config.anneal_lr
-    chunk = config.bptt_chunk or config.num_steps
+    parts = _parts(config, env, env_params, init_from, reference, shards)
 
     def init(key: chex.PRNGKey, hp: Hyperparams) -> TrainState:
-        key_params, key_env, key_loop = jax.random.split(key, 3)
-        params = networks.init(key_params) if init_from is None else init_from.params
-        opt_state = make_optimizer(hp.max_grad_norm).init(params)
-        env_state = vec_env.reset(sharding.own_key(key_env, shards), num_envs)
-        # Statistics start at mean 0, variance 1: reset observations alone have
-        # near-zero variance in some features (velocities) and would blow them up.
-        norm = NormState(
-            obs=core.rms_init(vec_env.spec.obs_shape),
-            ret=core.rms_init(()),
-            discounted_return=jnp.zeros((num_envs,), jnp.float32),
-        )
-        if init_from is not None:
-            norm = norm.replace(  # type: ignore[attr-defined]  # flax.struct's replace is untyped
-                obs=init_from.obs_norm if config.normalize_obs else norm.obs,
-                ret=init_from.ret_norm if config.normalize_reward else norm.ret,
-            )
-        memory = None
-        if recurrent:
-            memory = Memory(
-                carry=networks.initial_carry((num_envs,)),
-                start=jnp.ones((num_envs,), bool),
-            )
-        return TrainState(
-            params=params,
-            opt_state=opt_state,
-            env=env_state,
-            norm=norm,
-            key=key_loop,
-            update_step=jnp.asarray(0, jnp.int32),
-            kl_ref_coef=jnp.asarray(hp.kl_ref_coef, jnp.float32),
-            memory=memory,
-        )
+        return _init(parts, key, hp)
 
     def step(state: TrainState, hp: Hyperparams) -> tuple[TrainState, Metrics]:
-        key, key_rollout, key_update = jax.random.split(state.key, 3)
-        key_rollout, key_update = sharding.own_key(key_rollout, shards), sharding.own_key(key_update, shards)
-        memory = state.memory
-        if recurrent:
-            assert state.memory is not None, "a recurrent TrainState carries its memory"
-            env_state, memory, norm, traj, episodes = collect_recurrent(
-                key_rollout,
-                state.params,
-                state.env,
-                state.memory,
-                state.norm,
-                hp.gamma,
-                networks=networks,
-                vec_env=vec_env,
-                options=options_of_rollout,
-            )
-        else:
-            env_state, norm, traj, episodes = collect(
-                key_rollout,
-                state.params,
-                state.env,
-                state.norm,
-                hp.gamma,
-                networks=networks,
-                vec_env=vec_env,
-                options=options_of_rollout,
-                reference=reference,
-                kl_coef=state.kl_ref_coef,
-            )
-        advantages, targets = core.gae(
-            traj.reward,
-            traj.value,
-            traj.next_value,
-            traj.terminated,
-            traj.done,
-            gamma=hp.gamma,
-            gae_lambda=hp.gae_lambda,
-        )
-        batch: Batch | SequenceBatch
-        if recurrent:
-            batch = sequence_batch(traj, advantages, targets, chunk)
-        else:
-            flat = lambda x: x.reshape((-1,) + x.shape[2:])
-            batch = Batch(
-                obs=flat(traj.obs),
-                action=flat(traj.action),
-                log_prob=flat(traj.log_prob),
-                value=flat(traj.value),
-                advantage=flat(advantages),
-                target=flat(targets),
-                action_mask=None if traj.action_mask is None else flat(traj.action_mask),
-            )
-        if anneal_lr:
-            learning_rate = hp.learning_rate * (1.0 - state.update_step / num_updates)
-        else:
-            learning_rate = hp.learning_rate
-        params, opt_state, loss_metrics = update(
-            key_update,
-            state.params,
-            state.opt_state,
-            batch,
-            hp,
-            learning_rate,
-            tx=make_optimizer(hp.max_grad_norm),
-            networks=networks,
-            options=update_options,
-        )
-        count = episodes.count
-        safe = jnp.maximum(count, 1.0)
-        metrics = {
-            "episode_return": jnp.where(count > 0, episodes.return_sum / safe, jnp.nan),
-            "episode_length": jnp.where(count > 0, episodes.length_sum / safe, jnp.nan),
-            "episodes": count,
-            "cuts_dropped": episodes.cuts_dropped,
-            "explained_variance": core.explained_variance(
-                batch.value.reshape(-1), batch.target.reshape(-1), axis_name
-            ),
-            "learning_rate": jnp.asarray(learning_rate, jnp.float32),
-            **loss_metrics,
-            **_kl_metrics(traj, state.kl_ref_coef, reference is not None, axis_name),
-        }
-        kl_ref_coef = state.kl_ref_coef
-        if adaptive_kl:
-            kl_ref_coef = core.adaptive_kl_coef(
-                kl_ref_coef, metrics["kl_ref"], hp.kl_ref_target, config.batch_size, hp.kl_ref_horizon
-            )
-        new_state = TrainState(
-            params=params,
-            opt_state=opt_state,
-            env=env_state,
-            norm=norm,
-            key=key,
-            update_step=state.update_step + 1,
-            kl_ref_coef=kl_ref_coef,
-            memory=memory,
-        )
-        return new_state, metrics
+        return _step(parts, state, hp)
 
     precision = config.matmul_precision
     return Program(
         init=_under_precision(init, precision),
         step=_under_precision(step, precision),
-        networks=networks,
-        vec_env=vec_env,
+        networks=parts.networks,
+        vec_env=parts.vec_env,
         config=config,
     )
+
+
+class _Parts(NamedTuple):
+    """What a run's ``init`` and ``step`` are built from (static: closed over, not traced)."""
+
+    config: PPOConfig
+    vec_env: VecEnv
+    networks: Any  # Networks, or RecurrentNetworks when config.recurrent is set
+    num_envs: int  # the envs this device steps
+    shards: Optional[sharding.EnvShards]
+    axis_name: Optional[str]
+    rollout: RolloutOptions
+    update: UpdateOptions
+    init_from: Optional[Start]
+    reference: Optional[Reference]
+
+
+def _parts(
+    config: PPOConfig,
+    env: Any,
+    env_params: Any,
+    init_from: Optional[Start],
+    reference: Optional[Reference],
+    shards: Optional[sharding.EnvShards],
+) -> _Parts:
+    """The env, networks and options of a run, each checked before anything compiles."""
+    validate(config, env=env, env_params=env_params)
+    num_envs = check_shards(config, shards)
+    if config.recurrent is not None and reference is not None:
+        raise ConfigError(recurrent_reference_refusal("a reference policy", config.recurrent))
+    vec_env = VecEnv.from_config(config, env, env_params)
+    networks = networks_from_config(config, vec_env.spec)
+    _check_fit(networks, vec_env, init_from, reference)
+    axis_name = None if shards is None else shards.axis_name
+    return _Parts(
+        config=config,
+        vec_env=vec_env,
+        networks=networks,
+        num_envs=num_envs,
+        shards=shards,
+        axis_name=axis_name,
+        rollout=rollout_options(config, vec_env, axis_name),
+        update=UpdateOptions.from_config(config, axis_name),
+        init_from=init_from,
+        reference=reference,
+    )
+
+
+def _init(parts: _Parts, key: chex.PRNGKey, hp: Hyperparams) -> TrainState:
+    """A fresh train state (or one that starts from ``parts.init_from``)."""
+    config, networks, vec_env, init_from, num_envs = (
+        parts.config,
+        parts.networks,
+        parts.vec_env,
+        parts.init_from,
+        parts.num_envs,
+    )
+    key_params, key_env, key_loop = jax.random.split(key, 3)
+    params = networks.init(key_params) if init_from is None else init_from.params
+    opt_state = make_optimizer(hp.max_grad_norm).init(params)
+    env_state = vec_env.reset(sharding.own_key(key_env, parts.shards), num_envs)
+    norm = NormState.fresh(vec_env.spec.obs_shape, num_envs)
+    if init_from is not None:
+        norm = norm.replace(  # type: ignore[attr-defined]  # flax.struct's replace is untyped
+            obs=init_from.obs_norm if config.normalize_obs else norm.obs,
+            ret=init_from.ret_norm if config.normalize_reward else norm.ret,
+        )
+    memory = None
+    if config.recurrent is not None:
+        memory = Memory(carry=networks.initial_carry((num_envs,)), start=jnp.ones((num_envs,), bool))
+    return TrainState(
+        params=params,
+        opt_state=opt_state,
+        env=env_state,
+        norm=norm,
+        key=key_loop,
+        update_step=jnp.asarray(0, jnp.int32),
+        kl_ref_coef=jnp.asarray(hp.kl_ref_coef, jnp.float32),
+        memory=memory,
+    )
+
+
+def _step(parts: _Parts, state: TrainState, hp: Hyperparams) -> tuple[TrainState, Metrics]:
+    """One update: collect a rollout, GAE, the PPO update, and the update's metrics."""
+    key, key_rollout, key_update = jax.random.split(state.key, 3)
+    key_rollout, key_update = (
+        sharding.own_key(key_rollout, parts.shards),
+        sharding.own_key(key_update, parts.shards),
+    )
+    env_state, memory, norm, traj, episodes = _collect(parts, key_rollout, state, hp)
+    batch = _batch_of(parts.config, traj, hp)
+    learning_rate = _learning_rate(parts.config, state.update_step, hp)
+    params, opt_state, loss_metrics = update(
+        key_update,
+        state.params,
+        state.opt_state,
+        batch,
+        hp,
+        learning_rate,
+        tx=make_optimizer(hp.max_grad_norm),
+        networks=parts.networks,
+        options=parts.update,
+    )
+    metrics = {
+        **_episode_metrics(episodes),
+        "explained_variance": core.explained_variance(
+            batch.value.reshape(-1), batch.target.reshape(-1), parts.axis_name
+        ),
+        "learning_rate": jnp.asarray(learning_rate, jnp.float32),
+        **loss_metrics,
+        **_kl_metrics(traj, state.kl_ref_coef, parts.reference is not None, parts.axis_name),
+    }
+    new_state = TrainState(
+        params=params,
+        opt_state=opt_state,
+        env=env_state,
+        norm=norm,
+        key=key,
+        update_step=state.update_step + 1,
+        kl_ref_coef=_next_kl_ref_coef(parts.config, state.kl_ref_coef, metrics["kl_ref"], hp),
+        memory=memory,
+    )
+    return new_state, metrics
+
+
+def _collect(parts: _Parts, key: chex.PRNGKey, state: TrainState, hp: Hyperparams):
+    """The rollout of one update: ``(env state, memory, norm, Transition [T, B], EpisodeStats)``."""
+    if parts.config.recurrent is not None:
+        assert state.memory is not None, "a recurrent TrainState carries its memory"
+        return collect_recurrent(
+            key,
+            state.params,
+            state.env,
+            state.memory,
+            state.norm,
+            hp.gamma,
+            networks=parts.networks,
+            vec_env=parts.vec_env,
+            options=parts.rollout,
+        )
+    env_state, norm, traj, episodes = collect(
+        key,
+        state.params,
+        state.env,
+        state.norm,
+        hp.gamma,
+        networks=parts.networks,
+        vec_env=parts.vec_env,
+        options=parts.rollout,
+        reference=parts.reference,
+        kl_coef=state.kl_ref_coef,
+    )
+    return env_state, state.memory, norm, traj, episodes
+
+
+def _batch_of(config: PPOConfig, traj: Transition, hp: Hyperparams) -> Batch | SequenceBatch:
+    """The rollout's GAE advantages and targets, and the update's batch of it."""
+    advantages, targets = core.gae(
+        traj.reward,
+        traj.value,
+        traj.next_value,
+        traj.terminated,
+        traj.done,
+        gamma=hp.gamma,
+        gae_lambda=hp.gae_lambda,
+    )
+    if config.recurrent is not None:
+        return sequence_batch(traj, advantages, targets, config.bptt_chunk or config.num_steps)
+    return sample_batch(traj, advantages, targets)
+
+
+def _learning_rate(config: PPOConfig, update_step: chex.Array, hp: Hyperparams):
+    """The step size of update ``update_step``: annealed linearly to 0 with ``anneal_lr``."""
+    if config.anneal_lr:
+        return hp.learning_rate * (1.0 - update_step / config.num_updates)
+    return hp.learning_rate
+
+
+def _episode_metrics(episodes: EpisodeStats) -> Metrics:
+    """Mean return and length of the episodes that finished in the rollout (NaN if none)."""
+    count = episodes.count
+    safe = jnp.maximum(count, 1.0)
+    return {
+        "episode_return": jnp.where(count > 0, episodes.return_sum / safe, jnp.nan),
+        "episode_length": jnp.where(count > 0, episodes.length_sum / safe, jnp.nan),
+        "episodes": count,
+        "cuts_dropped": episodes.cuts_dropped,
+    }
+
+
+def _next_kl_ref_coef(config: PPOConfig, kl_ref_coef: chex.Array, kl_ref: chex.Array, hp: Hyperparams):
+    """β for the next rollout: adapted toward ``kl_ref_target`` when it is set, else kept."""
+    if config.kl_ref_target is None:
+        return kl_ref_coef
+    return core.adaptive_kl_coef(kl_ref_coef, kl_ref, hp.kl_ref_target, config.batch_size, hp.kl_ref_horizon)
 
 
 def _under_precision(fn: Callable, precision: str) -> Callable:
@@ -290,47 +327,6 @@ def _under_precision(fn: Callable, precision: str) -> Callable:
             return fn(*args)
 
     return under
-
-
-_RECURRENT_KL_REF = (
-    "a KL penalty to a reference policy is not supported yet for recurrent policies (recurrent is set): the "
-    "reference's log-probabilities would need a carry of their own. Set kl_ref_coef: 0 (and no kl_ref_target, "
-    "no --kl-ref), or recurrent: null; --init-from alone works for recurrent runs."
-)
-
-
-def sequence_batch(
-    traj: Transition, advantages: chex.Array, targets: chex.Array, chunk: int
-) -> SequenceBatch:
-    """A recurrent rollout ``[T, B]`` cut into ``S = B · T / chunk`` sequences ``[chunk, S]``.
-
-    Sequence ``k · B + b`` is env ``b``'s steps ``k · chunk … (k + 1) · chunk − 1``;
-    it starts from the carry the rollout handed to its first step, so that
-    replaying it with the same resets gives the rollout's outputs. With
-    ``chunk < T`` gradients stop at chunk boundaries (truncated backpropagation).
-    """
-    num_steps, num_envs = traj.value.shape
-    num_chunks = num_steps // chunk
-
-    def steps(x):
-        x = x.reshape((num_chunks, chunk, num_envs) + x.shape[2:])
-        return jnp.swapaxes(x, 0, 1).reshape((chunk, num_chunks * num_envs) + x.shape[3:])
-
-    def first(x):
-        x = x.reshape((num_chunks, chunk, num_envs) + x.shape[2:])[:, 0]
-        return x.reshape((num_chunks * num_envs,) + x.shape[2:])
-
-    return SequenceBatch(
-        obs=steps(traj.obs),
-        action=steps(traj.action),
-        log_prob=steps(traj.log_prob),
-        value=steps(traj.value),
-        advantage=steps(advantages),
-        target=steps(targets),
-        start=steps(traj.start),
-        carry=jax.tree.map(first, traj.carry),
-        action_mask=None if traj.action_mask is None else steps(traj.action_mask),
-    )
 
 
 def _check_fit(
@@ -405,12 +401,12 @@ def make_train(
     ``env``/``env_params``: train this gymnax ``Environment`` instance instead
     of ``config.env_id`` (see ``build``).
 
-    ``metrics`` maps each name in ``METRIC_NAMES`` to an array ``[num_updates]``.
+    ``metrics`` maps each name in ``ppo_jax.metrics.METRIC_NAMES`` to an array ``[num_updates]``.
     ``hp`` defaults to the config's traced settings; pass a ``Hyperparams`` of
     arrays to vmap over settings. ``train`` is pure: jit it, vmap it.
 
     ``init_from`` and ``reference`` (see ``build``) fine-tune a trained policy
-    under a KL leash; ``ppo_jax.reference.load_start`` / ``load_reference``
+    under a KL leash; ``ppo_jax.finetune.loaders.load_start`` / ``load_reference``
     read them from a run directory.
 
     Args:

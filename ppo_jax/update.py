@@ -21,6 +21,7 @@ import optax
 from ppo_jax import core
 from ppo_jax.config import Hyperparams
 from ppo_jax.core.distributions import with_action_mask
+from ppo_jax.metrics import LOSS_METRICS, NONFINITE_GRAD, NONFINITE_LOSS, NONFINITE_PARAMS
 from ppo_jax.networks import Networks, RecurrentNetworks
 
 
@@ -83,16 +84,6 @@ class UpdateOptions(NamedTuple):
             target_kl=config.target_kl is not None,
             axis_name=axis_name,
         )
-
-
-LOSS_METRICS = (
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl",
-    "clip_fraction",
-    "grad_norm",
-)
 
 
 def permutation(key: chex.PRNGKey, n: int) -> chex.Array:
@@ -245,9 +236,6 @@ def update(
     return params, opt_state, metrics
 
 
-NONFINITE_LOSS, NONFINITE_GRAD, NONFINITE_PARAMS = 1, 2, 4
-
-
 def nonfinite_code(aux, params) -> chex.Array:
     """A bit set, computed in the program so the host never syncs per step:
     1 = a loss term, 2 = the gradient, 4 = the parameters held NaN or Inf."""
@@ -261,8 +249,3 @@ def nonfinite_code(aux, params) -> chex.Array:
         + NONFINITE_GRAD * bad(aux["grad_norm"]).astype(jnp.int32)
         + NONFINITE_PARAMS * bad(params).astype(jnp.int32)
     )
-
-
-def describe_nonfinite(code: int) -> str:
-    names = [(NONFINITE_LOSS, "loss"), (NONFINITE_GRAD, "gradient"), (NONFINITE_PARAMS, "parameters")]
-    return ", ".join(name for bit, name in names if code & bit)

@@ -4,7 +4,7 @@
 
 Logs ``--repeats`` chunks of ``--updates`` updates of ``--seeds`` seeds (random
 metrics, a third of the returns NaN as when no episode finished) into a fresh
-directory with ``ppo_jax.logs``' loggers as the CLI makes them, and prints the
+directory with ``ppo_jax.io.logs``' loggers as the CLI makes them, and prints the
 median milliseconds per chunk of each, then the time to open the loggers.
 Host-only: no JAX program runs. Measures; asserts nothing about time.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ppo_jax import logs
+from ppo_jax.io import logs
 from ppo_jax.train import METRIC_NAMES
 
 

@@ -27,8 +27,8 @@ import jax
 import numpy as np
 
 import ppo_jax
-from ppo_jax import checkpoint, logs
 from ppo_jax.driver import ChunkedRun
+from ppo_jax.io import checkpoint, logs
 
 
 def main() -> None:

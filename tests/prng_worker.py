@@ -24,7 +24,7 @@ def _resumed_from_an_earlier_checkpoint(command: str, out: Path, outputs: list[s
     """Drop the last checkpoint and resume from the one before; whether each output
     file is byte for byte the uninterrupted run's."""
     from ppo_jax import cli
-    from ppo_jax.checkpoint import checkpoint_dir, saved_updates
+    from ppo_jax.io.checkpoint import checkpoint_dir, saved_updates
 
     before = {name: (out / name).read_bytes() for name in outputs}
     shutil.rmtree(checkpoint_dir(out) / str(saved_updates(out)[-1]))

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import ppo_jax
-from ppo_jax import checkpoint, cli
+from ppo_jax import cli
+from ppo_jax.io import checkpoint
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,6 +52,24 @@ def test_round_trip_is_bit_exact_and_keeps_the_last_n(tmp_path):
     target = _target()
     _bits_equal(checkpoint.restore_state(tmp_path, 3, target), _state(3))
     assert checkpoint.read_meta(tmp_path, 3)["seeds"] == [0, 1]
+
+
+def test_a_checkpoint_of_another_format_is_refused_by_name(tmp_path, monkeypatch, capsys):
+    """The meta's "format" is checked on reading: a checkpoint of another layout is refused with
+    its format and ours named (a RunDirError for --resume: exit 2), not read into the wrong tree."""
+    shutil.copy("configs/cartpole.yaml", tmp_path / "config.yaml")
+    monkeypatch.setattr(checkpoint, "FORMAT_VERSION", checkpoint.FORMAT_VERSION + 1)
+    writer = checkpoint.Checkpointer(tmp_path, keep=1)
+    writer.save(1, _state(1), {"seeds": [0, 1]})
+    writer.close()
+    monkeypatch.undo()
+    with pytest.raises(checkpoint.CheckpointError, match=r"checkpoint format 2, but .* reads format 1"):
+        checkpoint.read_meta(tmp_path, 1)
+    with pytest.raises(checkpoint.RunDirError, match="checkpoint format 2"):
+        checkpoint.latest_checkpoint(tmp_path)
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint format 2" in err and "Traceback" not in err
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):

@@ -142,8 +142,8 @@ def test_resuming_a_metrics_csv_without_the_new_column(tmp_path):
     """A run started before cuts_dropped existed resumes into one well-formed metrics.csv."""
     import csv
 
-    from ppo_jax import logs
-    from ppo_jax.train import METRIC_NAMES
+    from ppo_jax.io import logs
+    from ppo_jax.metrics import METRIC_NAMES
 
     path = tmp_path / "metrics.csv"
     old = ("seed", "update", "env_steps") + tuple(n for n in METRIC_NAMES if n != "cuts_dropped")

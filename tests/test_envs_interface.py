@@ -1,6 +1,8 @@
 """The env interface: id forms, env_kwargs, wrappers (obs_indices, flattening,
 time limit), a given env instance, and the errors for bad ids."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,6 +80,32 @@ def test_id_forms_parse():
     assert set(envs.SUITES) == {"brax", "playground", "jumanji", "craftax", "navix", "xminigrid"}
 
 
+def test_the_suites_table_and_pyprojects_extras_agree():
+    """Each suite's extra installs exactly the packages the table keys its programs by, and the
+    ``envs`` extra installs every suite: pyproject cannot read the table, so this test does."""
+    import re
+
+    import tomllib
+
+    extras = tomllib.loads(Path("pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for prefix, suite in envs.SUITES.items():
+        assert (
+            suite.module == f"ppo_jax.envs.{prefix}"
+            and Path(*suite.module.split(".")).with_suffix(".py").is_file()
+        )
+        assert suite.extra in extras, f"suite {prefix!r}: no extra {suite.extra!r} in pyproject.toml"
+        names = {re.split(r"[^A-Za-z0-9._-]", r, maxsplit=1)[0] for r in extras[suite.extra]}
+        assert names == set(suite.packages), (
+            f"suite {prefix!r}: extra {sorted(names)} != table {suite.packages}"
+        )
+    (envs_extra,) = extras["envs"]
+    assert set(re.fullmatch(r"ppo_jax\[(.*)\]", envs_extra).group(1).split(",")) == {
+        s.extra for s in envs.SUITES.values()
+    }
+    others = {"dev", "docs", "wandb", "bench", "cuda", "envs"}
+    assert set(extras) - others == {s.extra for s in envs.SUITES.values()}
+
+
 @pytest.mark.parametrize(
     "env_id, message",
     [
@@ -104,7 +132,11 @@ def test_missing_suite_package_names_the_extra(monkeypatch, tmp_path):
     """An adapter imports its suite at the top; when that package is missing the error names the pip extra."""
     (tmp_path / "fake_suite_adapter.py").write_text("import a_suite_package_that_is_not_installed\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(envs.SUITES, "fakesuite", ("fake_suite_adapter", "fakesuite"))
+    monkeypatch.setitem(
+        envs.SUITES,
+        "fakesuite",
+        envs.Suite("fake_suite_adapter", "fakesuite", ("a_suite_package_that_is_not_installed",)),
+    )
     with pytest.raises(ConfigError, match=r'pip install -e "\.\[fakesuite\]"'):
         ppo_jax.load_config(None, env_id="fakesuite:Anything")
 
@@ -118,7 +150,11 @@ def test_train_env_option_takes_suite_and_import_path_ids(monkeypatch, tmp_path)
     }
     (tmp_path / "fake_suite_adapter2.py").write_text("import a_suite_package_that_is_not_installed\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(envs.SUITES, "fakesuite", ("fake_suite_adapter2", "fakesuite"))
+    monkeypatch.setitem(
+        envs.SUITES,
+        "fakesuite",
+        envs.Suite("fake_suite_adapter2", "fakesuite", ("a_suite_package_that_is_not_installed",)),
+    )
     with pytest.raises(
         ConfigError, match=r'--env: suite .fakesuite. needs its package.*pip install -e "\.\[fakesuite\]"'
     ):
@@ -338,7 +374,7 @@ def test_action_masks_reach_sampling_log_prob_and_the_update():
     np.testing.assert_allclose(float(aux["entropy"]), masked_entropy, rtol=1e-4, atol=1e-5)
     assert abs(masked_entropy - float(Categorical(dist.logits).entropy().mean())) > 0.1  # the two differ here
     # greedy actions respect the mask too (the mode of the masked distribution)
-    from ppo_jax.policy import PolicyParams, make_act
+    from ppo_jax.runs import PolicyParams, make_act
 
     act = make_act(program.networks, program.vec_env, normalize_obs=False)
     # 64 reset states, some at the left edge where the favourite action 2 is invalid

@@ -231,7 +231,8 @@ def test_xminigrid_render_writes_a_gif_drawn_by_the_suite(tmp_path, capsys):
     pytest.importorskip("xminigrid")
     from PIL import Image
 
-    from ppo_jax import cli, render
+    from ppo_jax import cli
+    from ppo_jax.io import render
 
     run_dir = tmp_path / "run"
     assert (
@@ -279,7 +280,7 @@ def test_xminigrid_render_writes_a_gif_drawn_by_the_suite(tmp_path, capsys):
 
 
 def test_render_draws_xminigrid_and_no_other_suite():
-    from ppo_jax import render
+    from ppo_jax.io import render
 
     assert render.drawable("xminigrid:MiniGrid-Empty-6x6") and render.drawable("CartPole-v1")
     assert not render.drawable("jumanji:Snake-v1") and not render.drawable("navix:Navix-Empty-5x5-v0")

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 import ppo_jax
-from ppo_jax import checkpoint, cli, core, logs
+from ppo_jax import cli, core
 from ppo_jax.config import ConfigError
 from ppo_jax.driver import seed_keys
-from ppo_jax.finetune import Reference, Start
-from ppo_jax.reference import load_reference, load_start
+from ppo_jax.finetune.data import Reference, Start
+from ppo_jax.finetune.loaders import load_reference, load_start
+from ppo_jax.io import checkpoint, logs
 from ppo_jax.rollout import RolloutOptions, collect
 from ppo_jax.update import make_optimizer
 
@@ -299,7 +300,7 @@ def test_cli_fine_tune_under_a_leash(saved_run, tmp_path, capsys):
 def test_kl_ref_is_measured_at_beta_zero_too(saved_run):
     """``--init-from RUN --set kl_ref_coef=0``: the unleashed baseline of an RLHF comparison
     still logs how far it drifted from the run it started from (the reward is untouched)."""
-    from ppo_jax.reference import for_run
+    from ppo_jax.finetune.loaders import for_run
 
     run_dir, config, _ = saved_run
     tuned = for_run([config.replace(kl_ref_coef=0.0)], init_from=str(run_dir), init_seed=1)

@@ -12,7 +12,7 @@ _CHECK = """
 import json, sys, tempfile
 from pathlib import Path
 import ppo_jax.train
-from ppo_jax.logs import TensorBoardLogger
+from ppo_jax.io.logs import TensorBoardLogger
 TensorBoardLogger(Path(tempfile.mkdtemp()), [0])
 loaded = {name: name in sys.modules for name in ("scipy.stats", "pandas", "torch", "matplotlib.figure")}
 import seaborn

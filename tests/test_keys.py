@@ -11,7 +11,7 @@ import pytest
 import ppo_jax
 from ppo_jax.envs import VecEnv
 from ppo_jax.evaluate import play_episodes
-from ppo_jax.policy import PolicyParams, make_act
+from ppo_jax.runs import PolicyParams, make_act
 from ppo_jax.train import build
 
 TINY = dict(total_timesteps=4 * 16 * 2, num_envs=4, num_steps=16, update_epochs=1, num_minibatches=2)

@@ -26,7 +26,7 @@ import scipy.stats
 
 import ppo_jax
 from ppo_jax.driver import seed_keys
-from ppo_jax.logs import final_returns
+from ppo_jax.io.logs import final_returns
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"

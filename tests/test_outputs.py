@@ -126,7 +126,7 @@ def test_eval_matches_the_final_training_return_of_the_pendulum_preset(tmp_path,
 def test_render_writes_a_gif_of_the_balanced_pole(tmp_path, cartpole_run, capsys):
     from PIL import Image
 
-    from ppo_jax import render
+    from ppo_jax.io import render
 
     gif = tmp_path / "policy.gif"
     assert cli.main(["render", str(cartpole_run), "--out", str(gif)]) == 0
@@ -148,7 +148,7 @@ def test_render_writes_a_gif_of_the_balanced_pole(tmp_path, cartpole_run, capsys
 def test_render_refuses_an_env_it_cannot_draw(tmp_path, capsys):
     # The env is read from the checkpoint's meta before any state is loaded,
     # so a checkpoint of a placeholder state stands in for a trained run.
-    from ppo_jax import checkpoint, logs
+    from ppo_jax.io import checkpoint, logs
 
     config = ppo_jax.load_config(None, env_id="DeepSea-bsuite", num_envs=4, num_steps=64, total_timesteps=512)
     run_dir = tmp_path / "deepsea"
@@ -191,7 +191,7 @@ def test_tensorboard_event_files_hold_the_curves(cartpole_run):
 
 def test_wandb_offline_logging(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
-    from ppo_jax.logs import WandbLogger
+    from ppo_jax.io.logs import WandbLogger
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     logger = WandbLogger(tmp_path, [0, 1], name="test", mode="offline")

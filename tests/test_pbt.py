@@ -167,7 +167,7 @@ def test_a_population_of_one_without_ready_points_is_plain_training():
         np.testing.assert_allclose(
             result.curves["policy_loss"][0, i], part["policy_loss"].mean(), rtol=2e-4, atol=1e-6
         )
-    final = ppo_jax.logs.final_returns({k: np.asarray(v)[None] for k, v in metrics.items()})[0]
+    final = ppo_jax.io.logs.final_returns({k: np.asarray(v)[None] for k, v in metrics.items()})[0]
     np.testing.assert_allclose(result.final_return[0], final, rtol=2e-5)
     for a, b in zip(jax.tree.leaves(run.carry[0].params), jax.tree.leaves(state.params)):
         np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b), rtol=2e-5, atol=2e-6)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ppo_jax import logs
+from ppo_jax.io import logs
 
 
 @pytest.mark.parametrize(

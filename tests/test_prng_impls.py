@@ -12,8 +12,8 @@ import jax
 import pytest
 
 import ppo_jax
-from ppo_jax.checkpoint import RunDirError
 from ppo_jax.config import PPOConfig
+from ppo_jax.io.checkpoint import RunDirError
 
 ROOT = Path(__file__).parent.parent
 

@@ -15,8 +15,7 @@ import ppo_jax
 from ppo_jax import core
 from ppo_jax.config import ConfigError
 from ppo_jax.driver import ChunkedRun, seed_keys
-from ppo_jax.rollout import Memory, RolloutOptions, collect_recurrent, cut_final_obs
-from ppo_jax.train import sequence_batch
+from ppo_jax.rollout import Memory, RolloutOptions, collect_recurrent, cut_final_obs, sequence_batch
 from ppo_jax.update import UpdateOptions, ppo_loss, take_sequences
 
 TINY = dict(
@@ -198,8 +197,8 @@ def test_vmapped_seed_matches_single_run():
 
 
 def test_resume_from_a_checkpoint_is_bitwise(tmp_path):
-    from ppo_jax import checkpoint
-    from ppo_jax.policy import abstract_state
+    from ppo_jax.io import checkpoint
+    from ppo_jax.runs import abstract_state
 
     config = _config("lstm", normalize_obs=True, total_timesteps=4 * 32 * 4)
     run = ChunkedRun(config, seeds=[0, 1], target_chunks=2)
@@ -223,8 +222,8 @@ def test_resume_from_a_checkpoint_is_bitwise(tmp_path):
 
 
 def test_saved_recurrent_policy_acts_with_a_carry(tmp_path):
-    from ppo_jax import checkpoint
     from ppo_jax.evaluate import evaluate_run
+    from ppo_jax.io import checkpoint
 
     config = _config("gru", total_timesteps=4 * 32 * 2)
     run = ChunkedRun(config, seeds=[0, 1], target_chunks=1)
@@ -279,7 +278,7 @@ def test_recurrent_settings_are_checked():
 def test_kl_reference_is_refused_for_recurrent_runs_and_init_from_works():
     """A KL penalty needs the reference's log-probs, which a recurrent reference would need its
     own carry for: refused before compiling. --init-from (parameters and statistics) works."""
-    from ppo_jax.finetune import Reference, Start
+    from ppo_jax.finetune.data import Reference, Start
 
     with pytest.raises(ConfigError, match="not supported yet for recurrent policies"):
         _config("gru", kl_ref_coef=0.1)
@@ -307,7 +306,7 @@ def test_action_masks_reach_the_recurrent_rollout_update_and_act():
     """A masked env with a GRU: no invalid action is sampled, the stored log-probs are the masked
     distribution's (numpy reference over the replayed sequence), the replayed loss has ratio 1
     and the masked entropy, and greedy recurrent actions respect the mask."""
-    from ppo_jax.policy import PolicyParams, make_act
+    from ppo_jax.runs import PolicyParams, make_act
     from tests.test_envs_interface import MaskedGrid
 
     config = ppo_jax.PPOConfig(
@@ -370,7 +369,7 @@ def test_stateless_cartpole_needs_the_gru():
     final return ≥ 400; the same settings without the core stay below half of that."""
     from pathlib import Path
 
-    from ppo_jax.logs import final_returns
+    from ppo_jax.io.logs import final_returns
 
     path = Path(__file__).parent.parent / "configs" / "cartpole_stateless_gru.yaml"
     finals = {}

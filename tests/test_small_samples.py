@@ -4,8 +4,8 @@ interval as if it were confident."""
 import numpy as np
 import pytest
 
-from ppo_jax import report
 from ppo_jax.config import PPOConfig
+from ppo_jax.io import report
 from ppo_jax.sweeps import CURVE_NAMES, MemoryEstimate, SweepResult
 
 

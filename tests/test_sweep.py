@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import ppo_jax
-from ppo_jax import logs, stats
 from ppo_jax.config import ConfigError
+from ppo_jax.io import logs, stats
 from ppo_jax.sweeps import CURVE_NAMES, MEAN_NAMES, SweepRun, estimate_memory, make_grid
 
 # 7 updates in 3 log points of 3, 3 and 1 updates: two lengths, one program.

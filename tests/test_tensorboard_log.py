@@ -6,7 +6,8 @@ a resumed run's purge. Host-only: nothing compiles."""
 import numpy as np
 import pytest
 
-from ppo_jax import logs
+from ppo_jax.io import events as tfevents
+from ppo_jax.io import logs
 
 pytest.importorskip("tensorboard")
 
@@ -19,10 +20,10 @@ def test_crc32c_against_the_bytewise_reference():
         rng.integers(0, 256, size=n, dtype=np.uint8).tobytes() for n in (0, 1, 7, 8, 300, 3, 300, 1000)
     ]
     records.append(b"123456789")
-    got = logs.crc32c(records)
+    got = tfevents.crc32c(records)
     assert [int(x) for x in got] == [reference(r) & 0xFFFFFFFF for r in records]
     assert int(got[-1]) == 0xE3069283  # the CRC-32C check value
-    masked = logs.masked_crc32c(records)
+    masked = tfevents.masked_crc32c(records)
     from tensorboardX.record_writer import masked_crc32c
 
     assert [int(x) for x in masked] == [masked_crc32c(r) for r in records]
@@ -37,7 +38,7 @@ def test_hand_encoded_events_are_the_protobuf_bytes():
         [[[1.5, np.nan, -2.0, 0.0]], [[np.inf, 0.25, 3e-8, -0.0]]], np.float32
     )  # [tags, seeds, updates]
     steps = np.array([[128, 300, 2**40, 127]])
-    data, mask = logs._scalar_events(tags, values, steps, wall_time=1234.5)
+    data, mask = tfevents.scalar_events(tags, values, steps, wall_time=1234.5)
     for j in range(4):
         expected = Event(
             wall_time=1234.5,
@@ -119,7 +120,7 @@ def test_varints_against_the_one_at_a_time_encoding():
             rng.integers(0, 2**20, 200),
         ]
     )
-    data, mask = logs._varints(numbers)
+    data, mask = tfevents._varints(numbers)
     for n, row, keep in zip(numbers, data, mask):
-        assert row[keep].tobytes() == logs._varint(int(n))
-    assert logs._varint(300) == b"\xac\x02"  # protobuf's documented example
+        assert row[keep].tobytes() == tfevents._varint(int(n))
+    assert tfevents._varint(300) == b"\xac\x02"  # protobuf's documented example

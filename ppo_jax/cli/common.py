@@ -63,7 +63,7 @@ def environment() -> dict:
 def numerics(config) -> dict:
     """What decides a run's numbers beside its settings' values, for its summary: the
     matmul precision (a setting) and the PRNG implementation (JAX_DEFAULT_PRNG_IMPL)."""
-    from ppo_jax.checkpoint import prng_impl
+    from ppo_jax.io.checkpoint import prng_impl
 
     return {"matmul_precision": config.matmul_precision, "prng_impl": prng_impl()}
 

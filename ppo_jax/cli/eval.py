@@ -32,9 +32,9 @@ def add_parser(sub) -> None:
 
 
 def load_run_or_exit(run_dir: str):
-    from ppo_jax.checkpoint import RunDirError
     from ppo_jax.config import ConfigError
-    from ppo_jax.policy import load_run
+    from ppo_jax.io.checkpoint import RunDirError
+    from ppo_jax.runs import load_run
 
     try:
         return load_run(run_dir)
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_run_or_exit(args.run_dir)
     if args.samples:
         check_samples(loaded, args.samples)
-    from ppo_jax import logs
     from ppo_jax.cli.console import return_digits
     from ppo_jax.evaluate import evaluate_run
+    from ppo_jax.io import logs
 
     result = evaluate_run(loaded, num_episodes=args.episodes, stochastic=args.stochastic, seed=args.seed)
     kind = "stochastic" if args.stochastic else "deterministic (mode)"

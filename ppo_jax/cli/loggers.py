@@ -19,7 +19,7 @@ def check_wandb(mode) -> None:
 
 def make_loggers(out, seeds, config, start_update: int, *, tensorboard: bool, wandb_mode) -> list:
     """Loggers for a run in ``out``; a resumed run (``start_update > 0``) drops what came after its checkpoint."""
-    from ppo_jax import logs
+    from ppo_jax.io import logs
 
     fresh = start_update == 0
     loggers: list[logs.Logger] = [

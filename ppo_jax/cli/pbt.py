@@ -217,9 +217,9 @@ def _restore(run, plan: Plan, carry):
 
 
 def _train(args, plan: Plan, run, err):
-    from ppo_jax import checkpoint
     from ppo_jax.cli.console import Progress
     from ppo_jax.cli.signals import StopOnSignal
+    from ppo_jax.io import checkpoint
 
     config = plan.config
     err.print("compiling…")
@@ -265,7 +265,7 @@ def _header(run, plan: Plan, err) -> None:
 
 
 def _start_dir(plan: Plan, overwrite: bool) -> None:
-    from ppo_jax import checkpoint, logs
+    from ppo_jax.io import checkpoint, logs
 
     plan.out.mkdir(parents=True, exist_ok=True)
     if overwrite and (plan.out / checkpoint.CHECKPOINT_DIR).is_dir():

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ppo_jax import logs, stats
+from ppo_jax.io import logs, stats
 from ppo_jax.sweeps import CURVE_NAMES
 
 SETTING_PREFIX = (

@@ -26,8 +26,8 @@ def add_parser(sub) -> None:
 
 
 def _check(args) -> Path:
-    from ppo_jax import render
-    from ppo_jax.checkpoint import RunDirError, latest_checkpoint
+    from ppo_jax.io import render
+    from ppo_jax.io.checkpoint import RunDirError, latest_checkpoint
 
     out = Path(args.out)
     if out.suffix.lower() != ".gif":
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         )
     import numpy as np
 
-    from ppo_jax import logs, render
+    from ppo_jax.io import logs, render
 
     max_steps = args.max_steps or loaded.spec.max_episode_steps
     states, rewards, ended = render.record_episode(

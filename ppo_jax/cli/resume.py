@@ -41,7 +41,7 @@ def refuse_options(resume: str, options: list[tuple[str, object]], what: str = "
 
 def latest(run_dir: Path, kind: str) -> tuple[int, dict]:
     """The latest checkpoint of a ``kind`` ("train" or "sweep") directory and its meta, writable."""
-    from ppo_jax import checkpoint
+    from ppo_jax.io import checkpoint
 
     try:
         update, meta = checkpoint.latest_checkpoint(run_dir)
@@ -172,7 +172,7 @@ def restore_log_points_run(run, plan, template, what: str):
     """For ``sweep`` and ``pbt``: refuse a disk too small for ``plan.keep`` checkpoints of ``run``;
     then ``None`` for a fresh run, else the checkpoint of ``plan.start_update`` restored into
     ``run.checkpoint_target(template, plan.log_points_done)``. ``what`` names the run in messages."""
-    from ppo_jax import checkpoint
+    from ppo_jax.io import checkpoint
 
     per_checkpoint = checkpoint.state_nbytes(run.checkpoint_target(template, len(run.plan)))
     try:
@@ -196,7 +196,7 @@ def save_if_due(session, updates_done: int, num_updates: int, tree, meta: dict) 
     ``checkpoint_every`` updates have passed since the last save. True: stop the run here (a
     signal, or a failed save, kept in ``session.failure``). ``session`` has ``stop``,
     ``checkpointer``, ``plan.checkpoint_every`` and ``failure``."""
-    from ppo_jax import checkpoint
+    from ppo_jax.io import checkpoint
 
     # Read the signal once: one landing after this read stops the run at the next chunk (with its
     # own save), never here without a save.

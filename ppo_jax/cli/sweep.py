@@ -10,10 +10,11 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ppo_jax.cli import common, finetune, resume
+from ppo_jax.cli import common, resume
 from ppo_jax.cli.common import UserError
 from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
+from ppo_jax.finetune import cli as finetune
 
 DEFAULT_SEEDS = 8
 
@@ -289,9 +290,9 @@ def _train(args, plan: Plan, run, err, main_process: bool):
     """Compile, restore, run every log point; return (result, session)."""
     import jax
 
-    from ppo_jax import checkpoint
     from ppo_jax.cli.console import Progress
     from ppo_jax.cli.signals import StopOnSignal
+    from ppo_jax.io import checkpoint
 
     config = run.config
     err.print("compiling…")
@@ -325,7 +326,7 @@ def _train(args, plan: Plan, run, err, main_process: bool):
 def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float] = None) -> None:
     import numpy as np
 
-    from ppo_jax import logs, report
+    from ppo_jax.io import logs, report
 
     out = plan.out
     extra = {
@@ -411,7 +412,7 @@ def _end(plan: Plan, run, session: _Session, err) -> int:
 
 
 def _start_dir(plan: Plan, overwrite: bool) -> None:
-    from ppo_jax import checkpoint, logs
+    from ppo_jax.io import checkpoint, logs
 
     plan.out.mkdir(parents=True, exist_ok=True)
     if overwrite and (plan.out / checkpoint.CHECKPOINT_DIR).is_dir():  # not to be taken for this sweep's

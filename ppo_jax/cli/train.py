@@ -9,10 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from ppo_jax.cli import common, finetune, resume
+from ppo_jax.cli import common, resume
 from ppo_jax.cli.common import EXIT_NONFINITE, UserError
 from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
+from ppo_jax.finetune import cli as finetune
 
 SCHEDULE_FILE = "schedule.yaml"  # the --schedule a run was started with, for --resume
 
@@ -150,7 +151,7 @@ def plan_resume(args) -> Plan:
 
 def _check_space_and_restore(run, plan: Plan, tensorboard: bool):
     """Refuse a disk too small for the run; return the resumed state (None for a fresh run)."""
-    from ppo_jax import checkpoint
+    from ppo_jax.io import checkpoint
 
     try:
         run.remaining_plan(plan.start_update)
@@ -179,7 +180,7 @@ def _check_space_and_restore(run, plan: Plan, tensorboard: bool):
 
 
 def _start_dir(plan: Plan, overwrite: bool) -> None:
-    from ppo_jax import checkpoint, logs
+    from ppo_jax.io import checkpoint, logs
 
     plan.out.mkdir(parents=True, exist_ok=True)
     if overwrite:  # a previous run's checkpoints would be taken for this one's
@@ -257,7 +258,7 @@ class _Session:
     def on_chunk(self, first_update, metrics, seconds):
         import numpy as np
 
-        from ppo_jax import logs
+        from ppo_jax.io import logs
 
         plan = self.plan
         steps = int(metrics["env_steps"][0, -1])
@@ -288,11 +289,11 @@ def _train(args, plan: Plan, err):
     import jax
     import numpy as np
 
-    from ppo_jax import checkpoint, logs
     from ppo_jax.cli.console import Progress
     from ppo_jax.cli.loggers import make_loggers
     from ppo_jax.cli.signals import StopOnSignal
     from ppo_jax.driver import ChunkedRun
+    from ppo_jax.io import checkpoint, logs
 
     common.enable_compile_cache()
     tune = finetune.resolve([plan.config], args, resume=None if plan.fresh else plan.out)
@@ -360,7 +361,7 @@ def _train(args, plan: Plan, err):
 def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
     import numpy as np
 
-    from ppo_jax import checkpoint, logs
+    from ppo_jax.io import checkpoint, logs
 
     config, out, seeds = plan.config, plan.out, plan.seeds
     final = logs.final_returns(metrics)
@@ -443,8 +444,8 @@ def run(args: argparse.Namespace) -> int:
     common.set_cpu_devices(args.cpu_devices)  # first: importing ppo_jax.logs starts JAX's backend
     from rich.console import Console
 
-    from ppo_jax import logs, report
     from ppo_jax.cli.loggers import check_wandb
+    from ppo_jax.io import logs, report
 
     plan = plan_fresh(args) if args.resume is None else plan_resume(args)
     _check_data_parallel(plan.config, args.data_parallel)

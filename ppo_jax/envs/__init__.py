@@ -26,31 +26,15 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-
-class EnvSpec(NamedTuple):
-    """What the networks and config checks need to know about an env (static)."""
-
-    env_id: str
-    obs_shape: tuple[int, ...]
-    discrete: bool
-    action_dim: int  # number of actions (discrete) or action dimensions (continuous)
-    action_low: tuple[float, ...]  # () for discrete
-    action_high: tuple[float, ...]
-    max_episode_steps: int  # the time limit; truncation happens there and nowhere else
-    action_mask: bool = False  # the env gives a mask of valid (discrete) actions with each observation
-    obs_dtype: str = "float32"  # a dtype that holds every observation exactly: rollouts store them in it
+from ppo_jax.envs.suites import SUITES, Suite
+from ppo_jax.spec import EnvSpec
 
 
-def storage_dtype(env: Any, env_id: str) -> str:
-    """The narrowest dtype that holds every observation of ``env`` exactly.
-
-    An env says so with an ``obs_storage_dtype`` attribute (e.g. ``"uint8"`` for
-    0/1 or 0..255 images); gymnax's MinAtar games are 0/1 images (float32 on
-    the way out). Anything else is kept as float32.
+def storage_dtype(env_id: str) -> str:
+    """The narrowest dtype that holds every observation of ``env_id`` exactly: gymnax's
+    MinAtar games are 0/1 images (float32 on the way out), stored as uint8. Anything
+    else is kept as float32.
     """
-    declared = getattr(env, "obs_storage_dtype", None)
-    if declared is not None:
-        return str(np.dtype(declared))
     if ":" not in env_id and env_id.endswith("-MinAtar"):
         return "uint8"
     return "float32"
@@ -59,17 +43,6 @@ def storage_dtype(env: Any, env_id: str) -> str:
 class EnvError(ValueError):
     """A user error in choosing or building an env: says what was wrong and what would be right."""
 
-
-# prefix -> (adapter module, pip extra). The adapter imports its suite at the top,
-# so a missing suite package surfaces as an ImportError on importing the adapter.
-SUITES: dict[str, tuple[str, str]] = {
-    "brax": ("ppo_jax.envs.brax", "brax"),
-    "playground": ("ppo_jax.envs.playground", "playground"),
-    "jumanji": ("ppo_jax.envs.jumanji", "jumanji"),
-    "craftax": ("ppo_jax.envs.craftax", "craftax"),
-    "navix": ("ppo_jax.envs.navix", "navix"),
-    "xminigrid": ("ppo_jax.envs.xminigrid", "xminigrid"),
-}
 
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -142,7 +115,7 @@ def registered_env_ids() -> list[str]:
 
 def suite_module(prefix: str):
     """The adapter module of suite ``prefix``; ``EnvError`` naming the extra if its package is missing."""
-    module_name, extra = SUITES[prefix]
+    module_name, extra, _ = SUITES[prefix]
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
@@ -298,9 +271,7 @@ def spec_of(env: Any, params: Any, env_id: str) -> EnvSpec:
             raise EnvError(
                 f"{env_id}: the action mask has shape {tuple(mask.shape)}; {n} actions need ({n},)."
             )
-        return EnvSpec(
-            env_id, obs_shape, True, n, (), (), limit, mask is not None, storage_dtype(env, env_id)
-        )
+        return EnvSpec(env_id, obs_shape, True, n, (), (), limit, mask is not None, storage_dtype(env_id))
     if isinstance(action_space, spaces.Box) or type(action_space).__name__ == "Box":
         shape = tuple(action_space.shape) or (1,)
         low = np.broadcast_to(np.asarray(action_space.low, np.float32), shape).reshape(-1)
@@ -315,7 +286,7 @@ def spec_of(env: Any, params: Any, env_id: str) -> EnvSpec:
             tuple(float(x) for x in low),
             tuple(float(x) for x in high),
             limit,
-            obs_dtype=storage_dtype(env, env_id),
+            obs_dtype=storage_dtype(env_id),
         )
     raise EnvError(
         f"{env_id}: action space {type(action_space).__name__} is not supported; use gymnax's "
@@ -377,18 +348,16 @@ def check_config(config, env: Any = None, env_params: Any = None) -> EnvSpec:
     return spec
 
 
-_make = make  # the older private name
-
 from ppo_jax import _imports  # noqa: E402
 
 _imports.defer_render_modules()  # before vec imports gymnax (ppo_jax._imports says why)
-from ppo_jax.envs.vec import NormState, StepResult, VecEnv, VecEnvState  # noqa: E402
+from ppo_jax.envs.vec import StepResult, VecEnv, VecEnvState  # noqa: E402
 
 __all__ = [
     "EnvError",
     "EnvSpec",
-    "NormState",
     "SUITES",
+    "Suite",
     "StepResult",
     "VecEnv",
     "VecEnvState",

@@ -180,17 +180,3 @@ class VecEnv:
             action_mask=mask,
         )
         return new_state, result
-
-
-@struct.dataclass
-class NormState:
-    """Observation and reward normalization statistics; part of the train state.
-
-    Statistics are frozen while a rollout is collected and merged after it, so
-    every sample of one rollout is normalized the same way and the stored
-    log-probabilities stay exact for the update.
-    """
-
-    obs: Any  # RunningMeanStd over [*obs_shape]
-    ret: Any  # RunningMeanStd over [] (discounted returns, for reward scaling)
-    discounted_return: chex.Array  # [B] float32, running discounted return per env

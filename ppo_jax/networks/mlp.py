@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from ppo_jax.core.distributions import Categorical, DiagGaussian
-from ppo_jax.envs import EnvSpec
+from ppo_jax.spec import EnvSpec
 
 Distribution = Union[Categorical, DiagGaussian]
 

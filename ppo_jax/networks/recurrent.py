@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from ppo_jax.core.distributions import Categorical, DiagGaussian
-from ppo_jax.envs import EnvSpec
 from ppo_jax.networks.mlp import _ACTIVATIONS, Distribution, Torso, _as_input, _dense, orthogonal
+from ppo_jax.spec import EnvSpec
 
 Carry = Any  # GRU: [..., H]; LSTM: (c [..., H], h [..., H])
 

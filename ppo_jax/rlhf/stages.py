@@ -2,7 +2,7 @@
 
 DIR/config.yaml          the whole pipeline config the stage ran with
 DIR/stage.json           {"stage": "sft" | "reward" | "ppo", "vocab": the tokenizer's characters}
-DIR/checkpoints/<n>/     the parameters (ppo_jax.checkpoint's orbax format)
+DIR/checkpoints/<n>/     the parameters (ppo_jax.io.checkpoint's orbax format)
 DIR/summary.json         the stage's measurements
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import jax
 import yaml
 
-from ppo_jax import checkpoint
 from ppo_jax.config import ConfigError
+from ppo_jax.io import checkpoint
 from ppo_jax.rlhf import config as rlhf_config
 from ppo_jax.rlhf import text
 

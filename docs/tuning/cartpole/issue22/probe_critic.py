@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppo_jax.policy import load_run
+from ppo_jax.runs import load_run
 
 
 def visited(run, env, params, seed, n=2000):

@@ -1,12 +1,10 @@
-"""What a fine-tune starts from and what it is leashed to, as data.
+"""Start and Reference: what a fine-tune hands the trainer, as data, and the checks that they fit.
 
-``Start`` holds the network parameters and normalization statistics a run
-starts from (instead of fresh ones); ``Reference`` the frozen policy of the KL
-penalty (``kl_ref_coef``). Both are plain pytrees, made by the caller: from a
-run directory with ``ppo_jax.reference`` (the CLI's ``--init-from`` and
-``--kl-ref``) or by hand. The trainer only reads them, so this module imports
-nothing that reads files: ``train.py`` imports it, and ``policy.py`` (the run
-loader) imports ``train.py``.
+``Start`` holds the network parameters and normalization statistics a run starts from
+(instead of fresh ones); ``Reference`` the frozen policy of the KL penalty
+(``kl_ref_coef``). Both are plain pytrees, made by the caller: from a run directory with
+``finetune.loaders`` (the CLI's ``--init-from`` and ``--kl-ref``) or by hand. The trainer
+imports this module, so it imports nothing that reads files.
 """
 
 from __future__ import annotations
@@ -79,5 +77,5 @@ def require_reference(configs: list[PPOConfig], reference: Optional[Reference]) 
             raise ConfigError(
                 f"kl_ref_coef = {config.kl_ref_coef} penalizes the KL to a reference policy, but none was given: "
                 "pass --init-from RUN_DIR (the reference is the run it starts from) or --kl-ref RUN_DIR, or in "
-                "Python reference=ppo_jax.reference.load_reference(RUN_DIR); or set kl_ref_coef: 0."
+                "Python reference=ppo_jax.finetune.loaders.load_reference(RUN_DIR); or set kl_ref_coef: 0."
             )

@@ -8,7 +8,7 @@ Both take one seed of the saved run (default: its first) and check, before
 anything compiles, that the run's network fits ``config``'s: the same network
 settings, the same observation and action shapes (the env may differ: that is
 the point of fine-tuning), and for ``--init-from`` the same ``normalize_obs``.
-IO only; the trainer never imports this module.
+IO only; the trainer never imports this module (it sits above the run loader).
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ from typing import Optional, Sequence
 
 import jax
 
-from ppo_jax.checkpoint import RunDirError
 from ppo_jax.config import ConfigError, PPOConfig
-from ppo_jax.finetune import Reference, Start, require_reference
+from ppo_jax.finetune.data import Reference, Start, require_reference
+from ppo_jax.io.checkpoint import RunDirError
+from ppo_jax.runs import load_run  # it imports the trainer, which imports ppo_jax.finetune: never the reverse
 
 NETWORK_FIELDS = ("network", "hidden_sizes", "activation", "shared_torso", "recurrent", "recurrent_size")
 
 
 def _load(run_dir: str | Path, seed: Optional[int], what: str):
-    from ppo_jax.policy import load_run  # policy imports train: keep it off this module's import path
-
     try:
         run = load_run(run_dir)
     except RunDirError as err:

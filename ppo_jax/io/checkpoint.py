@@ -95,7 +95,21 @@ def read_meta(run_dir: str | Path, update: int) -> dict[str, Any]:
         ) from err
     finally:
         manager.close()
-    return dict(restored["meta"])
+    meta = dict(restored["meta"])
+    _check_format(run_dir, update, meta)
+    return meta
+
+
+def _check_format(run_dir: str | Path, update: int, meta: dict[str, Any]) -> None:
+    """``CheckpointError`` unless checkpoint ``update`` was written in the layout this
+    version reads (its state's tree and its meta's keys)."""
+    saved = meta.get("format")
+    if saved != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {update} in {checkpoint_dir(run_dir)} is in checkpoint format {saved!r}, but this "
+            f"version of ppo_jax reads format {FORMAT_VERSION}; load or resume it with the ppo_jax version "
+            "that wrote it."
+        )
 
 
 def restore_state(run_dir: str | Path, update: int, target: Any) -> Any:

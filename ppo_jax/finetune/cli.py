@@ -1,4 +1,5 @@
-"""``--init-from RUN_DIR [--init-seed S] [--kl-ref RUN_DIR]`` for ``train`` and ``sweep``."""
+"""The CLI's fine-tune options for ``train`` and ``sweep``:
+``--init-from RUN_DIR [--init-seed S] [--kl-ref RUN_DIR]``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def add_arguments(parser) -> None:
 def resolve(configs, args, resume=None):
     """The start and reference the options name, loaded and checked before anything compiles."""
     from ppo_jax.config import ConfigError
-    from ppo_jax.reference import for_run
+    from ppo_jax.finetune.loaders import for_run
 
     try:
         return for_run(

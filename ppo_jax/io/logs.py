@@ -21,9 +21,8 @@ from typing import Any, Iterable, Literal, Mapping, Optional, Protocol, Sequence
 import numpy as np
 import yaml
 
-from ppo_jax.train import METRIC_NAMES
-
-FINAL_FRACTION = 0.05
+from ppo_jax.io import events as tfevents
+from ppo_jax.metrics import FINAL_FRACTION, METRIC_NAMES, PLOT_PANELS, TENSORBOARD_TAGS, final_window
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -134,27 +133,15 @@ class TensorBoardLogger:
     that the interrupted run wrote past its checkpoint.
 
     One object writes every seed's file, with no writer (thread, open file)
-    per seed: a chunk's events are encoded at once (``_scalar_events``), their
-    checksums computed for all records together (``crc32c``), and each seed's
+    per seed: a chunk's events are encoded at once (``tfevents.scalar_events``), their
+    checksums computed for all records together (``tfevents.crc32c``), and each seed's
     bytes appended to its file, which is closed again (thousands of seeds
     would exhaust the open-file limit). tensorboardX's SummaryWriter per seed
     took 597 ms per chunk at 512 seeds (its checksum is a Python loop over
     every byte when no ``crc32c`` wheel is installed).
     """
 
-    TAGS = {
-        "episode_return": "charts/episode_return",
-        "episode_length": "charts/episode_length",
-        "policy_loss": "losses/policy_loss",
-        "value_loss": "losses/value_loss",
-        "entropy": "losses/entropy",
-        "approx_kl": "losses/approx_kl",
-        "clip_fraction": "losses/clip_fraction",
-        "explained_variance": "losses/explained_variance",
-        "grad_norm": "losses/grad_norm",
-        "learning_rate": "charts/learning_rate",
-        "steps_per_second": "charts/SPS",
-    }
+    TAGS = TENSORBOARD_TAGS
 
     def __init__(self, logdir: Path, seeds: list[int], purge_step: Optional[int] = None):
         import socket
@@ -206,18 +193,18 @@ class TensorBoardLogger:
             [np.asarray(metrics[name], np.float32) for name, _ in names]
         )  # [tags, seeds, updates]
         steps = np.asarray(metrics["env_steps"], np.int64)
-        data, mask = _scalar_events([tag for _, tag in names], values, steps, time.time())
+        data, mask = tfevents.scalar_events([tag for _, tag in names], values, steps, time.time())
         self._append(np.full(len(self.seeds), steps.shape[1]), data, mask)
 
     def _write(self, events: list[list[bytes]], mode: str = "ab") -> None:
         """Append ``events[i]`` (serialized Event protos) to seed i's file."""
         flat = [e for per_seed in events for e in per_seed]
-        self._append(np.array([len(e) for e in events]), *_rows(flat), mode)
+        self._append(np.array([len(e) for e in events]), *tfevents.rows(flat), mode)
 
     def _append(self, counts: np.ndarray, data: np.ndarray, mask: np.ndarray, mode: str = "ab") -> None:
         """Append events (rows of ``data[mask]``, seed by seed, ``counts[i]`` of
         seed i) to the seeds' files as TFRecords."""
-        records, sizes = _tfrecords(data, mask)
+        records, sizes = tfevents.tfrecords(data, mask)
         ends = np.cumsum(sizes)[np.cumsum(counts) - 1]  # every seed has at least one event
         for path, begin, end in zip(self.paths, np.concatenate([[0], ends[:-1]]), ends):
             with open(path, mode) as f:
@@ -225,133 +212,6 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         """Nothing: every ``log`` wrote and closed its files."""
-
-
-# Protobuf's wire format and TFRecord framing, for many events at once. An event
-# is a row of a byte matrix; ``mask`` says which bytes of the row are its own, so
-# ``data[mask]`` is every event's bytes, one after the other.
-
-
-def _rows(records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Byte strings as a left-aligned byte matrix and its mask."""
-    lengths = np.array([len(r) for r in records], np.int64)
-    mask = np.arange(max(lengths, default=0))[None, :] < lengths[:, None]
-    data = np.zeros(mask.shape, np.uint8)
-    data[mask] = np.frombuffer(b"".join(records), np.uint8)
-    return data, mask
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _varints(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Protobuf varints of non-negative integers ``n[E]``: bytes ``[E, 10]`` and their mask."""
-    groups = (np.asarray(n).astype(np.uint64)[:, None] >> (7 * np.arange(10, dtype=np.uint64))) & np.uint64(
-        0x7F
-    )
-    nonzero = groups != 0
-    count = np.where(nonzero.any(1), 10 - np.argmax(nonzero[:, ::-1], axis=1), 1)[:, None]  # 7 bits a byte
-    index = np.arange(10)
-    more = (index < count - 1).astype(np.uint64) << np.uint64(7)  # the continuation bit
-    return (groups | more).astype(np.uint8), index < count
-
-
-def _scalar_events(tags: list[str], values: np.ndarray, steps: np.ndarray, wall_time: float):
-    """``Event(wall_time, step, summary=Summary(value=[Value(tag, simple_value), ...]))``
-    for ``values[tag, seed, update]`` at ``steps[seed, update]``, in protobuf's
-    wire format (the bytes the generated classes give, without an object per
-    value), seed-major: ``(data, mask)`` as in ``_rows``. Non-finite values are
-    left out: no finished episode gives no point rather than NaN."""
-    num = values.shape[1] * values.shape[2]
-    values = values.reshape(len(tags), num).T  # [events, tags]
-    finite = np.isfinite(values)
-    body, masks = [], []
-    for k, tag in enumerate(tags):
-        name = tag.encode()
-        value = b"\x0a" + _varint(len(name)) + name + b"\x15"  # tag (1: a string), simple_value (2: a float)
-        prefix = b"\x0a" + _varint(len(value) + 4) + value  # Summary.value (1: a message)
-        body += [
-            np.broadcast_to(np.frombuffer(prefix, np.uint8), (num, len(prefix))),
-            values[:, k].astype("<f4").view(np.uint8).reshape(num, 4),
-        ]
-        masks.append(np.repeat(finite[:, k : k + 1], len(prefix) + 4, axis=1))
-    body_mask = np.concatenate(masks, axis=1)
-    head = (
-        b"\x09" + np.float64(wall_time).astype("<f8").tobytes() + b"\x10"
-    )  # wall_time (1: double), step (2)
-    step_bytes, step_mask = _varints(steps.reshape(num))
-    size_bytes, size_mask = _varints(body_mask.sum(1))
-    ones = lambda width: np.ones((num, width), bool)
-    data = np.concatenate(
-        [
-            np.broadcast_to(np.frombuffer(head, np.uint8), (num, len(head))),
-            step_bytes,
-            np.full((num, 1), 0x2A, np.uint8),
-            size_bytes,
-            *body,
-        ],
-        axis=1,
-    )  # summary (5)
-    mask = np.concatenate([ones(len(head)), step_mask, ones(1), size_mask, body_mask], axis=1)
-    return data, mask
-
-
-def _tfrecords(data: np.ndarray, mask: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Every event as a TFRecord (length, its masked CRC, the event, its masked
-    CRC), one after the other, and each record's size."""
-    lengths = mask.sum(1).astype("<u8")
-    header = lengths[:, None].view(np.uint8)
-    as_bytes = lambda crc: crc.astype("<u4")[:, None].view(np.uint8)
-    full = np.concatenate(
-        [header, as_bytes(_masked(_crc32c_rows(header))), data, as_bytes(_masked(_crc32c_rows(data, mask)))],
-        axis=1,
-    )
-    ones = np.ones((len(data), 12), bool)
-    return full[np.concatenate([ones, mask, ones[:, :4]], axis=1)].tobytes(), lengths.astype(np.int64) + 16
-
-
-def _crc32c_table() -> np.ndarray:
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1).astype(np.uint32)
-    return table
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def _crc32c_rows(data: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
-    """CRC-32C of each row's bytes (those in ``mask``), all rows at once: one
-    numpy step per column, so the cost grows with the widest row, not with the
-    number of rows."""
-    crc = np.full(len(data), 0xFFFFFFFF, np.uint32)
-    for c in range(data.shape[1]):
-        new = _CRC32C_TABLE[(crc ^ data[:, c]) & 0xFF] ^ (crc >> 8)
-        live = None if mask is None else mask[:, c]
-        crc = new if live is None or live.all() else np.where(live, new, crc)
-    return crc ^ np.uint32(0xFFFFFFFF)
-
-
-def _masked(crc: np.ndarray) -> np.ndarray:
-    """A TFRecord's checksum: the CRC rotated right by 15 bits plus a constant."""
-    crc = crc.astype(np.uint64)
-    return (((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF).astype(np.uint32)
-
-
-def crc32c(records: list[bytes]) -> np.ndarray:
-    """CRC-32C (Castagnoli) of each byte string."""
-    return _crc32c_rows(*_rows(records))
-
-
-def masked_crc32c(records: list[bytes]) -> np.ndarray:
-    """The TFRecord checksum of each byte string."""
-    return _masked(crc32c(records))
 
 
 def _hparam_value(value):
@@ -407,11 +267,6 @@ def _fmt(value) -> str:
     if value.is_integer() and abs(value) < 2**53:
         return str(int(value))
     return repr(value)
-
-
-def final_window(num_updates: int, fraction: float = FINAL_FRACTION) -> int:
-    """How many of the last updates count for the final return (at least one)."""
-    return max(1, int(round(fraction * num_updates)))
 
 
 def final_returns(metrics: dict[str, np.ndarray], fraction: float = FINAL_FRACTION) -> list[float]:
@@ -492,16 +347,12 @@ def plot_curves(path: Path, metrics: dict[str, np.ndarray], seeds: Iterable[int]
     steps = np.asarray(metrics["env_steps"][0], np.float64)
     num_updates = len(steps)
     window = max(1, num_updates // 50)
-    panels = [
-        ("episode_return", "episode return"),
-        ("policy_loss", "policy loss"),
-        ("value_loss", "value loss"),
-        ("entropy", "entropy"),
-        ("approx_kl", "approx KL"),
-        ("clip_fraction", "clip fraction"),
-    ]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
-    for ax, (name, label) in zip(axes.flat, panels):
+    columns = 3
+    rows = -(-len(PLOT_PANELS) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), constrained_layout=True)
+    for ax in axes.flat[len(PLOT_PANELS) :]:
+        ax.set_visible(False)
+    for ax, (name, label) in zip(axes.flat, PLOT_PANELS):
         data = np.asarray(metrics[name], np.float64)
         smoothed = np.stack([_smooth(row, window) for row in data])
         for i, row in enumerate(smoothed):

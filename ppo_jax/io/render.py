@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ppo_jax.envs import make as _make
-from ppo_jax.policy import LoadedRun
+
+if TYPE_CHECKING:  # IO never imports the trainer: the loaded run is only read here
+    from ppo_jax.runs import LoadedRun
 
 CLASSIC = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0")
 MINATAR = (

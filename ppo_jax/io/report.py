@@ -10,14 +10,16 @@ import csv
 import dataclasses
 import io
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from ppo_jax import logs, stats
 from ppo_jax.cli import console
-from ppo_jax.sweeps import CURVE_NAMES, SweepResult
-from ppo_jax.update import describe_nonfinite
+from ppo_jax.io import logs, stats
+from ppo_jax.metrics import CURVE_NAMES, describe_nonfinite
+
+if TYPE_CHECKING:  # IO never imports the trainer: the result is only read here
+    from ppo_jax.sweeps import SweepResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,8 +236,28 @@ def summary_dict(
 
 
 def markdown(result: SweepResult, summary: SweepStats, command: str, bar: Optional[float] = None) -> str:
-    axes = list(result.axes)
-    lines = [
+    """``report.md``: how the sweep ran, its table of grid points, the best one, and the runs
+    that went non-finite."""
+    warning = too_few_seeds(len(result.seeds))
+    enough = warning is None
+    lines = _header(result, summary, command, bar)
+    if warning:
+        lines += [f"**Warning: {warning}**", ""]
+    lines += _table(result, summary, list(result.axes), enough, bar)
+    lines += _best(result, summary, enough)
+    lines += _nonfinite_runs(result)
+    lines += [
+        "![learning curves](curves.png)",
+        "",
+        "Files: `results.csv` (tidy: " + ", ".join(tidy_columns(result)) + "; "
+        "`pandas.read_csv` reads it), `sweep.json` (these numbers), `config.yaml` (the settings shared by every run).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _header(result: SweepResult, summary: SweepStats, command: str, bar: Optional[float]) -> list[str]:
+    return [
         f"# Sweep: {result.config.env_id}, {len(result.points)} grid point(s) × {len(result.seeds)} seeds",
         "",
         f"`{command}`",
@@ -253,49 +275,46 @@ def markdown(result: SweepResult, summary: SweepStats, command: str, bar: Option
         + ("" if bar is None else f" '≥ {_num(bar)}': runs whose final return reached the bar (--bar)."),
         "",
     ]
-    warning = too_few_seeds(len(result.seeds))
-    enough = warning is None
-    if warning:
-        lines += [f"**Warning: {warning}**", ""]
-    lines += _table(result, summary, axes, enough, bar)
+
+
+def _best(result: SweepResult, summary: SweepStats, enough: bool) -> list[str]:
+    """The best grid point by IQM, and its probability of improvement over the second (or a tie)."""
     c = summary.comparison
-    if c is not None and is_tie(summary):
+    if c is None:
+        return []
+    if is_tie(summary):
         iqm = summary.points[c.best].iqm.value
-        lines += [
+        return [
             f"**Best by IQM: a tie** between grid point {c.best} ({label(result, c.best)}) and grid point "
             f"{c.second} ({label(result, c.second)}), both at IQM {iqm:.{return_digits(iqm)}f}: these seeds "
             "do not order them.",
             "",
         ]
-    elif c is not None:
-        lines += [
-            f"**Best by IQM:** grid point {c.best} ({label(result, c.best)}). "
-            f"**Probability of improvement** over grid point {c.second} ({label(result, c.second)}), the "
-            f"second best: P(a run of {c.best} ends higher than a run of {c.second}) = "
-            f"{format_interval(c.probability, 3, enough)} "
-            "(0.5 = no difference; an interval that includes 0.5 does not separate them).",
-            "",
-        ]
-    bad_runs = np.argwhere(result.nonfinite != 0)
-    if len(bad_runs):
-        lines.append("Runs that went non-finite (they kept running; their scores are in the table):")
-        lines.append("")
-        for p, s in bad_runs[:20]:
-            lines.append(
-                f"- grid point {p} ({label(result, p)}), seed {result.seeds[s]}: non-finite "
-                f"{describe_nonfinite(int(result.nonfinite[p, s]))} from update {int(result.first_nonfinite_update[p, s])}"
-            )
-        if len(bad_runs) > 20:
-            lines.append(f"- … and {len(bad_runs) - 20} more (see sweep.json)")
-        lines.append("")
-    lines += [
-        "![learning curves](curves.png)",
-        "",
-        "Files: `results.csv` (tidy: " + ", ".join(tidy_columns(result)) + "; "
-        "`pandas.read_csv` reads it), `sweep.json` (these numbers), `config.yaml` (the settings shared by every run).",
+    return [
+        f"**Best by IQM:** grid point {c.best} ({label(result, c.best)}). "
+        f"**Probability of improvement** over grid point {c.second} ({label(result, c.second)}), the "
+        f"second best: P(a run of {c.best} ends higher than a run of {c.second}) = "
+        f"{format_interval(c.probability, 3, enough)} "
+        "(0.5 = no difference; an interval that includes 0.5 does not separate them).",
         "",
     ]
-    return "\n".join(lines)
+
+
+def _nonfinite_runs(result: SweepResult, shown: int = 20) -> list[str]:
+    """The runs that went non-finite: the first ``shown``, and how many more."""
+    bad_runs = np.argwhere(result.nonfinite != 0)
+    if not len(bad_runs):
+        return []
+    lines = ["Runs that went non-finite (they kept running; their scores are in the table):", ""]
+    for p, s in bad_runs[:shown]:
+        lines.append(
+            f"- grid point {p} ({label(result, p)}), seed {result.seeds[s]}: non-finite "
+            f"{describe_nonfinite(int(result.nonfinite[p, s]))} from update {int(result.first_nonfinite_update[p, s])}"
+        )
+    if len(bad_runs) > shown:
+        lines.append(f"- … and {len(bad_runs) - shown} more (see sweep.json)")
+    lines.append("")
+    return lines
 
 
 def _table(result: SweepResult, summary: SweepStats, axes, enough: bool, bar: Optional[float]) -> list[str]:

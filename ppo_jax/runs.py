@@ -1,10 +1,14 @@
-"""A trained policy, loaded from a run directory, for evaluation and deployment.
+"""The run loader: a trained run, read back from its directory, for evaluation and deployment.
 
 ``load_run(run_dir)`` reads the latest checkpoint and returns the config, the
 network parameters and the observation-normalization statistics of every seed,
 and a jittable ``act(params, obs) -> action``. The statistics are the ones the
 policy was trained with, frozen: an evaluator that rebuilt them from fresh
 observations would feed the network inputs on another scale.
+
+It rebuilds the run's program (``train.build``) to know the state's shape, so it sits
+above the trainer; what reads a fine-tune's start and reference from a run
+(``finetune.loaders``) sits above it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from flax import struct
 from ppo_jax import core
 from ppo_jax.config import PPOConfig, from_dict
 from ppo_jax.core.distributions import with_action_mask
-from ppo_jax.envs import EnvSpec, VecEnv
+from ppo_jax.envs import VecEnv
 from ppo_jax.envs.wrappers import split_action_mask
 from ppo_jax.networks import Networks, RecurrentNetworks
+from ppo_jax.spec import EnvSpec
 from ppo_jax.train import Program, TrainState, build
 
 Act = Callable[..., chex.Array]
@@ -192,10 +197,10 @@ def load_run(
       ``act`` / ``params_of(seed)`` / ``policy(seed)`` for acting with a seed's policy.
 
     Raises:
-      ppo_jax.checkpoint.RunDirError: not a run directory, or no usable checkpoint.
+      ppo_jax.io.checkpoint.RunDirError: not a run directory, or no usable checkpoint.
       ppo_jax.config.ConfigError: the saved config is not valid here.
     """
-    from ppo_jax import checkpoint
+    from ppo_jax.io import checkpoint
 
     run_dir = Path(run_dir)
     update, meta = checkpoint.latest_checkpoint(run_dir, update)
