@@ -112,3 +112,11 @@ def test_a_tiny_sweep_writes_one_row_per_run(dirs):
     # β = 0 never moves (its controller multiplies 0); β = 0.1 is the controller's start.
     assert all(b == 0.0 for b in curves[0]["kl_coef"]) and curves[2]["kl_coef"][0] == pytest.approx(0.1)
     stages.check(out, "ppo", rlhf_config.load(path))  # the sweep is a finished ppo stage
+
+
+def test_a_pipeline_config_is_told_from_a_train_preset(dirs, tmp_path):
+    path, *_ = dirs
+    assert rlhf_config.is_pipeline_config(path)
+    assert rlhf_config.is_pipeline_config("configs/rlhf/pipeline.yaml")
+    assert not rlhf_config.is_pipeline_config("configs/cartpole.yaml")
+    assert not rlhf_config.is_pipeline_config(tmp_path / "missing.yaml")

@@ -111,9 +111,7 @@ def run_reward(config: RLHFConfig, sft_dir: Path, out: Path, log=print) -> dict:
     mean, std = float(raw.mean()), float(raw.std())
 
     def accuracy(a, b, y):
-        return float(
-            np.mean((reward.scores(config, params, a) > reward.scores(config, params, b)) == (y > 0.5))
-        )
+        return labeler.pair_accuracy(reward.scores(config, params, a), reward.scores(config, params, b), y)
 
     held_scores = reward.normalize(reward.scores(config, params, ha), mean, std)
     summary = {
@@ -121,7 +119,10 @@ def run_reward(config: RLHFConfig, sft_dir: Path, out: Path, log=print) -> dict:
         "held_out_accuracy": accuracy(ha, hb, hy),
         "train_accuracy": accuracy(a[:2048], b[:2048], y[:2048]),
         "noise_ceiling": labeler.noise_ceiling(hga, hgb, hy),
+        "expected_noise_ceiling": labeler.expected_ceiling(hga, hgb, r.label_temperature),
+        "held_out_pairs": r.held_out_pairs,
         "held_out_ties": float(np.mean(hga == hgb)),
+        "pair_temperature": r.temperature,
         "label_temperature": r.label_temperature,
         "held_out_corr_with_gold": float(np.corrcoef(held_scores, hga)[0, 1]),
         "normalization": {
