@@ -148,15 +148,29 @@ def over_optimized(curve: dict) -> dict:
     }
 
 
+def _held_out_pairs(rm: dict) -> str:
+    return str(rm["held_out_pairs"]) if "held_out_pairs" in rm else "the held-out"
+
+
+def _expected(rm: dict) -> str:
+    if "expected_noise_ceiling" not in rm:
+        return ""
+    return (
+        f" (its expectation over the labeler's draws, mean σ(|Δgold|/τ): {rm['expected_noise_ceiling']:.3f})"
+    )
+
+
 def _bars(sft, rm, ppo, curves) -> list[str]:
     """The issue's "done when" lines, each checked on these numbers."""
     runs, ref = ppo["runs"][1:], ppo["runs"][0]
     leashed = [r for r in runs if r["beta"] > 0]
     target = ppo["kl_target"]
     rm_ok = rm["held_out_accuracy"] >= 0.8 or rm["held_out_accuracy"] >= rm["noise_ceiling"] - 0.05
+    minutes = sum(s["seconds"] for s in (sft, rm, ppo)) / 60
     lines = [
         "## The bars",
         "",
+        f"- the three commands in about 15 minutes in all: {minutes:.1f} min (under the load said above): **{minutes <= 16}**",
         f"- reference perplexity below the unigram model's: **{sft['held_out_perplexity'] < sft['unigram_held_out_perplexity']}**",
         (
             f"- reward-model accuracy ≥ 0.8 or within 0.05 of the ceiling ({rm['held_out_accuracy']:.3f} vs "
@@ -210,9 +224,11 @@ def report(args) -> str:
         "",
         "## Stage 2: the reward model",
         (
-            f"Held-out pair accuracy **{rm['held_out_accuracy']:.3f}**; the labeler's noise ceiling on the same pairs "
-            f"{rm['noise_ceiling']:.3f} (Bradley–Terry labeler, τ = {rm['label_temperature']}, exact ties {rm['held_out_ties']:.1%} of the pairs, "
-            f"counted half right); training-pair accuracy {rm['train_accuracy']:.3f}; correlation of the normalized "
+            f"Held-out pair accuracy **{rm['held_out_accuracy']:.3f}** on {_held_out_pairs(rm)} pairs written by the "
+            f"reference at temperature {rm.get('pair_temperature', 1.0)}; the labeler's noise ceiling on the same pairs "
+            f"and labels {rm['noise_ceiling']:.3f}{_expected(rm)} (Bradley–Terry labeler, τ = {rm['label_temperature']}; "
+            f"exact ties, {rm['held_out_ties']:.1%} of the pairs in gold, count half right for the reward model and "
+            f"the ceiling alike); training-pair accuracy {rm['train_accuracy']:.3f}; correlation of the normalized "
             f"score with the gold score on held-out responses {rm['held_out_corr_with_gold']:.3f}. Normalization: "
             f"raw score − {rm['normalization']['mean']:.3f}, divided by {rm['normalization']['std']:.3f}, from "
             f"{rm['normalization']['samples']} reference responses at temperature "

@@ -77,7 +77,7 @@ def _batch(ref, env, env_params, key):
 def test_ratio_is_exactly_one_at_the_collecting_parameters(setup):
     ref, _, _, env, env_params = setup
     batch = _batch(ref, env, env_params, jax.random.key(7))
-    _, stats = ppo._loss(TINY.transformer, TINY, ref, batch)
+    _, stats = ppo._loss(TINY.transformer, TINY, ppo.hypers(TINY), ref, batch)
     assert float(stats["ratio_max_dev"]) == 0.0
     assert float(stats["clip_frac"]) == 0.0 and float(stats["approx_kl"]) == 0.0
 
@@ -92,10 +92,10 @@ def test_padding_entries_change_neither_loss_nor_gradient(setup):
         old_values=jnp.where(off, -50.0, batch.old_values),
         returns=jnp.where(off, 99.0, batch.returns),
     )
-    grad = jax.grad(lambda p, b: ppo._loss(TINY.transformer, TINY, p, b)[0])
+    grad = jax.grad(lambda p, b: ppo._loss(TINY.transformer, TINY, ppo.hypers(TINY), p, b)[0])
     np.testing.assert_allclose(
-        ppo._loss(TINY.transformer, TINY, ref, batch)[0],
-        ppo._loss(TINY.transformer, TINY, ref, junk)[0],
+        ppo._loss(TINY.transformer, TINY, ppo.hypers(TINY), ref, batch)[0],
+        ppo._loss(TINY.transformer, TINY, ppo.hypers(TINY), ref, junk)[0],
         rtol=1e-6,
     )
     for a, b in zip(jax.tree.leaves(grad(ref, batch)), jax.tree.leaves(grad(ref, junk))):
@@ -106,19 +106,23 @@ def test_padding_entries_change_neither_loss_nor_gradient(setup):
 def trained(setup):
     ref, _, train, _, env_params = setup
     keys = jnp.stack([jax.random.key(10), jax.random.key(11)])
-    betas = jnp.array([0.05, 0.0])
-    many = jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)))(keys, betas, ref, env_params)
-    one = jax.jit(train)(keys[0], betas[0], ref, env_params)
-    return many, one
+    # Two runs that differ in every traced setting: β, the KL target, the learning rate, ε, c_v.
+    first = ppo.hypers(TINY, kl_coef=0.05)
+    second = ppo.hypers(TINY, kl_coef=0.0, kl_target=2.0, learning_rate=3e-4, clip_eps=0.1, vf_coef=0.5)
+    both = jax.tree.map(lambda a, b: jnp.stack([a, b]), first, second)
+    many = jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)))(keys, both, ref, env_params)
+    single = jax.jit(train)
+    return many, [single(k, hp, ref, env_params) for k, hp in zip(keys, (first, second))]
 
 
-def test_vmap_over_seeds_equals_single_runs(trained):
-    (params, metrics), (params1, metrics1) = trained
-    for name in ("score", "kl", "kl_k3", "kl_coef", "length", "pg_loss", "value_loss"):
-        np.testing.assert_allclose(metrics[name][0], metrics1[name], rtol=1e-4, atol=1e-5, err_msg=name)
-    np.testing.assert_array_equal(metrics["responses"][0], metrics1["responses"])
-    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params1)):
-        np.testing.assert_allclose(a[0], b, rtol=1e-4, atol=1e-6)
+def test_vmap_over_seeds_and_settings_equals_single_runs(trained):
+    (params, metrics), singles = trained
+    for i, (params1, metrics1) in enumerate(singles):
+        for name in ("score", "kl", "kl_k3", "kl_coef", "length", "pg_loss", "value_loss", "clip_frac"):
+            np.testing.assert_allclose(metrics[name][i], metrics1[name], rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(metrics["responses"][i], metrics1["responses"])
+        for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params1)):
+            np.testing.assert_allclose(a[i], b, rtol=1e-4, atol=1e-6)
 
 
 def test_epoch_zero_ratio_in_training_is_one_up_to_rounding(trained):
@@ -137,7 +141,7 @@ def test_beta_zero_stays_zero_and_a_positive_beta_stays_positive(trained):
 def test_the_controller_gain_is_bounded_at_any_batch_size():
     config = TINY.with_sets({"ppo.kl_horizon": 1})  # batch 8 ≫ horizon 1: the gain is capped at 1
     for kl in (0.0, 100.0):
-        beta = float(ppo.next_beta(config, jnp.float32(0.1), jnp.float32(kl)))
+        beta = float(ppo.next_beta(config, jnp.float32(0.1), jnp.float32(kl), config.ppo.kl_target))
         # one update moves β by exp(±0.2) at most (core.kl's log-space controller at gain 1)
         assert 0.1 * math.exp(-0.2) * (1 - 1e-6) <= beta <= 0.1 * math.exp(0.2) * (1 + 1e-6)
         assert abs(math.log(beta / 0.1)) == pytest.approx(0.2, rel=1e-5)

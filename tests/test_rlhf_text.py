@@ -1,6 +1,7 @@
 """Tokens, corpus, prompts and the labeler."""
 
 import numpy as np
+import pytest
 
 from ppo_jax.rlhf import labeler, text
 
@@ -69,3 +70,13 @@ def test_labels_follow_bradley_terry_and_the_ceiling_measures_them():
     p = 1 / (1 + np.exp(-(a - b) / 0.5))
     expected = np.where(a == b, 0.5, np.maximum(p, 1 - p)).mean()
     assert abs(labeler.noise_ceiling(a, b, y) - expected) < 0.01
+    assert abs(labeler.expected_ceiling(a, b, 0.5) - expected) < 1e-6
+
+
+def test_pair_accuracy_counts_ties_half_against_a_loop():
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 3, 500), rng.integers(0, 3, 500)
+    y = rng.integers(0, 2, 500)
+    want = np.mean([0.5 if x == z else float((x > z) == bool(t)) for x, z, t in zip(a, b, y)])
+    assert labeler.pair_accuracy(a, b, y) == pytest.approx(want)
+    assert labeler.noise_ceiling(a, b, y) == labeler.pair_accuracy(a, b, y)

@@ -166,6 +166,16 @@ def load(path: str | Path) -> RLHFConfig:
     return from_dict(raw or {}, str(path))
 
 
+def is_pipeline_config(path: str | Path) -> bool:
+    """Whether ``path`` is a YAML mapping of this module's sections (an RLHF pipeline config), so that
+    a command taking either kind (``ppo-jax sweep``) can tell it from a ``ppo-jax train`` preset."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(raw, Mapping) and bool(raw) and set(raw) <= set(SECTIONS)
+
+
 def _positive(where: str, **values) -> None:
     for name, value in values.items():
         if value is None or value <= 0:

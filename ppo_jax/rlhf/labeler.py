@@ -55,7 +55,22 @@ def label(gold_a: np.ndarray, gold_b: np.ndarray, temperature: float, rng: np.ra
     return (rng.random(p_a.shape) < p_a).astype(np.float32)
 
 
-def noise_ceiling(gold_a: np.ndarray, gold_b: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy of the gold score on ``labels``: ties count as half right (a fair coin's expectation)."""
-    right = np.where(gold_a == gold_b, 0.5, (gold_a > gold_b) == (labels > 0.5))
+def pair_accuracy(score_a: np.ndarray, score_b: np.ndarray, labels: np.ndarray) -> float:
+    """How often ``score_a > score_b`` agrees with ``labels``; a tie counts half (a fair coin's expectation).
+
+    The one rule for the reward model's accuracy and for the noise ceiling, on the same pairs.
+    """
+    score_a, score_b = np.asarray(score_a), np.asarray(score_b)
+    right = np.where(score_a == score_b, 0.5, (score_a > score_b) == (np.asarray(labels) > 0.5))
     return float(np.mean(right))
+
+
+def noise_ceiling(gold_a: np.ndarray, gold_b: np.ndarray, labels: np.ndarray) -> float:
+    """The gold score's own ``pair_accuracy`` on ``labels``: what no reward model can expect to beat."""
+    return pair_accuracy(gold_a, gold_b, labels)
+
+
+def expected_ceiling(gold_a: np.ndarray, gold_b: np.ndarray, temperature: float) -> float:
+    """The noise ceiling's expectation over the labeler's draws: mean of σ(|gold_a − gold_b| / τ)."""
+    gap = np.abs(np.asarray(gold_a, np.float64) - gold_b)
+    return float(np.mean(np.where(gap == 0, 0.5, 1.0 / (1.0 + np.exp(-gap / temperature)))))

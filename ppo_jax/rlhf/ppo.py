@@ -11,8 +11,8 @@ including EOS, 0 on the PAD after it):
 log π uses logits / temperature, the temperature that samples the rollouts
 (Huang et al.), with PAD impossible (``transformer.sampling_logits``). β follows Ziegler et al.'s controller (core.kl) toward
 ``kl_target`` nats per response when it is set. ``make_train(config)`` returns
-``train(key, beta, ref_params, env_params)``, pure, so ``jit(vmap(train))``
-runs seeds × β in one program.
+``train(key, hypers, ref_params, env_params)``, pure, with the settings of
+``Hypers`` traced, so ``jit(vmap(train))`` runs a grid of them × seeds in one program.
 """
 
 from __future__ import annotations
@@ -38,6 +38,24 @@ from ppo_jax.networks import transformer
 from ppo_jax.rlhf import reward, text
 from ppo_jax.rlhf.config import RLHFConfig
 from ppo_jax.rlhf.env import ResponseEnv
+
+
+class Hypers(NamedTuple):
+    """The stage-3 settings that may differ between the runs of one compiled program (float32 scalars)."""
+
+    kl_coef: chex.Numeric  # β, the controller's start when kl_target is set
+    kl_target: chex.Numeric  # read only when the config's kl_target is set (a static choice)
+    learning_rate: chex.Numeric
+    clip_eps: chex.Numeric
+    vf_coef: chex.Numeric
+
+
+def hypers(config: RLHFConfig, **values) -> Hypers:
+    """The config's ``ppo`` values of ``Hypers``' fields, with ``values`` in place of some."""
+    c = config.ppo
+    base = {f: getattr(c, f) for f in Hypers._fields}
+    base["kl_target"] = 0.0 if c.kl_target is None else c.kl_target
+    return Hypers(**{k: jnp.float32(v) for k, v in {**base, **values}.items()})
 
 
 class Rollout(NamedTuple):
@@ -118,7 +136,7 @@ def collect(env: ResponseEnv, env_params, tf_config, params, key, batch: int, te
     return Rollout(state.tokens, scores.T, alive.T)
 
 
-def _loss(tf_config, config: RLHFConfig, params, mb: Batch):
+def _loss(tf_config, config: RLHFConfig, hp: Hypers, params, mb: Batch):
     c, p = config.ppo, config.data.prompt_len
     log_prob, values, log_p = token_log_probs(tf_config, params, mb.seqs, p, c.temperature)
     on = mb.alive > 0
@@ -126,7 +144,7 @@ def _loss(tf_config, config: RLHFConfig, params, mb: Batch):
     # so each mean over all entries, rescaled by all / alive, is the mean over response tokens.
     scale = mb.alive.size / jnp.maximum(jnp.sum(mb.alive), 1.0)
     log_prob = jnp.where(on, log_prob, mb.old_log_prob)
-    pg = clipped_surrogate_loss(log_prob, mb.old_log_prob, mb.advantages, c.clip_eps) * scale
+    pg = clipped_surrogate_loss(log_prob, mb.old_log_prob, mb.advantages, hp.clip_eps) * scale
     values = jnp.where(on, values, mb.returns)
     old_values = jnp.where(on, mb.old_values, mb.returns)
     vl = value_loss(values, mb.returns, old_values, c.vf_clip) * scale
@@ -136,22 +154,24 @@ def _loss(tf_config, config: RLHFConfig, params, mb: Batch):
         "value_loss": vl,
         "entropy": entropy,
         "approx_kl": approx_kl(log_prob, mb.old_log_prob) * scale,
-        "clip_frac": clip_fraction(log_prob, mb.old_log_prob, c.clip_eps) * scale,
+        "clip_frac": clip_fraction(log_prob, mb.old_log_prob, hp.clip_eps) * scale,
         "ratio_max_dev": jnp.max(jnp.abs(jnp.exp(log_prob - mb.old_log_prob) - 1.0)),
     }
-    return pg + c.vf_coef * vl, stats
+    return pg + hp.vf_coef * vl, stats
 
 
-def optimizer(config: RLHFConfig):
-    c = config.ppo
-    return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(c.learning_rate, eps=1e-5))
+def optimizer(config: RLHFConfig, learning_rate: chex.Numeric):
+    return optax.chain(
+        optax.clip_by_global_norm(config.ppo.max_grad_norm), optax.adam(learning_rate, eps=1e-5)
+    )
 
 
-def epochs(tf_config, config: RLHFConfig, tx, params, opt_state, batch: Batch, key):
+def epochs(tf_config, config: RLHFConfig, hp: Hypers, params, opt_state, batch: Batch, key):
     """``update_epochs`` passes over shuffled minibatches of whole responses."""
     c = config.ppo
+    tx = optimizer(config, hp.learning_rate)
     mb_size = c.batch_size // c.num_minibatches
-    grad_fn = jax.value_and_grad(lambda prm, mb: _loss(tf_config, config, prm, mb), has_aux=True)
+    grad_fn = jax.value_and_grad(lambda prm, mb: _loss(tf_config, config, hp, prm, mb), has_aux=True)
 
     def minibatch(carry, mb):
         params, opt_state = carry
@@ -170,7 +190,7 @@ def epochs(tf_config, config: RLHFConfig, tx, params, opt_state, batch: Batch, k
     return params, opt_state, stats  # stats leaves [epochs, minibatches]
 
 
-def next_beta(config: RLHFConfig, beta, kl_per_response):
+def next_beta(config: RLHFConfig, beta, kl_per_response, kl_target):
     c = config.ppo
     if c.kl_target is None:
         return beta
@@ -178,17 +198,16 @@ def next_beta(config: RLHFConfig, beta, kl_per_response):
     # log-space form already keeps β positive at any gain; the cap keeps the controller as slow as
     # the horizon says even when one batch holds more tokens than the horizon.
     n = jnp.minimum(c.batch_size, c.kl_horizon)
-    return adaptive_kl_coef(beta, kl_per_response, c.kl_target, n, c.kl_horizon)
+    return adaptive_kl_coef(beta, kl_per_response, kl_target, n, c.kl_horizon)
 
 
 def make_train(config: RLHFConfig):
-    """``train(key, beta, ref_params, env_params) -> (params, metrics)``; metrics leaves ``[num_updates, ...]``."""
+    """``train(key, hypers, ref_params, env_params) -> (params, metrics)``; metrics leaves ``[num_updates, ...]``."""
     c, d = config.ppo, config.data
     tf_config = config.transformer
     env = ResponseEnv(tf_config, d.prompt_len, d.response_len)
-    tx = optimizer(config)
 
-    def update(carry, key, ref_params, env_params):
+    def update(carry, key, hp: Hypers, ref_params, env_params):
         params, opt_state, beta = carry
         key_collect, key_epochs = jax.random.split(key)
         ro = collect(env, env_params, tf_config, params, key_collect, c.batch_size, c.temperature)
@@ -197,7 +216,7 @@ def make_train(config: RLHFConfig):
         rewards, kl = per_token_rewards(ro.scores, old_log_prob, ref_log_prob, ro.alive, beta)
         adv, ret = advantages(rewards, old_values, ro.alive, c.gamma, c.gae_lambda)
         batch = Batch(ro.seqs, old_log_prob, old_values, masked_whiten(adv, ro.alive), ret, ro.alive)
-        params, opt_state, stats = epochs(tf_config, config, tx, params, opt_state, batch, key_epochs)
+        params, opt_state, stats = epochs(tf_config, config, hp, params, opt_state, batch, key_epochs)
         k1 = jnp.mean(jnp.sum(kl, 1))
         log_ratio = ref_log_prob - old_log_prob
         metrics = {
@@ -210,12 +229,16 @@ def make_train(config: RLHFConfig):
             "length": jnp.sum(ro.alive, 1).mean(),
             "responses": ro.seqs[:, d.prompt_len :].astype(jnp.int8),
         }
-        return (params, opt_state, next_beta(config, beta, k1)), metrics
+        return (params, opt_state, next_beta(config, beta, k1, hp.kl_target)), metrics
 
-    def train(key, beta, ref_params, env_params):
+    def train(key, hp: Hypers, ref_params, env_params):
         params = zero_value_head(ref_params)
-        carry = (params, tx.init(params), jnp.asarray(beta, jnp.float32))
-        step = lambda carry, k: update(carry, k, ref_params, env_params)
+        carry = (
+            params,
+            optimizer(config, hp.learning_rate).init(params),
+            jnp.asarray(hp.kl_coef, jnp.float32),
+        )
+        step = lambda carry, k: update(carry, k, hp, ref_params, env_params)
         (params, _, _), metrics = jax.lax.scan(step, carry, jax.random.split(key, c.num_updates))
         return params, metrics
 

@@ -6,6 +6,7 @@ is checked before the first compilation.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import time
@@ -110,9 +111,7 @@ def run_reward(config: RLHFConfig, sft_dir: Path, out: Path, log=print) -> dict:
     mean, std = float(raw.mean()), float(raw.std())
 
     def accuracy(a, b, y):
-        return float(
-            np.mean((reward.scores(config, params, a) > reward.scores(config, params, b)) == (y > 0.5))
-        )
+        return labeler.pair_accuracy(reward.scores(config, params, a), reward.scores(config, params, b), y)
 
     held_scores = reward.normalize(reward.scores(config, params, ha), mean, std)
     summary = {
@@ -120,7 +119,10 @@ def run_reward(config: RLHFConfig, sft_dir: Path, out: Path, log=print) -> dict:
         "held_out_accuracy": accuracy(ha, hb, hy),
         "train_accuracy": accuracy(a[:2048], b[:2048], y[:2048]),
         "noise_ceiling": labeler.noise_ceiling(hga, hgb, hy),
+        "expected_noise_ceiling": labeler.expected_ceiling(hga, hgb, r.label_temperature),
+        "held_out_pairs": r.held_out_pairs,
         "held_out_ties": float(np.mean(hga == hgb)),
+        "pair_temperature": r.temperature,
         "label_temperature": r.label_temperature,
         "held_out_corr_with_gold": float(np.corrcoef(held_scores, hga)[0, 1]),
         "normalization": {
@@ -150,12 +152,24 @@ def load_reward(config: RLHFConfig, reward_dir: Path):
     return stages.load(reward_dir, target)
 
 
-def _run_grid(betas, seeds):
-    """Runs in β-major order: ``[(β, seed), ...]``."""
-    return [(float(b), int(s)) for b in betas for s in seeds]
+def _label(settings: dict, seed: int) -> str:
+    """``beta=0.05 seed=0``: β is named as the docs name it, other settings by their key."""
+    parts = [f"{'beta' if k == 'kl_coef' else k}={v:g}" for k, v in settings.items()]
+    return " ".join(parts + [f"seed={seed}"])
 
 
 def run_ppo(config: RLHFConfig, sft_dir: Path, reward_dir: Path, out: Path, seeds, betas, log=print) -> dict:
+    """β × seeds in one program (``ppo-jax rlhf ppo --betas --seeds``)."""
+    return run_points(config, sft_dir, reward_dir, out, [{"kl_coef": float(b)} for b in betas], seeds, log)
+
+
+def run_points(
+    config: RLHFConfig, sft_dir: Path, reward_dir: Path, out: Path, points, seeds, log=print
+) -> dict:
+    """Every ``(point, seed)`` in one compiled program, point-major; a point is ``{ppo.Hypers field: value}``.
+
+    Writes the stage directory (summary.json with the reference and every run, curves.json, samples.txt).
+    """
     c, d = config.ppo, config.data
     start = time.time()
     ref = stages.load(sft_dir, _params_shape(config))
@@ -163,14 +177,14 @@ def run_ppo(config: RLHFConfig, sft_dir: Path, reward_dir: Path, out: Path, seed
     train, env = ppo.make_train(config)
     pool = text.prompts("train", 8192, d.prompt_len, d.response_len, c.seed)
     env_params = env.params(jnp.asarray(pool), rm["params"], rm["mean"], rm["std"])
-    grid = _run_grid(betas, seeds)
+    grid = [(dict(point), int(seed)) for point in points for seed in seeds]
     keys = jnp.stack([jax.random.key(s) for _, s in grid])
-    beta0 = jnp.asarray([b for b, _ in grid], jnp.float32)
+    hypers = jax.tree.map(lambda *x: jnp.stack(x), *[ppo.hypers(config, **p) for p, _ in grid])
     log(
-        f"ppo: {len(grid)} runs (β {', '.join(map(str, betas))} × seeds {', '.join(map(str, seeds))}), "
+        f"ppo: {len(grid)} runs ({len(points)} setting(s) × seeds {', '.join(map(str, seeds))}), "
         f"{c.num_updates} updates of {c.batch_size} responses each, one program"
     )
-    params, metrics = jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)))(keys, beta0, ref, env_params)
+    params, metrics = jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)))(keys, hypers, ref, env_params)
     metrics = jax.tree.map(np.asarray, metrics)
     train_time = time.time() - start
 
@@ -180,16 +194,10 @@ def run_ppo(config: RLHFConfig, sft_dir: Path, reward_dir: Path, out: Path, seed
     evaluate = jax.jit(lambda p, k: ppo.evaluate(config, p, ref, env_params, eval_prompts, k))
     eval_key = jax.random.key(c.seed + 2)
     runs = [_evaluated(config, evaluate(ref, eval_key), {"run": "reference"})]
-    for i, (beta, seed) in enumerate(grid):
+    for i, (point, seed) in enumerate(grid):
         one = jax.tree.map(lambda x, i=i: x[i], params)
-        runs.append(
-            _evaluated(
-                config,
-                evaluate(one, eval_key),
-                {"run": f"beta={beta:g} seed={seed}", "beta": beta, "seed": seed},
-            )
-        )
-    curves = _curves(config, metrics, grid)
+        about = {"run": _label(point, seed), "beta": _beta(config, point), "seed": seed, "settings": point}
+        runs.append(_evaluated(config, evaluate(one, eval_key), about))
     summary = {
         "stage": "ppo",
         "runs": runs,
@@ -204,11 +212,13 @@ def run_ppo(config: RLHFConfig, sft_dir: Path, reward_dir: Path, out: Path, seed
             f"  {r['run']}: RM {r['rm_score']:+.3f}  gold {r['gold']:.3f}  KL {r['kl']:.2f}  length {r['length']:.1f}"
         )
     stages.save(out, "ppo", config, params, summary)
-    import json
-
-    (out / "curves.json").write_text(json.dumps(curves))
+    (out / "curves.json").write_text(json.dumps(_curves(config, metrics, grid)))
     (out / "samples.txt").write_text(_samples_text(runs))
     return summary
+
+
+def _beta(config: RLHFConfig, point: dict) -> float:
+    return float(point.get("kl_coef", config.ppo.kl_coef))
 
 
 def _evaluated(config, result, about: dict) -> dict:
@@ -232,7 +242,7 @@ def _evaluated(config, result, about: dict) -> dict:
 def _curves(config, metrics, grid) -> list[dict]:
     """Per run, per update: the training metrics and the gold score of that update's responses."""
     out = []
-    for i, (beta, seed) in enumerate(grid):
+    for i, (point, seed) in enumerate(grid):
         responses = metrics["responses"][i]
         gold = [float(labeler.gold_scores(r.astype(np.int32)).mean()) for r in responses]
         shown = {
@@ -240,7 +250,8 @@ def _curves(config, metrics, grid) -> list[dict]:
             for u in sorted({0, len(responses) // 4, len(responses) // 2, len(responses) - 1})
         }
         row = {k: metrics[k][i].tolist() for k in metrics if k != "responses"}
-        out.append({"beta": beta, "seed": seed, "gold": gold, "samples_at_update": shown, **row})
+        about = {"beta": _beta(config, point), "seed": seed, "settings": point}
+        out.append({**about, "gold": gold, "samples_at_update": shown, **row})
     return out
 
 
