@@ -1,5 +1,6 @@
 """What ``train --resume``, ``sweep --resume`` and ``pbt --resume`` share: checkpoint options,
-the refusals of options that would change a run, and the checks and restoring of a saved run."""
+the refusals of options that would change a run, and the checks and restoring of a saved run
+(saving, and reporting a stop, are ``ppo_jax.cli.session``'s)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shlex
 from pathlib import Path
 from typing import Optional
 
-from ppo_jax.cli.common import EXIT_CHECKPOINT, UserError
+from ppo_jax.cli.common import UserError
 
 DEFAULT_CHECKPOINTS_PER_RUN = 10
 DEFAULT_KEEP = 3
@@ -139,35 +140,6 @@ def shared_options(args) -> list:
     ]
 
 
-def report_interruption(
-    err, session, run, *, what: str, num_updates: int, saved: str, hint: str
-) -> Optional[int]:
-    """Say why a run or sweep stopped before its end and how to resume it.
-
-    Args: ``err``, a rich console on stderr; ``session``, the CLI's session (its
-    ``failure``, ``stop`` and ``checkpointer``); ``run``, the driver (``updates_done``,
-    ``stopped_early``); ``what``, "Training" or "The sweep"; ``saved``, where the
-    state was saved; ``hint``, the resume command.
-    Returns: the exit code, or None when nothing stopped it early.
-    """
-    if session.failure:
-        err.print(
-            f"ppo-jax: error: {session.failure[0]}. {what} stopped at update {run.updates_done}.",
-            soft_wrap=True,
-        )
-        if session.checkpointer is not None and session.checkpointer.last_saved is not None:
-            err.print(f"Free some space, then resume with: {hint}", soft_wrap=True)
-        return EXIT_CHECKPOINT
-    if run.stopped_early:
-        err.print(
-            f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of {num_updates}; "
-            f"{saved}.\nResume with: {hint}",
-            soft_wrap=True,
-        )
-        return 128 + int(session.stop.signum)
-    return None
-
-
 def restore_log_points_run(run, plan, template, what: str):
     """For ``sweep`` and ``pbt``: refuse a disk too small for ``plan.keep`` checkpoints of ``run``;
     then ``None`` for a fresh run, else the checkpoint of ``plan.start_update`` restored into
@@ -188,25 +160,3 @@ def restore_log_points_run(run, plan, template, what: str):
         )
     except checkpoint.CheckpointError as err:
         raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None
-
-
-def save_if_due(session, updates_done: int, num_updates: int, tree, meta: dict) -> bool:
-    """The checkpoint rule of every training command's session (``train``, ``sweep``, ``pbt``):
-    save ``tree()`` with ``meta`` after a stop signal, at the last update, or once
-    ``checkpoint_every`` updates have passed since the last save. True: stop the run here (a
-    signal, or a failed save, kept in ``session.failure``). ``session`` has ``stop``,
-    ``checkpointer``, ``plan.checkpoint_every`` and ``failure``."""
-    from ppo_jax import checkpoint
-
-    # Read the signal once: one landing after this read stops the run at the next chunk (with its
-    # own save), never here without a save.
-    stopping = session.stop.signum is not None
-    last = session.checkpointer.last_saved or 0
-    every = session.plan.checkpoint_every
-    if stopping or updates_done == num_updates or (every > 0 and updates_done - last >= every):
-        try:
-            session.checkpointer.save(updates_done, tree(), meta)
-        except checkpoint.CheckpointError as error:
-            session.failure.append(error)
-            return True
-    return stopping
