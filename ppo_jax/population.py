@@ -471,12 +471,6 @@ class PBTRun(Runner):
         )
         return self._result(pieces)
 
-    def _reduce(self, first_update: int, length: int, host: dict) -> tuple[int, dict]:
-        return first_update + length, host
-
-    def _saved(self, carry, pieces: list) -> tuple:
-        return carry, pieces
-
     def checkpoint_tree(self, carry, pieces: Sequence[dict]) -> dict:
         """Every member's train state and settings (padding included), the fitness
         sums since the last ready point, and the log points so far ``[members, log points]``."""

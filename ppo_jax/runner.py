@@ -161,16 +161,18 @@ class Runner:
     """What every run axis shares; ``ChunkedRun``, ``SweepRun`` and ``PBTRun`` are its axes.
 
     An axis sets ``config``, ``pipeline``, ``init_from`` and ``reference`` and
-    gives four hooks, all called on the host:
+    gives these hooks, all called on the host:
 
     - ``_dispatch(state, item) -> (state, out)``: dispatch one chunk (a jitted
       call that returns at once); ``item`` is ``(length, what the axis adds)``.
     - ``_fetch(out) -> dict``: the chunk's output as numpy arrays.
     - ``_reduce(first_update, length, host) -> (update, host)``: what is kept of
-      the chunk and handed to ``on_chunk`` with ``update``.
+      the chunk and handed to ``on_chunk`` with ``update``. Default: a log point
+      (sweep, pbt), kept whole, at the updates done after it.
     - ``_halt(first_update, host) -> bool``: True stops the run at this chunk
       without handing its state on (train: a non-finite value). Default: never.
-    - ``_saved(state, pieces) -> tuple``: what ``on_state`` gets after the update count.
+    - ``_saved(state, pieces) -> tuple``: what ``on_state`` gets after the update
+      count. Default: ``(state, pieces)``; train's: ``(state,)``.
 
     After ``_compile``: ``compile_seconds`` and ``cache_hits``. After ``_run``:
     ``updates_done``, ``stopped_early``, ``host_times`` and ``train_seconds``.
@@ -216,13 +218,15 @@ class Runner:
         raise NotImplementedError
 
     def _reduce(self, first_update: int, length: int, host: dict) -> tuple[int, dict]:
-        raise NotImplementedError
+        """Default, a log point: kept as fetched, reported at the updates done after it."""
+        return first_update + length, host
 
     def _halt(self, first_update: int, host: dict) -> bool:
         return False
 
     def _saved(self, state, pieces: list) -> tuple:
-        raise NotImplementedError
+        """Default, log points: a checkpoint holds the state and every log point so far."""
+        return state, pieces
 
     # -- running ---------------------------------------------------------------
 

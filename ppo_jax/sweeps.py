@@ -487,12 +487,6 @@ class SweepRun(Runner):
         shape = (self.num_points, len(self.seeds))
         return {k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in sharding.to_host(point).items()}
 
-    def _reduce(self, first_update: int, length: int, host: dict) -> tuple[int, dict]:
-        return first_update + length, host
-
-    def _saved(self, state, pieces: list) -> tuple:
-        return state, pieces
-
     def checkpoint_tree(self, state, pieces: Sequence[dict[str, np.ndarray]]) -> dict:
         """What a checkpoint holds: every run's train state (padding included) and
         the reduced log points so far, ``[grid points, seeds, log points]``."""
@@ -505,7 +499,10 @@ class SweepRun(Runner):
         sums = jax.eval_shape(_zero_sums)
         names = list(CURVE_NAMES) + ["final_return_sum", "final_episodes", "nonfinite", "first_nonfinite"]
         dtypes = {name: sums.get(name, jax.ShapeDtypeStruct((), jnp.float32)).dtype for name in names}
-        return {"runs": state, "log_points": {n: jax.ShapeDtypeStruct(shape, dtypes[n]) for n in names}}
+        # Host arrays, the same on every process: each reads them onto a device of its own.
+        local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        points = {n: jax.ShapeDtypeStruct(shape, dtypes[n], sharding=local) for n in names}
+        return {"runs": state, "log_points": points}
 
     def _result(self, pieces: list[dict[str, np.ndarray]]) -> SweepResult:
         stack = lambda name: np.stack([p[name] for p in pieces], axis=-1)

@@ -15,9 +15,9 @@ import dataclasses
 import shlex
 from pathlib import Path
 
-from ppo_jax.cli import common, resume, session
+from ppo_jax.cli import common, options, resume, session
 from ppo_jax.cli.common import UserError
-from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
+from ppo_jax.cli.options import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 from ppo_jax.cli.session import Plan
 
@@ -65,7 +65,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--keep", type=int, metavar="N", help="keep the last N checkpoints (default 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
-    resume.add_cpu_devices(p)
+    options.add_cpu_devices(p)
     p.set_defaults(func=run)
 
 
@@ -102,7 +102,7 @@ def _plan_fresh(args) -> Plan:
         population = _population(args, config, 0 if args.seed is None else args.seed)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    every, keep = resume.checkpoint_options(args, config)
+    every, keep = options.checkpoint_options(args, config)
     return _plan(config, explores, population, out, every, keep, first_command=common.command_line())
 
 
@@ -132,7 +132,7 @@ def _plan_resume(args) -> Plan:
         population = Population(**meta["population"]).check(config.num_updates)
     except ConfigError as err:
         raise UserError(f"--resume {out}: the saved run: {err}") from None
-    every, keep = resume.checkpoint_options(args, config, meta)
+    every, keep = options.checkpoint_options(args, config, meta)
     return _plan(
         config,
         explores,
@@ -241,15 +241,7 @@ def run(args: argparse.Namespace) -> int:
 
     common.enable_compile_cache()
     pbt_run = PBTRun(plan.config, plan.explores, plan.population)
-    if plan.devices is not None and plan.devices != pbt_run.num_devices:
-        raise UserError(
-            f"--resume {plan.out}: the run used {plan.devices} device(s), this process has "
-            f"{pbt_run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
-        )
-    if plan.log_plan is not None and list(plan.log_plan) != list(pbt_run.plan):
-        raise UserError(
-            f"--resume {plan.out}: its log points are not those of this version; it cannot be resumed."
-        )
+    session.check_layout(plan, pbt_run, "pbt run")
     err = Console(stderr=True)
     if plan.fresh:
         session.start_dir(plan, args.overwrite)

@@ -1,33 +1,14 @@
-"""What ``train --resume``, ``sweep --resume`` and ``pbt --resume`` share: checkpoint options,
-the refusals of options that would change a run, and the checks and restoring of a saved run
-(saving, and reporting a stop, are ``ppo_jax.cli.session``'s)."""
+"""What ``train --resume``, ``sweep --resume`` and ``pbt --resume`` share: the refusals of options
+that would change a run, and the checks and restoring of a saved run (the options themselves are
+``ppo_jax.cli.options``'; saving, and reporting a stop, ``ppo_jax.cli.session``'s)."""
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 from pathlib import Path
-from typing import Optional
 
 from ppo_jax.cli.common import UserError
-
-DEFAULT_CHECKPOINTS_PER_RUN = 10
-DEFAULT_KEEP = 3
-
-
-def checkpoint_options(args, config, saved: Optional[dict] = None) -> tuple[int, int]:
-    """``--checkpoint-every`` and ``--keep``, else the saved ones, else the defaults."""
-    saved = saved or {}
-    every = args.checkpoint_every if args.checkpoint_every is not None else saved.get("checkpoint_every")
-    if every is None:
-        every = max(1, math.ceil(config.num_updates / DEFAULT_CHECKPOINTS_PER_RUN))
-    keep = args.keep if args.keep is not None else saved.get("keep", DEFAULT_KEEP)
-    if every < 0:
-        raise UserError(f"--checkpoint-every must be ≥ 0 updates (0: only at the end), got {every}.")
-    if keep < 1:
-        raise UserError(f"--keep must be at least 1 checkpoint, got {keep}.")
-    return int(every), int(keep)
 
 
 def refuse_options(resume: str, options: list[tuple[str, object]], what: str = "run") -> None:
@@ -97,47 +78,6 @@ def saved_config(run_dir: Path, update: int, meta: dict, finished_hint: str, wha
             f"resume. {finished_hint}"
         )
     return saved
-
-
-def add_run_options(
-    parser, *, seeds_help: str, out_help: str, resume_metavar: str, resume_help: str, checkpoint_help: str
-) -> None:
-    """The options ``train`` and ``sweep`` share: seeds, overrides, where to write, checkpoints, resume."""
-    parser.add_argument("--seeds", type=int, help=seeds_help)
-    parser.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
-    parser.add_argument("--out", help=out_help)
-    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
-    parser.add_argument("--resume", metavar=resume_metavar, help=resume_help)
-    parser.add_argument("--checkpoint-every", type=int, metavar="UPDATES", help=checkpoint_help)
-    parser.add_argument(
-        "--keep", type=int, metavar="N", help=f"keep the last N checkpoints (default {DEFAULT_KEEP})"
-    )
-
-
-def add_cpu_devices(parser) -> None:
-    parser.add_argument(
-        "--cpu-devices",
-        type=int,
-        metavar="N",
-        help="on a CPU backend, split it into N devices that train seeds in parallel "
-        "(default: one per core; 1: one device)",
-    )
-
-
-def shared_options(args) -> list:
-    """``(name, value)`` of the run options a resume takes from the checkpoint instead (train and sweep)."""
-    return [
-        ("CONFIG", args.config),
-        ("--set", args.set),
-        ("--seeds", args.seeds),
-        ("--seed", args.seed),
-        ("--out", args.out),
-        ("--overwrite", args.overwrite or None),
-        ("--init-from", args.init_from),
-        ("--init-seed", args.init_seed),
-        ("--kl-ref", args.kl_ref),
-    ]
 
 
 def restore_log_points_run(run, plan, template, what: str):

@@ -9,12 +9,14 @@ and what its files hold; everything here is the same for all three.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ppo_jax.cli import common
-from ppo_jax.cli.common import EXIT_CHECKPOINT
+from ppo_jax.cli.common import EXIT_CHECKPOINT, UserError
 
 
 @dataclasses.dataclass
@@ -51,6 +53,21 @@ class Plan:
         return {"from_update": self.start_update, "command": common.command_line()}
 
 
+def check_layout(plan: Plan, run, what: str) -> None:
+    """Refuse to resume a sweep or pbt run (``what``) on another count of devices or with other
+    log points than its checkpoint's: neither would continue it exactly."""
+    if plan.devices is not None and plan.devices != run.num_devices:
+        raise UserError(
+            f"--resume {plan.out}: the {what} ran on {plan.devices} device(s), this one has "
+            f"{run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
+        )
+    if plan.log_plan is not None and list(plan.log_plan) != list(run.plan):
+        raise UserError(
+            f"--resume {plan.out}: its log points ({len(plan.log_plan)}) are not those of this "
+            f"version ({len(run.plan)}); it cannot be resumed exactly."
+        )
+
+
 def start_dir(plan: Plan, overwrite: bool, stale: tuple[str, ...] = ()) -> None:
     """Create the run directory and write its config; with ``overwrite``, first remove the
     checkpoints (and ``stale`` folders) of a previous run, which would be taken for this one's."""
@@ -83,6 +100,65 @@ def progress(plan: Plan, enabled: bool, console):
     )
 
 
+class PreemptionStop:
+    """SIGTERM and SIGINT for a run over several processes: every process stops after the
+    same chunk, saves its share of the checkpoint there, and exits as a stopped run.
+
+    ``jax.distributed.initialize`` starts JAX's preemption service, whose notifier
+    catches SIGTERM in every process (a Python handler would replace it) and tells the
+    others through the coordinator. Each process asks ``reached_preemption_sync_point``
+    once per chunk, with the chunk's number; the service picks the first number past
+    every process's, so all of them answer True at the same chunk, whichever got the
+    signal and wherever each was. SIGINT is handed to the notifier as a SIGTERM to this
+    process; a second SIGINT aborts at once, without saving.
+    """
+
+    def __init__(self, console):
+        self.console = console
+        self.signum: Optional[int] = None  # set once the processes agree to stop
+        self.received: Optional[int] = None  # the signal this process got, if any
+        self.chunks = 0
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            self.__exit__()
+            raise KeyboardInterrupt
+        self.received = signum
+        self.console.print(
+            "ppo-jax: SIGINT: every process finishes its current chunk and saves a checkpoint "
+            "(send it again to abort without saving)",
+            soft_wrap=True,
+        )
+        os.kill(os.getpid(), signal.SIGTERM)  # to the preemption notifier, which tells every process
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+
+    def due(self) -> bool:
+        """Whether the processes stop after this chunk; every process calls it once per chunk."""
+        from jax.experimental import multihost_utils
+
+        reached = multihost_utils.reached_preemption_sync_point(self.chunks)
+        self.chunks += 1
+        if reached and self.signum is None:
+            self.signum = self.received or signal.SIGTERM
+            self.console.print(
+                f"ppo-jax: {self.name}: every process stops after this chunk and saves its share of a "
+                "checkpoint",
+                soft_wrap=True,
+            )
+        return reached
+
+    @property
+    def name(self) -> str:
+        assert self.signum is not None, "no signal was received"
+        return signal.Signals(self.signum).name
+
+
 class Session:
     """The host side of a run between chunks: progress, checkpoints, signals.
 
@@ -111,8 +187,8 @@ class Session:
         from ppo_jax import checkpoint
 
         # Read the signal once: one landing after this read stops the run at the next chunk (with its
-        # own save), never here without a save.
-        stopping = self.stop.signum is not None
+        # own save), never here without a save. Over several processes, all stop at the same chunk.
+        stopping = self.stop.due() if isinstance(self.stop, PreemptionStop) else self.stop.signum is not None
         last = self.checkpointer.last_saved or 0
         every = self.plan.checkpoint_every
         due = updates_done == self.plan.config.num_updates or (every > 0 and updates_done - last >= every)

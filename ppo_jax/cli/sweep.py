@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shlex
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ppo_jax.cli import common, finetune, resume, session
+from ppo_jax.cli import common, finetune, options, resume, session
 from ppo_jax.cli.common import UserError
-from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
+from ppo_jax.cli.options import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 from ppo_jax.cli.session import Plan
 
@@ -31,7 +30,7 @@ def add_parser(sub) -> None:
         metavar="KEY=V1,V2,...",
         help="a traced setting and its values (repeatable; the grid is their product)",
     )
-    resume.add_run_options(
+    options.add_run_options(
         sweep,
         seeds_help=f"seeds per grid point (default {DEFAULT_SEEDS})",
         out_help="sweep directory (default: runs/sweep-<config>-<time>)",
@@ -49,7 +48,7 @@ def add_parser(sub) -> None:
         help="report per grid point how many seeds reach this final return (e.g. 475 for CartPole)",
     )
     finetune.add_arguments(sweep)
-    resume.add_cpu_devices(sweep)
+    options.add_cpu_devices(sweep)
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
     hosts.add_argument(
         "--distributed",
@@ -139,24 +138,16 @@ def _plan_fresh(args) -> Plan:
         grid = make_grid(config, grid_values)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    every, keep = resume.checkpoint_options(args, config)
+    every, keep = options.checkpoint_options(args, config)
     return Plan(grid, seeds, out, every, keep, first_command=common.command_line())
 
 
 def _plan_resume(args) -> Plan:
     """The stopped sweep's own grid, seeds and directory, from its latest checkpoint."""
-    resume.refuse_options(
-        args.resume,
-        resume.shared_options(args)
-        + [
-            ("--grid", args.grid),
-            ("--distributed", args.distributed or None),
-            ("--coordinator", args.coordinator),
-            ("--num-processes", args.num_processes),
-            ("--process-id", args.process_id),
-        ],
-        what="sweep",
-    )
+    resume.refuse_options(args.resume, options.shared_options(args) + [("--grid", args.grid)], what="sweep")
+    # A sweep over several processes resumes over several: every process restores its own shards.
+    check_distributed(args)
+    start_distributed(args)
     out = Path(args.resume)
     update, meta = resume.latest(out, "sweep")
     config = resume.saved_config(
@@ -170,7 +161,7 @@ def _plan_resume(args) -> Plan:
         grid = make_grid(config, meta["grid"])
     except ConfigError as err:
         raise UserError(f"--resume {out}: the saved grid: {err}") from None
-    every, keep = resume.checkpoint_options(args, config, meta)
+    every, keep = options.checkpoint_options(args, config, meta)
     return Plan(
         grid,
         [int(s) for s in meta["seeds"]],
@@ -234,8 +225,6 @@ class _Session(session.Session):
         self.progress.update(steps, done_here * self.run.num_runs / max(seconds, 1e-9), self.last_return)
 
     def on_state(self, updates_done, state, pieces) -> bool:
-        if self.checkpointer is None:  # several processes: no checkpoints
-            return False
         tree = lambda: self.run.checkpoint_tree(state, pieces)
         return self.save_if_due(updates_done, tree, log_points_done=len(pieces))
 
@@ -254,7 +243,12 @@ def _restore(run, plan: Plan, state):
 
 
 def _train(args, plan: Plan, run, err, main_process: bool):
-    """Compile, restore, run every log point; return (result, session)."""
+    """Compile, restore, run every log point; return (result, session).
+
+    Over several processes, every process saves and restores its own devices' share
+    of each checkpoint (orbax's multi-host checkpoints), and they all stop at the same
+    log point after SIGTERM or SIGINT reaches any of them (``session.PreemptionStop``).
+    """
     import jax
 
     from ppo_jax.cli.signals import StopOnSignal
@@ -266,13 +260,11 @@ def _train(args, plan: Plan, run, err, main_process: bool):
         f"compiled in {run.compile_seconds:.1f} s"
         + (f"; memory by XLA's count: {measured / 2**20:,.1f} MiB per device" if measured else "")
     )
-    single = jax.process_count() == 1  # checkpoints of a multi-process sweep are not supported yet
-    state, pieces = _restore(run, plan, state) if single else (state, [])
-    checkpointer = session.checkpointer(plan) if single else None
+    state, pieces = _restore(run, plan, state)
     progress = session.progress(plan, not args.no_progress and main_process, err)
-    # Several processes have no checkpoints to stop at: there Ctrl-C interrupts at once, as before.
-    with StopOnSignal(err) if single else contextlib.nullcontext() as stop:
-        host = _Session(plan, run, progress, checkpointer, stop)
+    stop = StopOnSignal(err) if jax.process_count() == 1 else session.PreemptionStop(err)
+    with stop:
+        host = _Session(plan, run, progress, session.checkpointer(plan), stop)
         try:
             result = run.run(state, host.on_chunk, pieces=pieces, on_state=host.on_state)
         finally:
@@ -361,8 +353,14 @@ def _print_warnings(result, out: Path, err) -> None:
 
 def _end(plan: Plan, run, host: _Session, err) -> int:
     """Say how the sweep ended and how to continue it; return the exit code."""
+    import jax
+
     hint = f"ppo-jax sweep --resume {shlex.quote(str(plan.out))}"
-    last = host.checkpointer.last_saved if host.checkpointer is not None else None
+    if jax.process_count() > 1:
+        hint += (
+            " (on every process, with its --coordinator, --num-processes and --process-id, or --distributed)"
+        )
+    last = host.checkpointer.last_saved
     saved = (
         f"every run's state saved in {plan.out / 'checkpoints' / str(last)}; "
         f"results so far in {plan.out / 'results.csv'}"
@@ -384,24 +382,14 @@ def run(args: argparse.Namespace) -> int:
     main_process = jax.process_index() == 0
     tune = finetune.resolve(plan.runs.configs, args, resume=None if plan.fresh else plan.out)
     sweep_run = SweepRun(plan.runs, plan.seeds, init_from=tune.start, reference=tune.reference)
-    if plan.devices is not None and plan.devices != sweep_run.num_devices:
-        raise UserError(
-            f"--resume {plan.out}: the sweep ran on {plan.devices} device(s), this process has "
-            f"{sweep_run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
-        )
-    if plan.log_plan is not None and list(plan.log_plan) != list(sweep_run.plan):
-        raise UserError(
-            f"--resume {plan.out}: its log points ({len(plan.log_plan)}) are not those of this "
-            f"version ({len(sweep_run.plan)}); it cannot be resumed exactly."
-        )
+    session.check_layout(plan, sweep_run, "sweep")
     err = Console(stderr=True, quiet=not main_process)
     if main_process and plan.fresh:
         session.start_dir(plan, args.overwrite)
         tune.save(plan.out)
     _header(sweep_run, plan, err)
     result, host = _train(args, plan, sweep_run, err, main_process)
-    if not main_process:
-        return 0
-    _report(plan, result, sweep_run, host, err, getattr(args, "bar", None))
-    print(f"sweep written to {plan.out}")
+    if main_process:  # process 0 writes the files; every process exits with how the sweep ended
+        _report(plan, result, sweep_run, host, err, getattr(args, "bar", None))
+        print(f"sweep written to {plan.out}")
     return _end(plan, sweep_run, host, err)

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from ppo_jax.cli import common, finetune, resume, session
+from ppo_jax.cli import common, finetune, options, resume, session
 from ppo_jax.cli.common import EXIT_NONFINITE, UserError
-from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
+from ppo_jax.cli.options import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
 from ppo_jax.cli.session import Plan
 
@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
         help="train ENV_ID without a preset: defaults chosen by its action type "
         "(see 'ppo-jax settings'; --set changes them)",
     )
-    resume.add_run_options(
+    options.add_run_options(
         train,
         seeds_help="number of seeds trained at once (vmapped; default 1)",
         out_help="run directory (default: runs/<config>-<time>)",
@@ -50,7 +50,7 @@ def add_parser(sub) -> None:
     )
     train.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(train)
-    resume.add_cpu_devices(train)
+    options.add_cpu_devices(train)
     train.add_argument(
         "--data-parallel",
         type=int,
@@ -90,7 +90,7 @@ def plan_fresh(args) -> Plan:
     seeds = common.seed_list(1 if args.seeds is None else args.seeds, 0 if args.seed is None else args.seed)
     out = Path(args.out) if args.out else default_out(args.config or args.env)
     prepare_out_dir(out, args.overwrite)
-    every, keep = resume.checkpoint_options(args, config)
+    every, keep = options.checkpoint_options(args, config)
     schedule = _schedule(args.schedule, config)
     return Plan(config, seeds, out, every, keep, first_command=common.command_line(), schedule=schedule)
 
@@ -107,7 +107,7 @@ def _schedule(path: Optional[str], config) -> Optional[list]:
 
 def _refuse_options_with_resume(args) -> None:
     resume.refuse_options(
-        args.resume, resume.shared_options(args) + [("--env", args.env), ("--schedule", args.schedule)]
+        args.resume, options.shared_options(args) + [("--env", args.env), ("--schedule", args.schedule)]
     )
 
 
@@ -118,7 +118,7 @@ def plan_resume(args) -> Plan:
     saved = resume.saved_config(
         run_dir, update, meta, f"Evaluate it with: ppo-jax eval {shlex.quote(str(run_dir))}"
     )
-    every, keep = resume.checkpoint_options(args, saved, meta)
+    every, keep = options.checkpoint_options(args, saved, meta)
     kept = run_dir / SCHEDULE_FILE  # a --schedule run keeps its schedule beside its config
     schedule = _schedule(str(kept), saved) if kept.is_file() else None
     seeds = [int(s) for s in meta["seeds"]]
