@@ -29,9 +29,23 @@ def checkpoint_options(args, config, saved: Optional[dict] = None) -> tuple[int,
 def add_run_options(
     parser, *, seeds_help: str, out_help: str, resume_metavar: str, resume_help: str, checkpoint_help: str
 ) -> None:
-    """The options ``train`` and ``sweep`` share: seeds, overrides, where to write, checkpoints, resume."""
+    """The options ``train`` and ``sweep`` share: seeds, then ``add_run_dir_options``."""
     parser.add_argument("--seeds", type=int, help=seeds_help)
     parser.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
+    add_run_dir_options(
+        parser,
+        out_help=out_help,
+        resume_metavar=resume_metavar,
+        resume_help=resume_help,
+        checkpoint_help=checkpoint_help,
+    )
+
+
+def add_run_dir_options(
+    parser, *, out_help: str, resume_metavar: str, resume_help: str, checkpoint_help: str
+) -> None:
+    """The options every training command (``train``, ``sweep``, ``pbt``) shares: overrides,
+    where to write, checkpoints, resume."""
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     parser.add_argument("--out", help=out_help)
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")

@@ -52,18 +52,14 @@ def add_parser(sub) -> None:
         help="members start from the config's value (default) or a draw from the range",
     )
     p.add_argument("--seed", type=int, help="member i uses seed SEED+i (default 0)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
-    p.add_argument("--out", help="directory (default: runs/pbt-<config>-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
-    p.add_argument("--resume", metavar="PBT_DIR", help="continue a stopped run from its latest checkpoint")
-    p.add_argument(
-        "--checkpoint-every",
-        type=int,
-        metavar="UPDATES",
-        help=f"checkpoint the population every UPDATES updates (default: about {DEFAULT_CHECKPOINTS_PER_RUN} "
-        "per run; 0: only at the end and on SIGINT/SIGTERM)",
+    options.add_run_dir_options(
+        p,
+        out_help="directory (default: runs/pbt-<config>-<time>)",
+        resume_metavar="PBT_DIR",
+        resume_help="continue a stopped run from its latest checkpoint",
+        checkpoint_help=f"checkpoint the population every UPDATES updates (default: about "
+        f"{DEFAULT_CHECKPOINTS_PER_RUN} per run; 0: only at the end and on SIGINT/SIGTERM)",
     )
-    p.add_argument("--keep", type=int, metavar="N", help="keep the last N checkpoints (default 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     options.add_cpu_devices(p)
     p.set_defaults(func=run)
