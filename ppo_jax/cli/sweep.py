@@ -103,6 +103,12 @@ def start_distributed(args: argparse.Namespace) -> None:
         return
     import jax
 
+    if not jax.config.jax_enable_preemption_service:  # type: ignore[attr-defined]  # a flag
+        raise UserError(
+            "sweep: JAX's preemption service is off (jax_enable_preemption_service, e.g. "
+            "JAX_ENABLE_PREEMPTION_SERVICE=false); a sweep over several processes needs it to stop every "
+            "process at the same log point on SIGTERM or SIGINT. Turn it back on."
+        )
     # Collectives between CPU processes (the gather of per-run results) need gloo;
     # the setting is ignored on GPU and TPU.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
