@@ -1,21 +1,16 @@
-"""Run a program in jitted chunks of updates, handing each chunk to callbacks.
+"""``ppo-jax train``'s run axis: seeds, each chunk's per-update metrics kept whole.
 
-The chunks compose to exactly the scan of ``train(key)``: the same ``init``,
-the same ``step``, the same keys. Between chunks the host may do IO (progress,
-files); nothing inside a chunk waits for the host.
-
-The host's IO for chunk k overlaps chunk k+1 on the device (``run_chunks``):
-k+1 is dispatched, asynchronously, before chunk k's metrics are fetched.
+``ChunkedRun`` is the seeds' use of ``ppo_jax.runner.Runner``: a vmapped-over-seeds
+program of one chunk length per distinct length in the plan, its metrics fetched
+per update, a run stopped at the first non-finite chunk.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import chex
 import jax
@@ -27,130 +22,16 @@ from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.finetune.data import Reference, Start, require_reference
 from ppo_jax.metrics import describe_nonfinite
 from ppo_jax.rollout import NormState
+from ppo_jax.runner import (
+    ChunkCallback,
+    Runner,
+    StateCallback,
+    chunk_plan,
+    chunk_plan_at,
+    compiler_options,
+    seed_keys,
+)
 from ppo_jax.train import Program, TrainState, build, run_updates
-
-ChunkCallback = Callable[[int, dict[str, np.ndarray], float], None]
-StateCallback = Callable[[int, TrainState], bool]
-
-
-def seed_keys(seeds: list[int]) -> chex.Array:
-    """One PRNG key per seed; key i of a vmapped run is ``PRNGKey(seeds[i])``."""
-    return jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
-
-
-def chunk_plan(num_updates: int, target_chunks: int = 50) -> list[int]:
-    """Chunk lengths summing to ``num_updates``: equal lengths when a divisor fits,
-    else equal lengths plus one shorter chunk (which compiles a second program)."""
-    if num_updates <= target_chunks:
-        return [1] * num_updates
-    ideal = num_updates / target_chunks
-    for length in sorted(range(1, num_updates + 1), key=lambda d: abs(d - ideal)):
-        if abs(length - ideal) > ideal / 2:
-            break
-        if num_updates % length == 0:
-            return [length] * (num_updates // length)
-    length = math.ceil(ideal)
-    full, rest = divmod(num_updates, length)
-    return [length] * full + ([rest] if rest else [])
-
-
-def chunk_plan_at(num_updates: int, bounds: list[int], target_chunks: int = 50) -> list[int]:
-    """``chunk_plan`` with a chunk boundary at each of ``bounds`` (0 < b < num_updates):
-    each interval between them gets about its share of ``target_chunks``."""
-    edges = [0] + sorted(bounds) + [num_updates]
-    plan = []
-    for start, end in zip(edges[:-1], edges[1:]):
-        plan += chunk_plan(end - start, max(1, round(target_chunks * (end - start) / num_updates)))
-    return plan
-
-
-def compiler_options() -> dict:
-    """XLA options for the training programs on this backend.
-
-    On the CPU, LLVM's optimization level 1 instead of the default halves the
-    compile time of the CartPole preset's chunk (measured here: 19-20 s -> 9-10 s
-    on a loaded 2-core machine, three alternating runs each) with no loss of run
-    speed: the heavy kernels are library matmuls, which LLVM's level does not
-    touch. Other backends keep their defaults.
-    """
-    if jax.default_backend() == "cpu":
-        return {"xla_backend_optimization_level": 1}
-    return {}
-
-
-@dataclass
-class HostTimes:
-    """Where the host's time went between chunks (seconds, summed over chunks).
-
-    ``wait``: blocked until a chunk's metrics were ready (the device busy, the
-    host idle). ``io``: the host busy with a finished chunk: fetching its
-    metrics to numpy, logging, checkpointing. Pipelined, chunk k's ``io``
-    overlaps chunk k+1 on the device, so the device idles only where a chunk's
-    ``io`` is longer than the next chunk's run time; a ``wait`` near zero with a
-    large ``io`` says the host, not the device, set the pace.
-    """
-
-    wait: float = 0.0
-    io: float = 0.0
-    chunks: int = 0
-
-    def describe(self) -> str:
-        per = max(self.chunks, 1)
-        return (
-            f"host per chunk: {1e3 * self.io / per:,.1f} ms fetch + logs + checkpoints, "
-            f"{1e3 * self.wait / per:,.1f} ms waiting for the device ({self.chunks} chunks)"
-        )
-
-
-def run_chunks(
-    step: Callable[[Any, Any], tuple[Any, Any]],
-    state: Any,
-    lengths: Sequence[Any],
-    fetch: Callable[[Any], Any],
-    on_done: Callable[[int, Any, Any], bool],
-    *,
-    pipeline: bool = True,
-) -> tuple[Any, HostTimes]:
-    """Run ``step`` once per chunk length, chaining the state; return the state
-    after the last chunk kept and the host's times.
-
-    ``step(state, length) -> (state, metrics)`` dispatches a chunk (a jitted
-    call: it returns at once, the device works on). ``fetch(metrics)`` brings a
-    chunk's metrics to the host. ``on_done(i, host_metrics, state_after)`` is
-    called for every chunk in order and may save ``state_after``; if it returns
-    True the run stops there: that chunk is the last one kept.
-
-    Pipelined, chunk i+1 is dispatched on chunk i's output state before chunk
-    i's metrics are fetched, so the device runs i+1 while the host fetches,
-    logs and checkpoints i. ``step`` must then not donate its input: chunk i's
-    state stays alive until ``on_done`` has seen it, so a stop after chunk i
-    (a signal, non-finite values, a failed checkpoint) keeps and returns
-    exactly the state the unpipelined loop would, and the chunk already in
-    flight is dropped (its work wasted, nothing of it logged or saved). The
-    cost is one more train state in device memory. Unpipelined (``pipeline=
-    False``), each chunk is dispatched after ``on_done`` of the one before, so
-    ``step`` may donate its input.
-    """
-    times = HostTimes()
-    inflight = step(state, lengths[0]) if lengths else None
-    for i in range(len(lengths)):
-        assert inflight is not None, "a chunk is dispatched before each one is awaited"
-        state_after, metrics = inflight
-        more = i + 1 < len(lengths)
-        inflight = step(state_after, lengths[i + 1]) if pipeline and more else None
-        start = time.perf_counter()
-        jax.block_until_ready(metrics)
-        ready = time.perf_counter()
-        stop = on_done(i, fetch(metrics), state_after)
-        times.wait += ready - start
-        times.io += time.perf_counter() - ready
-        times.chunks += 1
-        state = state_after
-        if stop:
-            break
-        if not pipeline and more:
-            inflight = step(state, lengths[i + 1])
-    return state, times
 
 
 def _env_split_specs(recurrent: bool, axis_name: str) -> Any:
@@ -208,8 +89,9 @@ def warn_dropped_cuts(cuts_dropped: np.ndarray, seeds, first_update: int) -> boo
 
 
 @dataclass
-class ChunkedRun:
-    """A vmapped-over-seeds run, compiled ahead of time, stepped chunk by chunk.
+class ChunkedRun(Runner):
+    """A vmapped-over-seeds run, compiled ahead of time, stepped chunk by chunk
+    (the seeds axis of ``ppo_jax.runner.Runner``).
 
     The seeds are split over the most local devices whose count divides them
     (``ppo_jax.sharding``); on one device this is the plain vmapped program.
@@ -301,7 +183,9 @@ class ChunkedRun:
         kept by an earlier run of the same program are loaded instead of
         traced and compiled; ``self.cache_hits`` names the programs loaded.
         """
-        start = time.perf_counter()
+        return self._compile(self._build_programs)
+
+    def _build_programs(self) -> TrainState:
         args = (self._keys(), self.hp)
         programs = compile_cache.RunPrograms(*self._executable_cache(args))
         init = programs.get("init", args, lambda: self._init_fn.lower(*args).compile())
@@ -315,15 +199,10 @@ class ChunkedRun:
                 ),
             )
         self.cache_hits = ["init" if name == "init" else f"chunk {name}" for name in programs.hits]
-        jax.block_until_ready(state)
-        self.compile_seconds = time.perf_counter() - start
         return state
 
     def _executable_cache(self, args) -> tuple[Optional[compile_cache.ExecutableCache], dict]:
-        """The executable cache and each program's key, or (None, {}) where no
-        sound key exists (the cache off, a user's env, arrays closed over)."""
-        if self.init_from is not None or self.reference is not None:
-            return None, {}
+        """The executable cache and each program's key (``Runner._open_programs``)."""
         driver = {
             "specs": [repr(spec) for spec in (self._keys_spec, self._state_spec, self._metrics_spec)],
             "data_parallel": self.data_parallel,
@@ -336,7 +215,7 @@ class ChunkedRun:
                 "donate": not self.pipeline,
                 "options": compiler_options(),
             }
-        return compile_cache.open_cache(self.config, self.mesh.devices.flat, args, driver, programs)
+        return self._open_programs(self.mesh.devices.flat, args, driver, programs)
 
     def hp_at(self, update: int) -> Hyperparams:
         """The settings of the chunk that starts at ``update``."""
@@ -387,46 +266,44 @@ class ChunkedRun:
         """
         plan = self.remaining_plan(start_update)
         firsts = start_update + np.cumsum([0] + plan[:-1])
-        pieces = []
-        self.nonfinite = None
+        self.nonfinite: Optional[NonFinite] = None
         self.warned_cuts = False
-        self.stopped_early = False
-        self.updates_done = start_update
-        start = time.perf_counter()
-
-        def step(state, item):
-            length, hp = item
-            return self._compiled[length](state, hp)
-
-        def on_done(i, host, state) -> bool:
-            done, length = int(firsts[i]), plan[i]
-            updates = np.arange(done + 1, done + length + 1, dtype=np.int64)
-            host["env_steps"] = np.broadcast_to(updates * self.config.batch_size, (len(self.seeds), length))
-            pieces.append(host)
-            if on_chunk is not None:
-                on_chunk(done, host, time.perf_counter() - start)
-            if not self.warned_cuts:
-                self.warned_cuts = warn_dropped_cuts(host["cuts_dropped"], self.seeds, done)
-            bad = np.argwhere(host["nonfinite"] != 0)
-            if len(bad):
-                seed_index, update = bad[np.argmin(bad[:, 1])]
-                self.nonfinite = NonFinite(
-                    seed=self.seeds[seed_index],
-                    update=done + int(update),
-                    code=int(host["nonfinite"][seed_index, update]),
-                )
-                return True
-            self.updates_done = done + length
-            if on_state is not None and on_state(self.updates_done, state):
-                self.stopped_early = self.updates_done < self.config.num_updates
-                return True
-            return False
-
         items = [(length, self.hp_at(int(first))) for length, first in zip(plan, firsts)]
-        state, self.host_times = run_chunks(
-            step, state, items, jax.device_get, on_done, pipeline=self.pipeline
+        pieces: list[dict[str, np.ndarray]] = []
+        state = self._run(
+            state, items, start_update=start_update, pieces=pieces, on_chunk=on_chunk, on_state=on_state
         )
-        jax.block_until_ready(state)
-        self.train_seconds = time.perf_counter() - start
         metrics = {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}
         return state, metrics
+
+    # -- the runner's hooks: a chunk of updates over the seeds ---------------
+
+    def _dispatch(self, state, item):
+        length, hp = item
+        return self._compiled[length](state, hp)
+
+    def _fetch(self, out) -> dict[str, np.ndarray]:
+        return jax.device_get(out)
+
+    def _reduce(self, first_update: int, length: int, host: dict) -> tuple[int, dict]:
+        updates = np.arange(first_update + 1, first_update + length + 1, dtype=np.int64)
+        host["env_steps"] = np.broadcast_to(updates * self.config.batch_size, (len(self.seeds), length))
+        return first_update, host
+
+    def _halt(self, first_update: int, host: dict) -> bool:
+        """Warn once of dropped cuts; stop at a chunk in which any seed went non-finite."""
+        if not self.warned_cuts:
+            self.warned_cuts = warn_dropped_cuts(host["cuts_dropped"], self.seeds, first_update)
+        bad = np.argwhere(host["nonfinite"] != 0)
+        if not len(bad):
+            return False
+        seed_index, update = bad[np.argmin(bad[:, 1])]
+        self.nonfinite = NonFinite(
+            seed=self.seeds[seed_index],
+            update=first_update + int(update),
+            code=int(host["nonfinite"][seed_index, update]),
+        )
+        return True
+
+    def _saved(self, state, pieces: list) -> tuple:
+        return (state,)

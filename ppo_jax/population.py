@@ -23,7 +23,6 @@ import dataclasses
 import difflib
 import functools
 import math
-import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -33,7 +32,7 @@ import numpy as np
 
 from ppo_jax import sharding
 from ppo_jax.config import STATIC_FIELDS, TRACED_FIELDS, ConfigError, PPOConfig
-from ppo_jax.driver import chunk_plan_at, run_chunks
+from ppo_jax.runner import Runner, chunk_plan_at
 from ppo_jax.sweeps import CURVE_NAMES, SweepRun, _point_config, make_grid
 from ppo_jax.train import TrainState
 
@@ -280,7 +279,7 @@ def ready_plan(
     num_updates: int, population: Population, log_points: int = 50
 ) -> list[tuple[int, Optional[int]]]:
     """Log points as (updates, index of the ready point it ends at, or None): every
-    ready point ends a log point (``ppo_jax.driver.chunk_plan_at``)."""
+    ready point ends a log point (``ppo_jax.runner.chunk_plan_at``)."""
     ready = population.ready_updates(num_updates)
     plan = chunk_plan_at(num_updates, ready, log_points)
     ends = np.cumsum(plan).tolist()
@@ -346,9 +345,10 @@ class PBTResult:
         return done * len(self.seeds) / max(self.train_seconds, 1e-9)
 
 
-class PBTRun:
+class PBTRun(Runner):
     """A population compiled ahead of time and run log point by log point, with
-    exploit/explore on the devices at every ready point."""
+    exploit/explore on the devices at every ready point (the population axis of
+    ``ppo_jax.runner.Runner``; its log points are ``SweepRun``'s program)."""
 
     def __init__(
         self,
@@ -370,7 +370,8 @@ class PBTRun:
         self.seeds, self.mesh, self.plan = self.sweep.seeds, self.sweep.mesh, self.sweep.plan
         self.num_devices = self.sweep.num_devices
         self.initial_values = initial_values(population, self.explores, config)
-        self.compile_seconds = self.train_seconds = 0.0
+        self.init_from = self.reference = None
+        self.pipeline = pipeline
         self.cache_hits: list[str] = []
 
     @property
@@ -396,7 +397,9 @@ class PBTRun:
     def compile(self):
         """Compile the sweep's ``init`` and log point and the ready step; return the
         initial carry (train states, settings, fitness sums)."""
-        start = time.perf_counter()
+        return self._compile(self._build_programs)
+
+    def _build_programs(self):
         state = self.sweep.compile()
         self.cache_hits = list(self.sweep.cache_hits)
         zeros = np.zeros((self.population.size,), np.float32)
@@ -412,8 +415,6 @@ class PBTRun:
                 out_shardings=(*shardings, jax.sharding.NamedSharding(self.mesh, sharding.SPLIT)),
             )
             self._ready = ready.lower(*carry, self._ready_index[0]).compile()
-        jax.block_until_ready(carry)
-        self.compile_seconds = time.perf_counter() - start
         return carry
 
     @property
@@ -429,7 +430,9 @@ class PBTRun:
         )
         return state, hp, jax.tree.map(jnp.zeros_like, acc), parents
 
-    def _step(self, carry, item):
+    # -- the runner's hooks: a log point over the members, then maybe a ready point
+
+    def _dispatch(self, carry, item):
         state, hp, acc = carry
         length, ready = item
         state, point = self.sweep.log_point(state, hp, length)
@@ -457,26 +460,15 @@ class PBTRun:
         ``len(pieces)`` log points and those pieces: bitwise the uninterrupted run.
         ``self.carry`` is the final carry."""
         pieces = list(pieces)
-        items = self.items[len(pieces) :]
-        self.updates_done = sum(self.plan[: len(pieces)])
-        self.stopped_early = False
-        start = time.perf_counter()
-
-        def on_done(i, host, carry) -> bool:
-            pieces.append(host)
-            self.updates_done += items[i][0]
-            if on_chunk is not None:
-                on_chunk(self.updates_done, host, time.perf_counter() - start)
-            if on_state is not None and on_state(self.updates_done, carry, pieces):
-                self.stopped_early = self.updates_done < self.config.num_updates
-                return True
-            return False
-
-        self.carry, self.host_times = run_chunks(
-            self._step, carry, items, self._fetch, on_done, pipeline=self.sweep.pipeline
+        start_update = sum(self.plan[: len(pieces)])
+        self.carry = self._run(
+            carry,
+            self.items[len(pieces) :],
+            start_update=start_update,
+            pieces=pieces,
+            on_chunk=on_chunk,
+            on_state=on_state,
         )
-        jax.block_until_ready(self.carry)
-        self.train_seconds = time.perf_counter() - start
         return self._result(pieces)
 
     def checkpoint_tree(self, carry, pieces: Sequence[dict]) -> dict:

@@ -23,8 +23,7 @@ import difflib
 import functools
 import itertools
 import math
-import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,10 +32,10 @@ import numpy as np
 from ppo_jax import compile_cache, sharding
 from ppo_jax import config as config_lib
 from ppo_jax.config import STATIC_FIELDS, TRACED_FIELDS, ConfigError, PPOConfig
-from ppo_jax.driver import chunk_plan, compiler_options, run_chunks, seed_keys
 from ppo_jax.finetune.data import Reference, Start, require_reference
 from ppo_jax.io.checkpoint import state_nbytes
 from ppo_jax.metrics import CURVE_NAMES, FINAL_FRACTION, MEAN_NAMES, final_window
+from ppo_jax.runner import ChunkCallback, Runner, StateCallback, chunk_plan, compiler_options, seed_keys
 from ppo_jax.train import Program, build
 
 _OPTIONAL = ("vf_clip", "target_kl", "kl_ref_target")  # null = off, which changes the program
@@ -309,12 +308,9 @@ class SweepResult:
         return (done - self.start_env_steps) * self.num_runs / max(self.train_seconds, 1e-9)
 
 
-ChunkCallback = Callable[[int, dict[str, np.ndarray], float], None]
-StateCallback = Callable[[int, Any, list], bool]
-
-
-class SweepRun:
-    """A grid × seeds sweep, compiled ahead of time, run log point by log point."""
+class SweepRun(Runner):
+    """A grid × seeds sweep, compiled ahead of time, run log point by log point
+    (the grid × seeds axis of ``ppo_jax.runner.Runner``)."""
 
     def __init__(
         self,
@@ -328,7 +324,7 @@ class SweepRun:
         plan: Optional[Sequence[int]] = None,
     ):
         """``pipeline``: dispatch log point k+1 before the host's IO for k
-        (``ppo_jax.driver.run_chunks``); False donates the state instead, one
+        (``ppo_jax.runner.run_chunks``); False donates the state instead, one
         train state less on the device. ``plan``: the updates of each log point
         (default ``chunk_plan(num_updates, log_points)``); any lengths share the
         one program (``ppo_jax.population`` ends log points at its ready points)."""
@@ -356,8 +352,6 @@ class SweepRun:
                 f"plan {self.plan}: log points of ≥ 1 update summing to {self.config.num_updates}."
             )
         self.memory = estimate_memory(self.program, self.num_runs, self.num_devices, len(self.plan), pipeline)
-        self.compile_seconds = 0.0
-        self.train_seconds = 0.0
         self._start_update = 0
         self._compiled: Any = None  # the compiled log-point program
         self.cache_hits: list[str] = []
@@ -382,7 +376,9 @@ class SweepRun:
         compiled (``self.cache_hits`` names them); the grid's values and the
         seeds are arguments, so another grid of the same size loads them too.
         """
-        start = time.perf_counter()
+        return self._compile(self._build_programs)
+
+    def _build_programs(self):
         keys, self._hp = self._inputs()
         args = (keys, self._hp)
         split = sharding.SPLIT
@@ -409,8 +405,6 @@ class SweepRun:
 
         self._compiled = programs.get("log point", step_args, compile_step)
         self.cache_hits = programs.hits
-        jax.block_until_ready(state)
-        self.compile_seconds = time.perf_counter() - start
         return state
 
     def log_point(self, state, hp, length: int):
@@ -419,15 +413,13 @@ class SweepRun:
         return self._compiled(state, hp, self._lengths[length])
 
     def _executable_cache(self, args, donate) -> tuple[Optional[compile_cache.ExecutableCache], dict]:
-        """The executable cache and the two programs' keys, or (None, {})."""
-        if self.init_from is not None or self.reference is not None:
-            return None, {}
+        """The executable cache and the two programs' keys (``Runner._open_programs``)."""
         driver = {"driver": "sweep", "final_start": final_start(self.config.num_updates)}
         programs = {
             "init": {"program": "init"},
             "log point": {"program": "log point", "donate": bool(donate), "options": compiler_options()},
         }
-        return compile_cache.open_cache(self.config, self.mesh.devices.flat, args, driver, programs)
+        return self._open_programs(self.mesh.devices.flat, args, driver, programs)
 
     def compiled_memory(self) -> Optional[int]:
         """XLA's own count of one device's bytes for the log-point program, if it gives one."""
@@ -469,36 +461,22 @@ class SweepRun:
         if self._compiled is None:
             raise RuntimeError("call compile() first")
         pieces = list(pieces)
-        done = sum(self.plan[: len(pieces)])
-        self._start_update = done
-        self.updates_done = done
-        self.stopped_early = False
-        start = time.perf_counter()
-        shape = (self.num_points, len(self.seeds))
-        plan = self.plan[len(pieces) :]
-
-        def step(state, length):
-            return self._compiled(state, self._hp, self._lengths[length])
-
-        def fetch(point):
-            return {
-                k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in sharding.to_host(point).items()
-            }
-
-        def on_done(i, host, state) -> bool:
-            pieces.append(host)
-            self.updates_done += plan[i]
-            if on_chunk is not None:
-                on_chunk(self.updates_done, host, time.perf_counter() - start)
-            if on_state is not None and on_state(self.updates_done, state, pieces):
-                self.stopped_early = self.updates_done < self.config.num_updates
-                return True
-            return False
-
-        state, self.host_times = run_chunks(step, state, plan, fetch, on_done, pipeline=self.pipeline)
-        jax.block_until_ready(state)
-        self.train_seconds = time.perf_counter() - start
+        self._start_update = sum(self.plan[: len(pieces)])
+        items = [(length, None) for length in self.plan[len(pieces) :]]
+        self._run(
+            state, items, start_update=self._start_update, pieces=pieces, on_chunk=on_chunk, on_state=on_state
+        )
         return self._result(pieces)
+
+    # -- the runner's hooks: a log point over every run ----------------------
+
+    def _dispatch(self, state, item):
+        length, _ = item
+        return self._compiled(state, self._hp, self._lengths[length])
+
+    def _fetch(self, point) -> dict[str, np.ndarray]:
+        shape = (self.num_points, len(self.seeds))
+        return {k: np.asarray(v)[: self.num_runs].reshape(shape) for k, v in sharding.to_host(point).items()}
 
     def checkpoint_tree(self, state, pieces: Sequence[dict[str, np.ndarray]]) -> dict:
         """What a checkpoint holds: every run's train state (padding included) and
@@ -512,7 +490,10 @@ class SweepRun:
         sums = jax.eval_shape(_zero_sums)
         names = list(CURVE_NAMES) + ["final_return_sum", "final_episodes", "nonfinite", "first_nonfinite"]
         dtypes = {name: sums.get(name, jax.ShapeDtypeStruct((), jnp.float32)).dtype for name in names}
-        return {"runs": state, "log_points": {n: jax.ShapeDtypeStruct(shape, dtypes[n]) for n in names}}
+        # Host arrays, the same on every process: each reads them onto a device of its own.
+        local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        points = {n: jax.ShapeDtypeStruct(shape, dtypes[n], sharding=local) for n in names}
+        return {"runs": state, "log_points": points}
 
     def _result(self, pieces: list[dict[str, np.ndarray]]) -> SweepResult:
         stack = lambda name: np.stack([p[name] for p in pieces], axis=-1)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ppo_jax.io import logs
-from ppo_jax.train import METRIC_NAMES
+from ppo_jax.metrics import METRIC_NAMES
 
 
 def chunk(seeds: int, updates: int, first: int, rng: np.random.Generator) -> dict:

@@ -141,15 +141,6 @@ def test_the_loggers_start_no_jax_backend_on_import():
     assert out.split() == ["False", "[]"]
 
 
-# Functions of the run layer that issue 21's runner work splits (ppo_jax/driver.py, ppo_jax/cli/):
-# listed so that nothing else grows past the bound meanwhile; drop an entry once it fits.
-LONG_FOR_NOW = {
-    "ppo_jax/driver.py:ChunkedRun.run",
-    "ppo_jax/cli/train.py:_train",
-    "ppo_jax/cli/sweep.py:_report",
-}
-
-
 def long_functions(limit: int = 60) -> dict[str, int]:
     """``{"path:Class.function": lines}`` of every function of ppo_jax/ longer than ``limit`` lines."""
     found = {}
@@ -171,7 +162,7 @@ def long_functions(limit: int = 60) -> dict[str, int]:
 
 def test_no_function_is_longer_than_60_lines():
     assert long_functions(limit=10)  # the walk finds functions at all
-    too_long = {name: n for name, n in long_functions().items() if name not in LONG_FOR_NOW}
+    too_long = long_functions()
     assert not too_long, f"functions over 60 lines (split them into named pieces): {too_long}"
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import ppo_jax
-from ppo_jax.driver import ChunkedRun, run_chunks
+from ppo_jax.driver import ChunkedRun
+from ppo_jax.runner import run_chunks
 from ppo_jax.sweeps import SweepRun, make_grid
 
 TINY = dict(total_timesteps=4 * 32 * 6, num_envs=4, num_steps=32, update_epochs=2, num_minibatches=2)

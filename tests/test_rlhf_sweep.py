@@ -8,11 +8,12 @@ import jax.numpy as jnp
 import pytest
 import yaml
 
+from ppo_jax.cli import main
 from ppo_jax.config import ConfigError
 from ppo_jax.networks import transformer as tf
 from ppo_jax.rlhf import config as rlhf_config
 from ppo_jax.rlhf import reward, stages
-from ppo_jax.rlhf.sweep import grid_points, plan_sweep, rlhf_sweep
+from ppo_jax.rlhf.sweep import grid_points, plan_sweep
 
 TINY = {
     "data": {"prompt_len": 4, "response_len": 5},
@@ -86,9 +87,11 @@ def test_bad_plans_are_refused_before_compiling(dirs, tmp_path):
 def test_a_tiny_sweep_writes_one_row_per_run(dirs):
     path, sft, rm, root = dirs
     out = root / "sweep"
-    grid = {"ppo.kl_coef": [0.0, 0.1], "ppo.clip_eps": [0.2]}
-    summary = rlhf_sweep(path, grid, 2, 5, out, sft, rm, log=lambda *_: None)
-    runs = summary["runs"]
+    # Through the CLI, as a user runs it: `ppo-jax sweep` lands in rlhf_sweep for a pipeline config.
+    argv = ["sweep", str(path), "--grid", "ppo.kl_coef=0,0.1", "--grid", "ppo.clip_eps=0.2"]
+    argv += ["--seeds", "2", "--seed", "5", "--out", str(out), "--sft", str(sft), "--reward", str(rm)]
+    assert main(argv) == 0
+    runs = stages.summary(out)["runs"]
     assert [r["run"] for r in runs] == [
         "reference",
         "beta=0 clip_eps=0.2 seed=5",
@@ -120,3 +123,25 @@ def test_a_pipeline_config_is_told_from_a_train_preset(dirs, tmp_path):
     assert rlhf_config.is_pipeline_config("configs/rlhf/pipeline.yaml")
     assert not rlhf_config.is_pipeline_config("configs/cartpole.yaml")
     assert not rlhf_config.is_pipeline_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        ([], "needs --sft and --reward"),
+        (["--sft", "S", "--reward", "R", "--bar", "1"], "--bar"),
+        (["--sft", "S", "--reward", "R", "--init-from", "X"], "--init-from"),
+        (["--sft", "S", "--reward", "R", "--checkpoint-every", "3"], "--checkpoint-every"),
+    ],
+)
+def test_the_cli_refuses_what_a_stage_3_sweep_does_not_take(dirs, tmp_path, capsys, extra, needle):
+    path = dirs[0]
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--grid", "ppo.kl_coef=0", "--out", str(out), *extra]) == 2
+    assert needle in capsys.readouterr().err and not out.exists()
+
+
+def test_the_cli_refuses_stage_dirs_for_a_train_preset(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", "configs/cartpole.yaml", "--sft", "S", "--out", str(out)]) == 2
+    assert "only for an RLHF pipeline config" in capsys.readouterr().err and not out.exists()

@@ -13,37 +13,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
-import shutil
 from pathlib import Path
-from typing import Any, Optional
 
-from ppo_jax.cli import common, resume
+from ppo_jax.cli import common, options, resume, session
 from ppo_jax.cli.common import UserError
-from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
+from ppo_jax.cli.options import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
+from ppo_jax.cli.session import Plan
 
 DEFAULT_POPULATION = 16
-
-
-@dataclasses.dataclass
-class Plan:
-    """What ``pbt`` will do, settled (and checked) before anything compiles."""
-
-    config: Any
-    explores: tuple
-    population: Any
-    out: Path
-    checkpoint_every: int
-    keep: int
-    start_update: int = 0
-    log_points_done: int = 0
-    devices: Optional[int] = None
-    log_plan: Optional[list] = None
-    first_command: str = ""
-
-    @property
-    def fresh(self) -> bool:
-        return self.start_update == 0
 
 
 def add_parser(sub) -> None:
@@ -74,20 +52,16 @@ def add_parser(sub) -> None:
         help="members start from the config's value (default) or a draw from the range",
     )
     p.add_argument("--seed", type=int, help="member i uses seed SEED+i (default 0)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
-    p.add_argument("--out", help="directory (default: runs/pbt-<config>-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
-    p.add_argument("--resume", metavar="PBT_DIR", help="continue a stopped run from its latest checkpoint")
-    p.add_argument(
-        "--checkpoint-every",
-        type=int,
-        metavar="UPDATES",
-        help=f"checkpoint the population every UPDATES updates (default: about {DEFAULT_CHECKPOINTS_PER_RUN} "
-        "per run; 0: only at the end and on SIGINT/SIGTERM)",
+    options.add_run_dir_options(
+        p,
+        out_help="directory (default: runs/pbt-<config>-<time>)",
+        resume_metavar="PBT_DIR",
+        resume_help="continue a stopped run from its latest checkpoint",
+        checkpoint_help=f"checkpoint the population every UPDATES updates (default: about "
+        f"{DEFAULT_CHECKPOINTS_PER_RUN} per run; 0: only at the end and on SIGINT/SIGTERM)",
     )
-    p.add_argument("--keep", type=int, metavar="N", help="keep the last N checkpoints (default 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
-    resume.add_cpu_devices(p)
+    options.add_cpu_devices(p)
     p.set_defaults(func=run)
 
 
@@ -124,8 +98,13 @@ def _plan_fresh(args) -> Plan:
         population = _population(args, config, 0 if args.seed is None else args.seed)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    every, keep = resume.checkpoint_options(args, config)
-    return Plan(config, explores, population, out, every, keep, first_command=common.command_line())
+    every, keep = options.checkpoint_options(args, config)
+    return _plan(config, explores, population, out, every, keep, first_command=common.command_line())
+
+
+def _plan(config, explores, population, out: Path, every: int, keep: int, **resumed) -> Plan:
+    seeds = list(range(population.seed, population.seed + population.size))
+    return Plan(config, seeds, out, every, keep, explores=explores, population=population, **resumed)
 
 
 def _plan_resume(args) -> Plan:
@@ -149,31 +128,27 @@ def _plan_resume(args) -> Plan:
         population = Population(**meta["population"]).check(config.num_updates)
     except ConfigError as err:
         raise UserError(f"--resume {out}: the saved run: {err}") from None
-    every, keep = resume.checkpoint_options(args, config, meta)
-    return Plan(
+    every, keep = options.checkpoint_options(args, config, meta)
+    return _plan(
         config,
         explores,
         population,
         out,
         every,
         keep,
-        update,
-        int(meta["log_points_done"]),
-        int(meta["devices"]),
-        meta.get("plan"),
-        meta.get("command", ""),
+        start_update=update,
+        first_command=meta.get("command", ""),
+        log_points_done=int(meta["log_points_done"]),
+        devices=int(meta["devices"]),
+        log_plan=meta.get("plan"),
     )
 
 
-class _Session:
+class _Session(session.Session):
     """The host side between log points: progress, checkpoints, signals."""
 
     def __init__(self, plan: Plan, run, progress, checkpointer, stop):
-        self.plan, self.run, self.progress = plan, run, progress
-        self.checkpointer, self.stop = checkpointer, stop
-        self.last_return = float("nan")
-        self.failure: list = []
-        self.meta = {
+        meta = {
             "kind": "pbt",
             "config": plan.config.to_dict(),
             "explore": [e.describe() for e in plan.explores],
@@ -181,10 +156,9 @@ class _Session:
             "num_updates": plan.config.num_updates,
             "devices": run.num_devices,
             "plan": run.plan,
-            "checkpoint_every": plan.checkpoint_every,
-            "keep": plan.keep,
-            "command": plan.first_command,
         }
+        super().__init__(plan, progress, checkpointer, stop, meta)
+        self.run = run
 
     def on_chunk(self, updates_done, point, seconds):
         import numpy as np
@@ -198,9 +172,8 @@ class _Session:
         )
 
     def on_state(self, updates_done, carry, pieces) -> bool:
-        meta = {**self.meta, "log_points_done": len(pieces)}
         tree = lambda: self.run.checkpoint_tree(carry, pieces)
-        return resume.save_if_due(self, updates_done, self.plan.config.num_updates, tree, meta)
+        return self.save_if_due(updates_done, tree, log_points_done=len(pieces))
 
 
 def _restore(run, plan: Plan, carry):
@@ -217,31 +190,20 @@ def _restore(run, plan: Plan, carry):
 
 
 def _train(args, plan: Plan, run, err):
-    from ppo_jax.cli.console import Progress
     from ppo_jax.cli.signals import StopOnSignal
-    from ppo_jax.io import checkpoint
 
-    config = plan.config
     err.print("compiling…")
     carry = run.compile()
     err.print(f"compiled in {run.compile_seconds:.1f} s")
     carry, pieces = _restore(run, plan, carry)
-    checkpointer = checkpoint.Checkpointer(plan.out, plan.keep)
-    checkpointer.last_saved = plan.start_update or None
-    progress = Progress(
-        config.env_steps,
-        enabled=not args.no_progress,
-        console=err,
-        start=plan.start_update * config.batch_size,
-    )
+    progress = session.progress(plan, not args.no_progress, err)
     with StopOnSignal(err) as stop:
-        session = _Session(plan, run, progress, checkpointer, stop)
+        host = _Session(plan, run, progress, session.checkpointer(plan), stop)
         try:
-            result = run.run(carry, session.on_chunk, pieces=pieces, on_state=session.on_state)
+            result = run.run(carry, host.on_chunk, pieces=pieces, on_state=host.on_state)
         finally:
-            progress.close()
-            checkpointer.close()
-    return result, session
+            host.close()
+    return result, host
 
 
 def _header(run, plan: Plan, err) -> None:
@@ -264,23 +226,6 @@ def _header(run, plan: Plan, err) -> None:
         err.print(line, soft_wrap=True)
 
 
-def _start_dir(plan: Plan, overwrite: bool) -> None:
-    from ppo_jax.io import checkpoint, logs
-
-    plan.out.mkdir(parents=True, exist_ok=True)
-    if overwrite and (plan.out / checkpoint.CHECKPOINT_DIR).is_dir():
-        shutil.rmtree(plan.out / checkpoint.CHECKPOINT_DIR)
-    logs.write_config(plan.out / "config.yaml", plan.config.to_dict())
-
-
-def _stopped(run, session) -> Optional[dict]:
-    if session.failure:
-        return {"reason": "checkpoint write failed", "update": run.updates_done}
-    if run.stopped_early:
-        return {"reason": session.stop.name, "update": run.updates_done}
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
     plan = _plan_fresh(args) if args.resume is None else _plan_resume(args)
@@ -292,28 +237,20 @@ def run(args: argparse.Namespace) -> int:
 
     common.enable_compile_cache()
     pbt_run = PBTRun(plan.config, plan.explores, plan.population)
-    if plan.devices is not None and plan.devices != pbt_run.num_devices:
-        raise UserError(
-            f"--resume {plan.out}: the run used {plan.devices} device(s), this process has "
-            f"{pbt_run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
-        )
-    if plan.log_plan is not None and list(plan.log_plan) != list(pbt_run.plan):
-        raise UserError(
-            f"--resume {plan.out}: its log points are not those of this version; it cannot be resumed."
-        )
+    session.check_layout(plan, pbt_run, "pbt run")
     err = Console(stderr=True)
     if plan.fresh:
-        _start_dir(plan, args.overwrite)
+        session.start_dir(plan, args.overwrite)
     _header(pbt_run, plan, err)
-    result, session = _train(args, plan, pbt_run, err)
-    stopped = _stopped(pbt_run, session)
+    result, host = _train(args, plan, pbt_run, err)
+    stopped = host.stopped(pbt_run)
     extra = {
         **common.environment(),
         "updates_done": pbt_run.updates_done,
         "num_updates": plan.config.num_updates,
     }
     if not plan.fresh:
-        extra["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
+        extra["resumed"] = plan.resumed()
     if stopped:
         extra["stopped"] = stopped
     command = plan.first_command or common.command_line()
@@ -323,9 +260,7 @@ def run(args: argparse.Namespace) -> int:
             err.print(line, soft_wrap=True)
     print(f"pbt written to {plan.out}")
     hint = f"ppo-jax pbt --resume {shlex.quote(str(plan.out))}"
-    last = session.checkpointer.last_saved
+    last = host.checkpointer.last_saved
     saved = f"the population's state saved in {plan.out / 'checkpoints' / str(last)}"
-    code = resume.report_interruption(
-        err, session, pbt_run, what="The pbt run", num_updates=plan.config.num_updates, saved=saved, hint=hint
-    )
+    code = host.report_interruption(err, pbt_run, what="The pbt run", saved=saved, hint=hint)
     return 0 if code is None else code

@@ -1,32 +1,14 @@
-"""What ``train --resume``, ``sweep --resume`` and ``pbt --resume`` share: checkpoint options,
-the refusals of options that would change a run, and the checks and restoring of a saved run."""
+"""What ``train --resume``, ``sweep --resume`` and ``pbt --resume`` share: the refusals of options
+that would change a run, and the checks and restoring of a saved run (the options themselves are
+``ppo_jax.cli.options``'; saving, and reporting a stop, ``ppo_jax.cli.session``'s)."""
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 from pathlib import Path
-from typing import Optional
 
-from ppo_jax.cli.common import EXIT_CHECKPOINT, UserError
-
-DEFAULT_CHECKPOINTS_PER_RUN = 10
-DEFAULT_KEEP = 3
-
-
-def checkpoint_options(args, config, saved: Optional[dict] = None) -> tuple[int, int]:
-    """``--checkpoint-every`` and ``--keep``, else the saved ones, else the defaults."""
-    saved = saved or {}
-    every = args.checkpoint_every if args.checkpoint_every is not None else saved.get("checkpoint_every")
-    if every is None:
-        every = max(1, math.ceil(config.num_updates / DEFAULT_CHECKPOINTS_PER_RUN))
-    keep = args.keep if args.keep is not None else saved.get("keep", DEFAULT_KEEP)
-    if every < 0:
-        raise UserError(f"--checkpoint-every must be ≥ 0 updates (0: only at the end), got {every}.")
-    if keep < 1:
-        raise UserError(f"--keep must be at least 1 checkpoint, got {keep}.")
-    return int(every), int(keep)
+from ppo_jax.cli.common import UserError
 
 
 def refuse_options(resume: str, options: list[tuple[str, object]], what: str = "run") -> None:
@@ -98,76 +80,6 @@ def saved_config(run_dir: Path, update: int, meta: dict, finished_hint: str, wha
     return saved
 
 
-def add_run_options(
-    parser, *, seeds_help: str, out_help: str, resume_metavar: str, resume_help: str, checkpoint_help: str
-) -> None:
-    """The options ``train`` and ``sweep`` share: seeds, overrides, where to write, checkpoints, resume."""
-    parser.add_argument("--seeds", type=int, help=seeds_help)
-    parser.add_argument("--seed", type=int, help="first seed (seeds are SEED..SEED+N-1; default 0)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
-    parser.add_argument("--out", help=out_help)
-    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
-    parser.add_argument("--resume", metavar=resume_metavar, help=resume_help)
-    parser.add_argument("--checkpoint-every", type=int, metavar="UPDATES", help=checkpoint_help)
-    parser.add_argument(
-        "--keep", type=int, metavar="N", help=f"keep the last N checkpoints (default {DEFAULT_KEEP})"
-    )
-
-
-def add_cpu_devices(parser) -> None:
-    parser.add_argument(
-        "--cpu-devices",
-        type=int,
-        metavar="N",
-        help="on a CPU backend, split it into N devices that train seeds in parallel "
-        "(default: one per core; 1: one device)",
-    )
-
-
-def shared_options(args) -> list:
-    """``(name, value)`` of the run options a resume takes from the checkpoint instead (train and sweep)."""
-    return [
-        ("CONFIG", args.config),
-        ("--set", args.set),
-        ("--seeds", args.seeds),
-        ("--seed", args.seed),
-        ("--out", args.out),
-        ("--overwrite", args.overwrite or None),
-        ("--init-from", args.init_from),
-        ("--init-seed", args.init_seed),
-        ("--kl-ref", args.kl_ref),
-    ]
-
-
-def report_interruption(
-    err, session, run, *, what: str, num_updates: int, saved: str, hint: str
-) -> Optional[int]:
-    """Say why a run or sweep stopped before its end and how to resume it.
-
-    Args: ``err``, a rich console on stderr; ``session``, the CLI's session (its
-    ``failure``, ``stop`` and ``checkpointer``); ``run``, the driver (``updates_done``,
-    ``stopped_early``); ``what``, "Training" or "The sweep"; ``saved``, where the
-    state was saved; ``hint``, the resume command.
-    Returns: the exit code, or None when nothing stopped it early.
-    """
-    if session.failure:
-        err.print(
-            f"ppo-jax: error: {session.failure[0]}. {what} stopped at update {run.updates_done}.",
-            soft_wrap=True,
-        )
-        if session.checkpointer is not None and session.checkpointer.last_saved is not None:
-            err.print(f"Free some space, then resume with: {hint}", soft_wrap=True)
-        return EXIT_CHECKPOINT
-    if run.stopped_early:
-        err.print(
-            f"ppo-jax: stopped by {session.stop.name} after update {run.updates_done} of {num_updates}; "
-            f"{saved}.\nResume with: {hint}",
-            soft_wrap=True,
-        )
-        return 128 + int(session.stop.signum)
-    return None
-
-
 def restore_log_points_run(run, plan, template, what: str):
     """For ``sweep`` and ``pbt``: refuse a disk too small for ``plan.keep`` checkpoints of ``run``;
     then ``None`` for a fresh run, else the checkpoint of ``plan.start_update`` restored into
@@ -188,25 +100,3 @@ def restore_log_points_run(run, plan, template, what: str):
         )
     except checkpoint.CheckpointError as err:
         raise UserError(f"--resume {err}" if not plan.fresh else str(err)) from None
-
-
-def save_if_due(session, updates_done: int, num_updates: int, tree, meta: dict) -> bool:
-    """The checkpoint rule of every training command's session (``train``, ``sweep``, ``pbt``):
-    save ``tree()`` with ``meta`` after a stop signal, at the last update, or once
-    ``checkpoint_every`` updates have passed since the last save. True: stop the run here (a
-    signal, or a failed save, kept in ``session.failure``). ``session`` has ``stop``,
-    ``checkpointer``, ``plan.checkpoint_every`` and ``failure``."""
-    from ppo_jax.io import checkpoint
-
-    # Read the signal once: one landing after this read stops the run at the next chunk (with its
-    # own save), never here without a save.
-    stopping = session.stop.signum is not None
-    last = session.checkpointer.last_saved or 0
-    every = session.plan.checkpoint_every
-    if stopping or updates_done == num_updates or (every > 0 and updates_done - last >= every):
-        try:
-            session.checkpointer.save(updates_done, tree(), meta)
-        except checkpoint.CheckpointError as error:
-            session.failure.append(error)
-            return True
-    return stopping

@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
 import shlex
-import shutil
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-from ppo_jax.cli import common, resume
+from ppo_jax.cli import common, options, resume, session, sweep_rlhf
 from ppo_jax.cli.common import UserError
-from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
+from ppo_jax.cli.options import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
+from ppo_jax.cli.session import Plan
 from ppo_jax.finetune import cli as finetune
 
 DEFAULT_SEEDS = 8
-
-
-@dataclasses.dataclass
-class Plan:
-    """What ``sweep`` will do, settled (and checked) before anything compiles."""
-
-    grid: Any
-    seeds: list[int]
-    out: Path
-    checkpoint_every: int  # updates between periodic checkpoints; 0: only at the end or on a signal
-    keep: int
-    start_update: int = 0  # > 0: resuming from the checkpoint after this many updates
-    log_points_done: int = 0
-    devices: Optional[int] = None  # the devices the checkpointed sweep ran on
-    log_plan: Optional[list] = None  # the updates of each of its log points
-    first_command: str = ""
-
-    @property
-    def fresh(self) -> bool:
-        return self.start_update == 0
 
 
 def add_parser(sub) -> None:
@@ -53,7 +31,7 @@ def add_parser(sub) -> None:
         metavar="KEY=V1,V2,...",
         help="a traced setting and its values (repeatable; the grid is their product)",
     )
-    resume.add_run_options(
+    options.add_run_options(
         sweep,
         seeds_help=f"seeds per grid point (default {DEFAULT_SEEDS})",
         out_help="sweep directory (default: runs/sweep-<config>-<time>)",
@@ -71,7 +49,8 @@ def add_parser(sub) -> None:
         help="report per grid point how many seeds reach this final return (e.g. 475 for CartPole)",
     )
     finetune.add_arguments(sweep)
-    resume.add_cpu_devices(sweep)
+    sweep_rlhf.add_arguments(sweep)
+    options.add_cpu_devices(sweep)
     hosts = sweep.add_argument_group("several hosts (jax.distributed)")
     hosts.add_argument(
         "--distributed",
@@ -126,6 +105,12 @@ def start_distributed(args: argparse.Namespace) -> None:
         return
     import jax
 
+    if not jax.config.jax_enable_preemption_service:  # type: ignore[attr-defined]  # a flag
+        raise UserError(
+            "sweep: JAX's preemption service is off (jax_enable_preemption_service, e.g. "
+            "JAX_ENABLE_PREEMPTION_SERVICE=false); a sweep over several processes needs it to stop every "
+            "process at the same log point on SIGTERM or SIGINT. Turn it back on."
+        )
     # Collectives between CPU processes (the gather of per-run results) need gloo;
     # the setting is ignored on GPU and TPU.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -161,24 +146,16 @@ def _plan_fresh(args) -> Plan:
         grid = make_grid(config, grid_values)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    every, keep = resume.checkpoint_options(args, config)
+    every, keep = options.checkpoint_options(args, config)
     return Plan(grid, seeds, out, every, keep, first_command=common.command_line())
 
 
 def _plan_resume(args) -> Plan:
     """The stopped sweep's own grid, seeds and directory, from its latest checkpoint."""
-    resume.refuse_options(
-        args.resume,
-        resume.shared_options(args)
-        + [
-            ("--grid", args.grid),
-            ("--distributed", args.distributed or None),
-            ("--coordinator", args.coordinator),
-            ("--num-processes", args.num_processes),
-            ("--process-id", args.process_id),
-        ],
-        what="sweep",
-    )
+    resume.refuse_options(args.resume, options.shared_options(args) + [("--grid", args.grid)], what="sweep")
+    # A sweep over several processes resumes over several: every process restores its own shards.
+    check_distributed(args)
+    start_distributed(args)
     out = Path(args.resume)
     update, meta = resume.latest(out, "sweep")
     config = resume.saved_config(
@@ -192,7 +169,7 @@ def _plan_resume(args) -> Plan:
         grid = make_grid(config, meta["grid"])
     except ConfigError as err:
         raise UserError(f"--resume {out}: the saved grid: {err}") from None
-    every, keep = resume.checkpoint_options(args, config, meta)
+    every, keep = options.checkpoint_options(args, config, meta)
     return Plan(
         grid,
         [int(s) for s in meta["seeds"]],
@@ -200,10 +177,10 @@ def _plan_resume(args) -> Plan:
         every,
         keep,
         update,
-        int(meta["log_points_done"]),
-        int(meta["devices"]),
-        meta.get("plan"),
         meta.get("command", ""),
+        log_points_done=int(meta["log_points_done"]),
+        devices=int(meta["devices"]),
+        log_plan=meta.get("plan"),
     )
 
 
@@ -230,26 +207,21 @@ def _header(run, plan: Plan, err) -> None:
     err.print(f"memory (from shapes, before compiling): {run.memory.describe()}")
 
 
-class _Session:
+class _Session(session.Session):
     """The host side of a sweep between log points: progress, checkpoints, signals."""
 
     def __init__(self, plan: Plan, run, progress, checkpointer, stop):
-        self.plan, self.run, self.progress = plan, run, progress
-        self.checkpointer, self.stop = checkpointer, stop
-        self.last_return = float("nan")
-        self.failure: list = []
-        self.meta = {
+        meta = {
             "kind": "sweep",
-            "config": plan.grid.base.to_dict(),
-            "grid": {k: list(v) for k, v in plan.grid.axes.items()},
+            "config": plan.config.to_dict(),
+            "grid": {k: list(v) for k, v in plan.runs.axes.items()},
             "seeds": plan.seeds,
             "num_updates": run.config.num_updates,
             "devices": run.num_devices,
             "plan": run.plan,
-            "checkpoint_every": plan.checkpoint_every,
-            "keep": plan.keep,
-            "command": plan.first_command,
         }
+        super().__init__(plan, progress, checkpointer, stop, meta)
+        self.run = run
 
     def on_chunk(self, updates_done, point, seconds):
         import numpy as np
@@ -261,16 +233,8 @@ class _Session:
         self.progress.update(steps, done_here * self.run.num_runs / max(seconds, 1e-9), self.last_return)
 
     def on_state(self, updates_done, state, pieces) -> bool:
-        if self.checkpointer is None:  # several processes: no checkpoints
-            return False
-        meta = {**self.meta, "log_points_done": len(pieces)}
         tree = lambda: self.run.checkpoint_tree(state, pieces)
-        return resume.save_if_due(self, updates_done, self.run.config.num_updates, tree, meta)
-
-    def close(self) -> None:
-        self.progress.close()
-        if self.checkpointer is not None:
-            self.checkpointer.close()
+        return self.save_if_due(updates_done, tree, log_points_done=len(pieces))
 
 
 def _restore(run, plan: Plan, state):
@@ -287,14 +251,16 @@ def _restore(run, plan: Plan, state):
 
 
 def _train(args, plan: Plan, run, err, main_process: bool):
-    """Compile, restore, run every log point; return (result, session)."""
+    """Compile, restore, run every log point; return (result, session).
+
+    Over several processes, every process saves and restores its own devices' share
+    of each checkpoint (orbax's multi-host checkpoints), and they all stop at the same
+    log point after SIGTERM or SIGINT reaches any of them (``session.PreemptionStop``).
+    """
     import jax
 
-    from ppo_jax.cli.console import Progress
     from ppo_jax.cli.signals import StopOnSignal
-    from ppo_jax.io import checkpoint
 
-    config = run.config
     err.print("compiling…")
     state = run.compile()
     measured = run.compiled_memory()
@@ -302,30 +268,20 @@ def _train(args, plan: Plan, run, err, main_process: bool):
         f"compiled in {run.compile_seconds:.1f} s"
         + (f"; memory by XLA's count: {measured / 2**20:,.1f} MiB per device" if measured else "")
     )
-    single = jax.process_count() == 1  # checkpoints of a multi-process sweep are not supported yet
-    state, pieces = _restore(run, plan, state) if single else (state, [])
-    checkpointer = checkpoint.Checkpointer(plan.out, plan.keep) if single else None
-    if checkpointer is not None:
-        checkpointer.last_saved = plan.start_update or None
-    progress = Progress(
-        config.env_steps,
-        enabled=not args.no_progress and main_process,
-        console=err,
-        start=plan.start_update * config.batch_size,
-    )
-    # Several processes have no checkpoints to stop at: there Ctrl-C interrupts at once, as before.
-    with StopOnSignal(err) if single else contextlib.nullcontext() as stop:
-        session = _Session(plan, run, progress, checkpointer, stop)
+    state, pieces = _restore(run, plan, state)
+    progress = session.progress(plan, not args.no_progress and main_process, err)
+    stop = StopOnSignal(err) if jax.process_count() == 1 else session.PreemptionStop(err)
+    with stop:
+        host = _Session(plan, run, progress, session.checkpointer(plan), stop)
         try:
-            result = run.run(state, session.on_chunk, pieces=pieces, on_state=session.on_state)
+            result = run.run(state, host.on_chunk, pieces=pieces, on_state=host.on_state)
         finally:
-            session.close()
-    return result, session
+            host.close()
+    return result, host
 
 
-def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float] = None) -> None:
-    import numpy as np
-
+def _report(plan: Plan, result, run, host: _Session, err, bar: Optional[float] = None) -> None:
+    """Write the sweep's files; print its ranking, or mark a partial report as such."""
     from ppo_jax.io import logs, report
 
     out = plan.out
@@ -339,8 +295,8 @@ def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float
         "device_wait_seconds": run.host_times.wait,
     }
     if not plan.fresh:
-        extra["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
-    stopped = _stopped(run, session)
+        extra["resumed"] = plan.resumed()
+    stopped = host.stopped(run)
     if stopped:
         extra["stopped"] = stopped
     command = plan.first_command or common.command_line()
@@ -353,6 +309,18 @@ def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float
         )
         logs.write_atomic(out / "report.md", note + (out / "report.md").read_text())
         return
+    _print_ranking(result, summary, err, bar)
+    _print_warnings(result, out, err)
+    err.print(
+        f"train {result.train_seconds:.1f} s · {result.steps_per_second:,.0f} env steps/s · "
+        f"compile {result.compile_seconds:.1f} s"
+    )
+
+
+def _print_ranking(result, summary, err, bar: Optional[float]) -> None:
+    """The best three grid points with their final-return IQM, and how sure the order of the first two is."""
+    from ppo_jax.io import report
+
     warning = report.too_few_seeds(len(result.seeds))
     for rank, p in enumerate(summary.ranking[:3]):
         st = summary.points[p]
@@ -373,6 +341,12 @@ def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float
         )
     if warning:
         err.print(f"ppo-jax: warning: {warning}")
+
+
+def _print_warnings(result, out: Path, err) -> None:
+    """Runs whose episodes were cut too soon, and runs that went non-finite."""
+    import numpy as np
+
     dropped = np.asarray(result.curves["cuts_dropped"])
     if np.nanmax(dropped, initial=0.0) > 0:
         err.print(
@@ -383,45 +357,30 @@ def _report(plan: Plan, result, run, session: _Session, err, bar: Optional[float
     diverged = int((result.nonfinite != 0).sum())
     if diverged:
         err.print(f"ppo-jax: warning: {diverged} run(s) went non-finite; see {out / 'report.md'}.")
-    err.print(
-        f"train {result.train_seconds:.1f} s · {result.steps_per_second:,.0f} env steps/s · "
-        f"compile {result.compile_seconds:.1f} s"
-    )
 
 
-def _stopped(run, session: _Session) -> Optional[dict]:
-    if session.failure:
-        return {"reason": "checkpoint write failed", "update": run.updates_done}
-    if run.stopped_early:
-        return {"reason": session.stop.name, "update": run.updates_done}
-    return None
-
-
-def _end(plan: Plan, run, session: _Session, err) -> int:
+def _end(plan: Plan, run, host: _Session, err) -> int:
     """Say how the sweep ended and how to continue it; return the exit code."""
+    import jax
+
     hint = f"ppo-jax sweep --resume {shlex.quote(str(plan.out))}"
-    last = session.checkpointer.last_saved if session.checkpointer is not None else None
+    if jax.process_count() > 1:
+        hint += (
+            " (on every process, with its --coordinator, --num-processes and --process-id, or --distributed)"
+        )
+    last = host.checkpointer.last_saved
     saved = (
         f"every run's state saved in {plan.out / 'checkpoints' / str(last)}; "
         f"results so far in {plan.out / 'results.csv'}"
     )
-    code = resume.report_interruption(
-        err, session, run, what="The sweep", num_updates=run.config.num_updates, saved=saved, hint=hint
-    )
+    code = host.report_interruption(err, run, what="The sweep", saved=saved, hint=hint)
     return 0 if code is None else code
-
-
-def _start_dir(plan: Plan, overwrite: bool) -> None:
-    from ppo_jax.io import checkpoint, logs
-
-    plan.out.mkdir(parents=True, exist_ok=True)
-    if overwrite and (plan.out / checkpoint.CHECKPOINT_DIR).is_dir():  # not to be taken for this sweep's
-        shutil.rmtree(plan.out / checkpoint.CHECKPOINT_DIR)
-    logs.write_config(plan.out / "config.yaml", plan.grid.base.to_dict())
 
 
 def run(args: argparse.Namespace) -> int:
     common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
+    if sweep_rlhf.wanted(args):
+        return sweep_rlhf.run(args, DEFAULT_SEEDS)
     plan = _plan_fresh(args) if args.resume is None else _plan_resume(args)
 
     import jax
@@ -431,26 +390,16 @@ def run(args: argparse.Namespace) -> int:
 
     common.enable_compile_cache()
     main_process = jax.process_index() == 0
-    tune = finetune.resolve(plan.grid.configs, args, resume=None if plan.fresh else plan.out)
-    sweep_run = SweepRun(plan.grid, plan.seeds, init_from=tune.start, reference=tune.reference)
-    if plan.devices is not None and plan.devices != sweep_run.num_devices:
-        raise UserError(
-            f"--resume {plan.out}: the sweep ran on {plan.devices} device(s), this process has "
-            f"{sweep_run.num_devices}; resume on the same count (on a CPU: --cpu-devices {plan.devices})."
-        )
-    if plan.log_plan is not None and list(plan.log_plan) != list(sweep_run.plan):
-        raise UserError(
-            f"--resume {plan.out}: its log points ({len(plan.log_plan)}) are not those of this "
-            f"version ({len(sweep_run.plan)}); it cannot be resumed exactly."
-        )
+    tune = finetune.resolve(plan.runs.configs, args, resume=None if plan.fresh else plan.out)
+    sweep_run = SweepRun(plan.runs, plan.seeds, init_from=tune.start, reference=tune.reference)
+    session.check_layout(plan, sweep_run, "sweep")
     err = Console(stderr=True, quiet=not main_process)
     if main_process and plan.fresh:
-        _start_dir(plan, args.overwrite)
+        session.start_dir(plan, args.overwrite)
         tune.save(plan.out)
     _header(sweep_run, plan, err)
-    result, session = _train(args, plan, sweep_run, err, main_process)
-    if not main_process:
-        return 0
-    _report(plan, result, sweep_run, session, err, getattr(args, "bar", None))
-    print(f"sweep written to {plan.out}")
-    return _end(plan, sweep_run, session, err)
+    result, host = _train(args, plan, sweep_run, err, main_process)
+    if main_process:  # process 0 writes the files; every process exits with how the sweep ended
+        _report(plan, result, sweep_run, host, err, getattr(args, "bar", None))
+        print(f"sweep written to {plan.out}")
+    return _end(plan, sweep_run, host, err)

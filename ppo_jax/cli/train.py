@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-from ppo_jax.cli import common, resume
+from ppo_jax.cli import common, options, resume, session
 from ppo_jax.cli.common import EXIT_NONFINITE, UserError
-from ppo_jax.cli.resume import DEFAULT_CHECKPOINTS_PER_RUN
+from ppo_jax.cli.options import DEFAULT_CHECKPOINTS_PER_RUN
 from ppo_jax.cli.rundir import default_out, prepare_out_dir
+from ppo_jax.cli.session import Plan
 from ppo_jax.finetune import cli as finetune
 
 SCHEDULE_FILE = "schedule.yaml"  # the --schedule a run was started with, for --resume
-
-
-@dataclasses.dataclass
-class Plan:
-    """What ``train`` will do, settled (and checked) before anything compiles."""
-
-    config: Any
-    seeds: list[int]
-    out: Path
-    checkpoint_every: int  # updates between periodic checkpoints; 0: only at the end or on a signal
-    keep: int
-    start_update: int = 0  # > 0: resuming from the checkpoint after this many updates
-    first_command: str = ""  # the command that started the run (kept across resumes)
-    schedule: Optional[list] = None  # --schedule: [(first update, Hyperparams)]
-
-    @property
-    def fresh(self) -> bool:
-        return self.start_update == 0
 
 
 def add_parser(sub) -> None:
@@ -49,7 +31,7 @@ def add_parser(sub) -> None:
         help="train ENV_ID without a preset: defaults chosen by its action type "
         "(see 'ppo-jax settings'; --set changes them)",
     )
-    resume.add_run_options(
+    options.add_run_options(
         train,
         seeds_help="number of seeds trained at once (vmapped; default 1)",
         out_help="run directory (default: runs/<config>-<time>)",
@@ -69,7 +51,7 @@ def add_parser(sub) -> None:
     )
     train.add_argument("--no-progress", action="store_true", help="no progress output")
     finetune.add_arguments(train)
-    resume.add_cpu_devices(train)
+    options.add_cpu_devices(train)
     train.add_argument(
         "--data-parallel",
         type=int,
@@ -109,7 +91,7 @@ def plan_fresh(args) -> Plan:
     seeds = common.seed_list(1 if args.seeds is None else args.seeds, 0 if args.seed is None else args.seed)
     out = Path(args.out) if args.out else default_out(args.config or args.env)
     prepare_out_dir(out, args.overwrite)
-    every, keep = resume.checkpoint_options(args, config)
+    every, keep = options.checkpoint_options(args, config)
     schedule = _schedule(args.schedule, config)
     return Plan(config, seeds, out, every, keep, first_command=common.command_line(), schedule=schedule)
 
@@ -126,7 +108,7 @@ def _schedule(path: Optional[str], config) -> Optional[list]:
 
 def _refuse_options_with_resume(args) -> None:
     resume.refuse_options(
-        args.resume, resume.shared_options(args) + [("--env", args.env), ("--schedule", args.schedule)]
+        args.resume, options.shared_options(args) + [("--env", args.env), ("--schedule", args.schedule)]
     )
 
 
@@ -137,11 +119,11 @@ def plan_resume(args) -> Plan:
     saved = resume.saved_config(
         run_dir, update, meta, f"Evaluate it with: ppo-jax eval {shlex.quote(str(run_dir))}"
     )
-    every, keep = resume.checkpoint_options(args, saved, meta)
+    every, keep = options.checkpoint_options(args, saved, meta)
     kept = run_dir / SCHEDULE_FILE  # a --schedule run keeps its schedule beside its config
     schedule = _schedule(str(kept), saved) if kept.is_file() else None
     seeds = [int(s) for s in meta["seeds"]]
-    return Plan(saved, seeds, run_dir, every, keep, update, meta.get("command", ""), schedule)
+    return Plan(saved, seeds, run_dir, every, keep, update, meta.get("command", ""), schedule=schedule)
 
 
 # ---------------------------------------------------------------------------
@@ -177,17 +159,6 @@ def _check_space_and_restore(run, plan: Plan, tensorboard: bool):
         return checkpoint.restore_state(plan.out, plan.start_update, target)
     except checkpoint.CheckpointError as err:
         raise UserError(f"--resume {err}") from None
-
-
-def _start_dir(plan: Plan, overwrite: bool) -> None:
-    from ppo_jax.io import checkpoint, logs
-
-    plan.out.mkdir(parents=True, exist_ok=True)
-    if overwrite:  # a previous run's checkpoints would be taken for this one's
-        for stale in (checkpoint.CHECKPOINT_DIR, "tensorboard"):
-            if (plan.out / stale).is_dir():
-                shutil.rmtree(plan.out / stale)
-    logs.write_config(plan.out / "config.yaml", plan.config.to_dict())
 
 
 def _check_data_parallel(config, count: Optional[int]) -> None:
@@ -236,24 +207,14 @@ def _header(plan: Plan, devices: int, data_parallel: Optional[int] = None) -> li
 # ---------------------------------------------------------------------------
 
 
-class _Session:
+class _Session(session.Session):
     """The host side of a run between chunks: loggers, progress, checkpoints, signals."""
 
     def __init__(self, plan: Plan, loggers: list, progress, checkpointer, stop):
-        self.plan, self.loggers, self.progress = plan, loggers, progress
-        self.checkpointer, self.stop = checkpointer, stop
+        meta = {"kind": "train", "config": plan.config.to_dict(), "seeds": plan.seeds}
+        super().__init__(plan, progress, checkpointer, stop, {**meta, "num_updates": plan.config.num_updates})
+        self.loggers = loggers
         self.history: list = []
-        self.last_return = float("nan")  # long episodes (Freeway: 2,500 steps) skip many chunks
-        self.failure: list = []
-        self.meta = {
-            "kind": "train",
-            "config": plan.config.to_dict(),
-            "seeds": plan.seeds,
-            "num_updates": plan.config.num_updates,
-            "checkpoint_every": plan.checkpoint_every,
-            "keep": plan.keep,
-            "command": plan.first_command,
-        }
 
     def on_chunk(self, first_update, metrics, seconds):
         import numpy as np
@@ -275,13 +236,12 @@ class _Session:
         self.progress.update(steps, sps, self.last_return)
 
     def on_state(self, updates_done, state) -> bool:
-        return resume.save_if_due(self, updates_done, self.plan.config.num_updates, lambda: state, self.meta)
+        return self.save_if_due(updates_done, lambda: state)
 
     def close(self) -> None:
-        self.progress.close()
+        super().close()
         for logger in self.loggers:
             logger.close()
-        self.checkpointer.close()
 
 
 def _train(args, plan: Plan, err):
@@ -289,7 +249,6 @@ def _train(args, plan: Plan, err):
     import jax
     import numpy as np
 
-    from ppo_jax.cli.console import Progress
     from ppo_jax.cli.loggers import make_loggers
     from ppo_jax.cli.signals import StopOnSignal
     from ppo_jax.driver import ChunkedRun
@@ -307,7 +266,7 @@ def _train(args, plan: Plan, err):
     )
     restored = _check_space_and_restore(run, plan, not args.no_tensorboard)
     if plan.fresh:
-        _start_dir(plan, args.overwrite)
+        session.start_dir(plan, args.overwrite, stale=("tensorboard",))
         tune.save(plan.out)
         if args.schedule is not None:
             shutil.copyfile(args.schedule, plan.out / SCHEDULE_FILE)
@@ -328,29 +287,22 @@ def _train(args, plan: Plan, err):
     state = run.compile()
     if restored is not None:  # onto the devices (and shardings) the compiled chunks expect
         state = jax.device_put(restored, jax.tree.map(lambda x: x.sharding, state))
-    checkpointer = checkpoint.Checkpointer(plan.out, plan.keep)
-    checkpointer.last_saved = plan.start_update or None
-    progress = Progress(
-        plan.config.env_steps,
-        enabled=not args.no_progress,
-        console=err,
-        start=plan.start_update * plan.config.batch_size,
-    )
+    progress = session.progress(plan, not args.no_progress, err)
     with StopOnSignal(err) as stop:
-        session = _Session(plan, loggers, progress, checkpointer, stop)
+        host = _Session(plan, loggers, progress, session.checkpointer(plan), stop)
         err.print(f"compiled in {run.compile_seconds:.1f} s")
         try:
             state, metrics = run.run(
-                state, session.on_chunk, start_update=plan.start_update, on_state=session.on_state
+                state, host.on_chunk, start_update=plan.start_update, on_state=host.on_state
             )
         finally:
-            session.close()
+            host.close()
     if not plan.fresh:
         earlier = logs.read_metrics(plan.out / "metrics.csv", plan.seeds, plan.start_update)
         metrics = {
             k: np.concatenate([earlier[k].astype(metrics[k].dtype), metrics[k]], axis=1) for k in metrics
         }
-    return run, session, metrics
+    return run, host, metrics
 
 
 # ---------------------------------------------------------------------------
@@ -358,7 +310,7 @@ def _train(args, plan: Plan, err):
 # ---------------------------------------------------------------------------
 
 
-def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
+def _summary(plan: Plan, run, host: _Session, metrics) -> dict:
     import numpy as np
 
     from ppo_jax.io import checkpoint, logs
@@ -367,7 +319,7 @@ def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
     final = logs.final_returns(metrics)
     env_steps_done = int(metrics["env_steps"][0, -1])
     session_steps = (env_steps_done - plan.start_update * config.batch_size) * len(seeds)
-    last = session.checkpointer.last_saved
+    last = host.checkpointer.last_saved
     summary = {
         "env_id": config.env_id,
         "seeds": seeds,
@@ -391,23 +343,21 @@ def _summary(plan: Plan, run, session: _Session, metrics) -> dict:
         "command": plan.first_command,
     }
     if not plan.fresh:
-        summary["resumed"] = {"from_update": plan.start_update, "command": common.command_line()}
+        summary["resumed"] = plan.resumed()
     if run.nonfinite is not None:
         summary["stopped"] = {
             "reason": f"non-finite {run.nonfinite.quantity}",
             "seed": run.nonfinite.seed,
             "update": run.nonfinite.update,
         }
-    elif session.failure:
-        summary["stopped"] = {"reason": "checkpoint write failed", "update": run.updates_done}
-    elif run.stopped_early:
-        summary["stopped"] = {"reason": session.stop.name, "update": run.updates_done}
+    elif (stopped := host.stopped(run)) is not None:
+        summary["stopped"] = stopped
     return summary
 
 
-def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
+def _report_end(plan: Plan, run, host: _Session, summary: dict, err) -> int:
     """Say how the run ended and how to continue it; return the exit code."""
-    out, last = plan.out, session.checkpointer.last_saved
+    out, last = plan.out, host.checkpointer.last_saved
     resume_hint = f"ppo-jax train --resume {shlex.quote(str(out))}"
     if run.nonfinite is not None:
         bad = run.nonfinite
@@ -424,14 +374,8 @@ def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
             soft_wrap=True,
         )
         return EXIT_NONFINITE
-    code = resume.report_interruption(
-        err,
-        session,
-        run,
-        what="Training",
-        num_updates=plan.config.num_updates,
-        saved=f"checkpoint saved in {summary['checkpoint']}",
-        hint=resume_hint,
+    code = host.report_interruption(
+        err, run, what="Training", saved=f"checkpoint saved in {summary['checkpoint']}", hint=resume_hint
     )
     if code is not None:
         return code
@@ -441,7 +385,7 @@ def _report_end(plan: Plan, run, session: _Session, summary: dict, err) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    common.set_cpu_devices(args.cpu_devices)  # first: importing ppo_jax.logs starts JAX's backend
+    common.set_cpu_devices(args.cpu_devices)  # before anything starts JAX's backend
     from rich.console import Console
 
     from ppo_jax.cli.loggers import check_wandb
@@ -451,8 +395,8 @@ def run(args: argparse.Namespace) -> int:
     _check_data_parallel(plan.config, args.data_parallel)
     check_wandb(args.wandb)
     err = Console(stderr=True)
-    run_, session, metrics = _train(args, plan, err)
-    summary = _summary(plan, run_, session, metrics)
+    run_, host, metrics = _train(args, plan, err)
+    summary = _summary(plan, run_, host, metrics)
     config, out = plan.config, plan.out
     logs.write_summary(out / "summary.json", summary)
     logs.plot_curves(
@@ -467,4 +411,4 @@ def run(args: argparse.Namespace) -> int:
         f"compile {run_.compile_seconds:.1f} s"
     )
     print(f"run written to {out}")
-    return _report_end(plan, run_, session, summary, err)
+    return _report_end(plan, run_, host, summary, err)
