@@ -22,16 +22,33 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long learning tests (run with -m slow)")
 
 
+ROOT = __import__("pathlib").Path(__file__).parent.parent
+
+
+def run_cli(*args, env=None, timeout=600, cwd=ROOT):
+    """``ppo-jax ARGS`` in a subprocess (``env``: its environment, default this one's), captured."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "ppo_jax.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
 def interrupt_cli(args, sig, env, timeout=900):
     """Start ``ppo-jax ARGS`` and send ``sig`` once it reports training progress
     (a plain line per 10% when stderr is not a terminal); (exit code, stderr)."""
     import subprocess
     import sys
-    from pathlib import Path
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "ppo_jax.cli", *args],
-        cwd=Path(__file__).parent.parent,
+        cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -2,25 +2,17 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 ROOT = Path(__file__).parent.parent
 
 
 def _cli(*args, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PPO_JAX_NO_CACHE": "1"},
-    )
+    return run_cli(*args, cwd=cwd, env={**os.environ, "PPO_JAX_NO_CACHE": "1"})
 
 
 def test_train_writes_a_run_directory(tmp_path):

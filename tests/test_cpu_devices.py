@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEST_XLA_FLAGS, assert_bitwise_equal, interrupt_cli
+from conftest import TEST_XLA_FLAGS, assert_bitwise_equal, interrupt_cli, run_cli
 
 import ppo_jax
 
@@ -23,14 +23,7 @@ TINY = ["--set", "total_timesteps=2048", "--set", "num_envs=4", "--set", "num_st
 
 def _cli(*args):
     env = {**os.environ, "XLA_FLAGS": TEST_XLA_FLAGS}  # no device count: the CLI's default split
-    result = subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**env, "PPO_JAX_NO_CACHE": "1"},
-    )
+    result = run_cli(*args, env={**env, "PPO_JAX_NO_CACHE": "1"})
     assert result.returncode == 0, result.stderr
     return result
 

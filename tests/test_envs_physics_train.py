@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import pytest
 import yaml
+from conftest import run_cli
 
 import ppo_jax
 from ppo_jax import envs
@@ -58,15 +59,8 @@ def test_a_few_updates_through_make_train_have_finite_metrics(suite):
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
 
 
-def _cli(args, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        **kwargs,
-    )
+def _cli(args, env=None):
+    return run_cli(*args, env=env, timeout=1200)
 
 
 @pytest.mark.slow

@@ -4,12 +4,10 @@ with nothing written."""
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import interrupt_cli
+from conftest import interrupt_cli, run_cli
 
 ROOT = Path(__file__).parent.parent
 # 6 members, 40 updates of 4 envs × 32 steps, a ready point every 8 updates.
@@ -40,15 +38,8 @@ PBT_ARGS = (
 FILES = ("results.csv", "lineage.csv", "best_schedule.yaml")
 
 
-def _cli(*args, env, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+def _cli(*args, env):
+    return run_cli(*args, env=env, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,10 @@ sweep's. Bad resumes exit 2 before anything compiles."""
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import interrupt_cli
+from conftest import interrupt_cli, run_cli
 
 ROOT = Path(__file__).parent.parent
 # 2 grid points × 2 seeds, 100 updates of 4 envs × 32 steps in 50 log points.
@@ -31,15 +29,8 @@ SWEEP_ARGS = (
 )
 
 
-def _cli(*args, env, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "ppo_jax.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+def _cli(*args, env):
+    return run_cli(*args, env=env, timeout=900)
 
 
 def _interrupted_and_resumed_equals_uninterrupted(tmp_path, env, devices):
