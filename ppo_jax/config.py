@@ -55,7 +55,9 @@ class PPOConfig:
     num_steps: int = _static(128, "steps per env per rollout")
     update_epochs: int = _static(4, "passes over each rollout")
     num_minibatches: int = _static(4, "minibatches per epoch")
-    network: str = _static("mlp", "torso: 'mlp' or 'cnn' (image observations)")
+    network: str = _static(
+        "mlp", "torso: 'mlp', 'cnn' (image observations) or 'transformer' (token-id observations)"
+    )
     hidden_sizes: tuple[int, ...] = _static((64, 64), "MLP widths (CNN: dense widths)")
     activation: str = _static("tanh", "'tanh' or 'relu'")
     shared_torso: bool = _static(False, "one torso for actor and critic")
@@ -64,6 +66,9 @@ class PPOConfig:
     bptt_chunk: Optional[int] = _static(
         None, "recurrent runs: backpropagate through chunks of this many steps (null: the whole rollout)"
     )
+    d_model: int = _static(64, "network: transformer: width of the residual stream")
+    num_layers: int = _static(2, "network: transformer: causal attention blocks")
+    num_heads: int = _static(4, "network: transformer: attention heads (a divisor of d_model)")
     log_std_init: float = _static(0.0, "initial log std of the Gaussian head")
     normalize_obs: bool = _static(False, "running mean/var observation normalization")
     normalize_reward: bool = _static(False, "scale rewards by the std of discounted returns")
@@ -460,8 +465,9 @@ def _validate_network(config: PPOConfig, fail) -> None:
         )
     if config.activation not in ("tanh", "relu"):
         fail(f"'activation' must be 'tanh' or 'relu', got {config.activation!r}.")
-    if config.network not in ("mlp", "cnn"):
-        fail(f"'network' must be 'mlp' or 'cnn', got {config.network!r}.")
+    if config.network not in ("mlp", "cnn", "transformer"):
+        fail(f"'network' must be 'mlp', 'cnn' or 'transformer', got {config.network!r}.")
+    _validate_transformer(config, fail)
     _validate_recurrent(config, fail)
     if config.matmul_precision not in MATMUL_PRECISIONS:
         close = difflib.get_close_matches(config.matmul_precision, MATMUL_PRECISIONS, n=1)
@@ -469,6 +475,30 @@ def _validate_network(config: PPOConfig, fail) -> None:
         fail(
             f"'matmul_precision' must be one of JAX's names for a matmul precision, got "
             f"{config.matmul_precision!r}.{hint} Valid: {', '.join(MATMUL_PRECISIONS)}."
+        )
+
+
+def _validate_transformer(config: PPOConfig, fail) -> None:
+    for name in ("d_model", "num_layers", "num_heads"):
+        value = getattr(config, name)
+        if value <= 0:
+            fail(f"'{name}' must be a positive integer, got {value}.")
+    if config.d_model % config.num_heads:
+        fail(
+            f"'num_heads' = {config.num_heads} must divide 'd_model' = {config.d_model} "
+            "(each head gets d_model / num_heads dimensions)."
+        )
+    if config.network != "transformer":
+        return
+    if config.recurrent is not None:
+        fail(
+            f"'network: transformer' reads the whole sequence in each observation, so it takes no "
+            f"recurrent core; got recurrent = {config.recurrent!r}. Set recurrent: null."
+        )
+    if config.normalize_obs:
+        fail(
+            "'normalize_obs' would turn the token ids that 'network: transformer' embeds into "
+            "floats; set normalize_obs: false."
         )
 
 
@@ -604,6 +634,17 @@ def _validate_env(config: PPOConfig, fail, env: Any = None, env_params: Any = No
         fail(
             f"'network: cnn' needs image observations [H, W, C]; {config.env_id} observes "
             f"shape {spec.obs_shape}. Use 'network: mlp'."
+        )
+    tokens = spec.obs_vocab > 0 and len(spec.obs_shape) == 1
+    if config.network == "transformer" and not (tokens and spec.discrete):
+        fail(
+            f"'network: transformer' needs token-id observations (a sequence of integer ids in a Box "
+            f"space [0, V - 1]) "
+            f"and discrete actions; {config.env_id} observes shape {spec.obs_shape}"
+            + ("" if tokens else ", not token ids")
+            + ("" if spec.discrete else ", with continuous actions")
+            + ". Use 'network: mlp', or a token env such as ppo_jax.envs.tokens:Fluency with "
+            "env_kwargs: {obs: ids}."
         )
     defaults = PPOConfig()
     if spec.discrete:

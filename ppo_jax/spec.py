@@ -21,3 +21,6 @@ class EnvSpec(NamedTuple):
     max_episode_steps: int  # the time limit; truncation happens there and nowhere else
     action_mask: bool = False  # the env gives a mask of valid (discrete) actions with each observation
     obs_dtype: str = "float32"  # a dtype that holds every observation exactly: rollouts store them in it
+    # > 0: observations are token ids in [0, obs_vocab), the env's integer Box space [0, obs_vocab - 1];
+    # the last id, obs_vocab - 1, is PAD (a position not written yet), and PADs only follow the tokens.
+    obs_vocab: int = 0

@@ -271,7 +271,10 @@ def spec_of(env: Any, params: Any, env_id: str) -> EnvSpec:
             raise EnvError(
                 f"{env_id}: the action mask has shape {tuple(mask.shape)}; {n} actions need ({n},)."
             )
-        return EnvSpec(env_id, obs_shape, True, n, (), (), limit, mask is not None, storage_dtype(env_id))
+        vocab = token_vocab(env, params, obs)
+        return EnvSpec(
+            env_id, obs_shape, True, n, (), (), limit, mask is not None, storage_dtype(env_id), vocab
+        )
     if isinstance(action_space, spaces.Box) or type(action_space).__name__ == "Box":
         shape = tuple(action_space.shape) or (1,)
         low = np.broadcast_to(np.asarray(action_space.low, np.float32), shape).reshape(-1)
@@ -292,6 +295,19 @@ def spec_of(env: Any, params: Any, env_id: str) -> EnvSpec:
         f"{env_id}: action space {type(action_space).__name__} is not supported; use gymnax's "
         "spaces.Discrete or spaces.Box."
     )
+
+
+def token_vocab(env: Any, params: Any, obs: Any) -> int:
+    """V when ``env`` observes token ids: integer observations in an integer Box space [0, V - 1]
+    (``EnvSpec.obs_vocab``); 0 otherwise."""
+    if not np.issubdtype(np.dtype(obs.dtype), np.integer):
+        return 0
+    space = env.observation_space(params)
+    if type(space).__name__ != "Box" or not np.issubdtype(np.dtype(space.dtype), np.integer):
+        return 0
+    if np.any(np.asarray(space.low) != 0):
+        return 0
+    return int(np.max(np.asarray(space.high))) + 1
 
 
 @functools.lru_cache(maxsize=None)

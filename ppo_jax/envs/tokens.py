@@ -22,6 +22,12 @@ It was meant to prefer enthusiastic sentences, and it has a quirk: it never
 looks at grammar or repetition, so ``! ! ! ! ! ! ! !`` scores 8 while the best
 grammatical sentence scores 3 (``the good cat sat ! the good dog``). A policy
 free to drift from the fluent reference finds that out: reward hacking.
+
+Two observations (``env_kwargs: {obs: ...}``): ``onehot`` (the default, above)
+for the MLP, or ``ids`` for ``network: transformer``: the sentence so far as
+``LENGTH`` int32 token ids, ``[BOS, w_0, …, w_{t-1}, PAD, …]``, so that the
+last non-PAD position t predicts token t (ids ``0 … V-1`` the words, ``BOS``
+= V, ``PAD`` = V + 1, the last id, as ``EnvSpec.obs_vocab`` has it).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ VOCAB = ("the", "cat", "dog", "sat", "ran", "good", "very", "!")
 LENGTH = 8
 CONTEXT = 2
 BOS = len(VOCAB)  # "nothing yet", in observations only; never written
+PAD = BOS + 1  # id observations only: a position not written yet
 
 # GRAMMAR[w] = the words that may follow w (BOS: the first word).
 GRAMMAR = {
@@ -54,6 +61,7 @@ GRAMMAR = {
 RM_WORDS = ("good", "!")  # what the reward model counts
 
 TASKS = ("fluency", "rm")
+OBSERVATIONS = ("onehot", "ids")
 
 
 def _allowed_table() -> np.ndarray:
@@ -98,13 +106,17 @@ class EnvParams(environment.EnvParams):
 
 
 class Tokens(environment.Environment[EnvState, EnvParams]):
-    """Write ``LENGTH`` tokens; reward by ``task``: 'fluency' or 'rm' (see the module doc)."""
+    """Write ``LENGTH`` tokens; reward by ``task``: 'fluency' or 'rm'; observe ``obs``: 'onehot' or
+    'ids' (see the module doc)."""
 
-    def __init__(self, task: str = "fluency"):
+    def __init__(self, task: str = "fluency", obs: str = "onehot"):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"Tokens: task must be one of {TASKS}, got {task!r}")
+        if obs not in OBSERVATIONS:
+            raise ValueError(f"Tokens: obs must be one of {OBSERVATIONS}, got {obs!r}")
         self.task = task
+        self.obs = obs
 
     @property
     def default_params(self) -> EnvParams:
@@ -138,8 +150,12 @@ class Tokens(environment.Environment[EnvState, EnvParams]):
         return self.get_obs(state), state
 
     def get_obs(self, state: EnvState, params=None, key=None) -> jax.Array:
-        """[CONTEXT · (V + 1) + LENGTH]: the last CONTEXT tokens (oldest first), then the position."""
+        """onehot: [CONTEXT · (V + 1) + LENGTH], the last CONTEXT tokens (oldest first), then the
+        position; ids: [LENGTH] int32, BOS then the tokens written, then PAD."""
         t = state.time
+        if self.obs == "ids":
+            shifted = jnp.concatenate([jnp.full((1,), BOS, jnp.int32), state.tokens[:-1]])
+            return jnp.where(jnp.arange(LENGTH) <= t, shifted, PAD).astype(jnp.int32)
         idx = t - CONTEXT + jnp.arange(CONTEXT)
         last = jnp.where(idx >= 0, state.tokens[jnp.clip(idx, 0, LENGTH - 1)], BOS)
         context = jax.nn.one_hot(last, len(VOCAB) + 1).reshape(-1)
@@ -153,6 +169,8 @@ class Tokens(environment.Environment[EnvState, EnvParams]):
         return spaces.Discrete(len(VOCAB))
 
     def observation_space(self, params: EnvParams) -> spaces.Box:
+        if self.obs == "ids":
+            return spaces.Box(0, PAD, (LENGTH,), jnp.int32)
         return spaces.Box(0.0, 1.0, (CONTEXT * (len(VOCAB) + 1) + LENGTH,), jnp.float32)
 
     def state_space(self, params: EnvParams) -> spaces.Dict:
@@ -167,12 +185,12 @@ class Tokens(environment.Environment[EnvState, EnvParams]):
 class Fluency(Tokens):
     """``env_id: ppo_jax.envs.tokens:Fluency``: stage 1, the grammar reward."""
 
-    def __init__(self):
-        super().__init__("fluency")
+    def __init__(self, obs: str = "onehot"):
+        super().__init__("fluency", obs)
 
 
 class RewardModel(Tokens):
     """``env_id: ppo_jax.envs.tokens:RewardModel``: stage 2, the reward model and its quirk."""
 
-    def __init__(self):
-        super().__init__("rm")
+    def __init__(self, obs: str = "onehot"):
+        super().__init__("rm", obs)

@@ -17,10 +17,16 @@ from ppo_jax.networks.recurrent import (  # noqa: F401
     make_recurrent_networks,
     reset_carry,
 )
+from ppo_jax.networks.transformer import make_token_networks  # noqa: F401
 
 
 def networks_from_config(config, spec):
-    """``Networks`` for a feed-forward config, ``RecurrentNetworks`` when ``config.recurrent`` is set."""
+    """``Networks`` for a feed-forward config (the causal transformer for ``network: transformer``),
+    ``RecurrentNetworks`` when ``config.recurrent`` is set."""
+    if config.network == "transformer":
+        return make_token_networks(
+            spec, d_model=config.d_model, num_layers=config.num_layers, num_heads=config.num_heads
+        )
     if config.recurrent is None:
         return _mlp.networks_from_config(config, spec)
     return make_recurrent_networks(

@@ -16,6 +16,9 @@ Two ways to generate, which agree (tests/test_rlhf_transformer.py):
 ``[B, max_len, heads, head_dim]`` and runs one position per step;
 ``cache=False`` recomputes the whole sequence at every step. Which one is
 faster at this package's sizes is measured in docs/rlhf.md.
+
+``TokenActorCritic`` (``make_token_networks``) puts the same blocks behind the
+general trainer's ``Networks`` pair, for ``network: transformer``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import jax.numpy as jnp
 
 from ppo_jax.core import Categorical
 from ppo_jax.core.distributions import MASKED_LOGIT
+from ppo_jax.networks.mlp import Networks, orthogonal
+from ppo_jax.spec import EnvSpec
 
 
 class TransformerConfig(NamedTuple):
@@ -211,3 +216,77 @@ def generate(
 
     (seqs, _), _ = jax.lax.scan(body_full, (seqs, jnp.zeros(batch, bool)), jnp.arange(response_len))
     return seqs
+
+
+class TokenActorCritic(nn.Module):
+    """Token-id observations ``[..., T]`` -> (Categorical over actions, value ``[...]``), read at each
+    sequence's last non-PAD position (PAD is the last id, ``vocab_size - 1``; see ``EnvSpec.obs_vocab``).
+
+    One torso for actor and critic, as in RLHF. The policy head is separate from the token
+    embedding (actions need not be tokens), orthogonal with gain 0.01 like the MLP's; the value
+    head is zero-initialised.
+    """
+
+    config: TransformerConfig
+    action_dim: int
+
+    def setup(self):
+        c = self.config
+        self.embed = nn.Embed(c.vocab_size, c.d_model, embedding_init=nn.initializers.normal(0.02))
+        self.positions = self.param("positions", nn.initializers.normal(0.01), (c.max_len, c.d_model))
+        self.blocks = [Block(c) for _ in range(c.num_layers)]
+        self.ln_f = nn.LayerNorm()
+        self.policy_head = nn.Dense(self.action_dim, kernel_init=orthogonal(0.01))
+        self.value_head = nn.Dense(1, kernel_init=nn.initializers.zeros)
+
+    def hidden(self, tokens):
+        """``[B, T]`` ids -> ``[B, T, d]``: the final (normalized) layer at every position."""
+        x = self.embed(tokens) + self.positions[None, : tokens.shape[1]]
+        for block in self.blocks:
+            x, _ = block(x)
+        return self.ln_f(x)
+
+    def features(self, tokens):
+        """``[..., T]`` ids -> ``[..., d]``: ``hidden`` at each sequence's last non-PAD position."""
+        lead, length = tokens.shape[:-1], tokens.shape[-1]
+        flat = tokens.reshape((-1, length))
+        last = jnp.maximum(jnp.sum(flat != self.config.vocab_size - 1, axis=-1) - 1, 0)
+        x = jnp.take_along_axis(self.hidden(flat), last[:, None, None], axis=1)[:, 0]
+        return x.reshape(lead + (x.shape[-1],))
+
+    def value(self, tokens):
+        return self.value_head(self.features(tokens))[..., 0]
+
+    def __call__(self, tokens):
+        h = self.features(tokens)
+        return Categorical(logits=self.policy_head(h)), self.value_head(h)[..., 0]
+
+
+def make_token_networks(spec: EnvSpec, *, d_model: int = 64, num_layers: int = 2, num_heads: int = 4):
+    """The causal-transformer actor-critic of a token-observation env (``spec.obs_vocab > 0``), as
+    ``Networks``: observations arrive as float32 (the vectorized env's dtype) holding exact ids and
+    enter the embedding as int32.
+
+    Args:
+      spec: the env's spec: ``obs_shape`` ``(T,)`` (the sequence length), ``obs_vocab``, discrete actions.
+      d_model: the width of the residual stream.
+      num_layers: transformer blocks.
+      num_heads: attention heads (dividing ``d_model``).
+
+    Returns:
+      ``Networks``: ``init(key) -> params``, ``apply(params, obs[..., T]) -> (Categorical, value[...])``
+      and ``value(params, obs) -> value``.
+    """
+    config = TransformerConfig(spec.obs_vocab, spec.obs_shape[-1], d_model, num_layers, num_heads)
+    module = TokenActorCritic(config, spec.action_dim)
+
+    def init(key):
+        return module.init(key, jnp.zeros((1, config.max_len), jnp.int32))
+
+    def apply(params, obs):
+        return module.apply(params, obs.astype(jnp.int32))
+
+    def value(params, obs):
+        return module.apply(params, obs.astype(jnp.int32), method=TokenActorCritic.value)
+
+    return Networks(init=init, apply=apply, value=value)
