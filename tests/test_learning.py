@@ -49,9 +49,11 @@ ROWS = {
     # the first 8 seeds of held-out block 1 of docs/tuning/pendulum/ (tuned on 1000-1007)
     "pendulum": Row(-200.0, -150.0, 1, 8, 11000, 1_000_000),
     "mountaincar_continuous": Row(70.0, 90.0, 1, 8, 5000, 1_000_000),  # 8 of held-out block 1
-    "space_invaders_minatar": Row(131.0, 160.0, 1, 8, 100, 10_000_000),
+    # held-out block 1 of docs/tuning/space_invaders_minatar/ (chosen on seeds 0-3)
+    "space_invaders_minatar": Row(131.0, 160.0, 1, 8, 11000, 10_000_000),
     "asterix_minatar": Row(15.0, 25.0, 1, 8, 100, 10_000_000),
-    "freeway_minatar": Row(58.0, 60.0, 1, 8, 100, 10_000_000),
+    # held-out block 1 of docs/tuning/freeway_minatar/ (chosen on seeds 0-3)
+    "freeway_minatar": Row(58.0, 60.0, 1, 8, 11000, 10_000_000),
     # held-out block 1 of docs/tuning/breakout_minatar/ (tuned on 1000-1007)
     "breakout_minatar": Row(25.0, 40.0, 1, 8, 5000, 10_000_000),
     # 0.9 x the optimum 0.956 (7 steps: 1 - 0.9 * 7/144); needs the xminigrid extra.
